@@ -1,0 +1,52 @@
+# Single entry points: setup, gen, lint, typecheck, test, run, bench. CI calls `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PROTO_FILES := $(shell find proto -name '*.proto' | sort)
+
+.PHONY: setup gen gen-check lint format typecheck test test-only run bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+# Generated Python stubs, type stubs and the Envoy descriptor set, all from proto/.
+gen: setup
+	@$(PY) tools/gen.py gen
+
+# Fails when gen/ differs from what proto/ generates (CI runs this).
+gen-check: setup
+	@$(PY) tools/gen.py check
+
+lint: setup
+	$(BIN)/ruff check otao tests bench tools
+	$(BIN)/ruff format --check otao tests bench tools
+	$(BIN)/buf lint
+
+format: setup
+	$(BIN)/ruff format otao tests bench tools
+	$(BIN)/ruff check --fix otao tests bench tools
+
+typecheck: setup
+	$(BIN)/mypy --strict otao
+
+# Fast checks first (seconds), then the whole suite against real processes.
+test: setup gen-check lint typecheck test-only
+
+test-only: setup
+	$(BIN)/pytest -q
+
+run: setup gen
+	$(PY) -m otao.devstack
+
+bench: setup gen
+	$(PY) -m bench
+
+clean:
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

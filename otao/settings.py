@@ -1,0 +1,123 @@
+"""otao's settings: one object, built once at start and handed to the wiring in ``app``.
+
+Sources, highest priority first: constructor arguments, ``OTAO_*`` environment variables
+(nested with ``__``, e.g. ``OTAO_SECURITY__ENABLED``), the YAML file named by
+``OTAO_CONFIG_FILE``, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class ApplicationEntry(BaseModel):
+    """One application of the local application configuration (when Tekton is off)."""
+
+    name: str
+    tenant_id: str = "default"
+    app_versions: list[str] = Field(default_factory=list)
+    consent_required: bool = False
+
+
+class KaaNames(BaseModel):
+    """Kaa service instance names used in NATS subjects (3/ISM)."""
+
+    otao: str = "otao"
+    consumer: str = "cmx-ota"
+    epr: str = "epr"
+    tekton: str = "tekton"
+
+
+class SecuritySettings(BaseModel):
+    # Off only in the explicit local development mode; otao says so loudly at start.
+    enabled: bool = True
+    default_tenant: str = "default"
+    keycloak_url: str = "http://127.0.0.1:8180"
+    tenant_manager_url: str = "http://127.0.0.1:8280"
+    client_id: str = "otao"
+    client_secret: str = ""
+    token_audience: str | None = None
+    leeway_seconds: int = 30
+    tenant_refresh_seconds: float = 300.0
+    jwks_refetch_min_interval_seconds: float = 10.0
+    uma_decision_ttl_seconds: float = 30.0
+
+
+class TektonSettings(BaseModel):
+    enabled: bool = False
+    url: str = "http://127.0.0.1:8380"
+    retry_seconds: float = 10.0
+
+
+class PushSettings(BaseModel):
+    # Notifications per second across this replica; 0 disables the limit.
+    rate_per_second: float = 1000.0
+    batch_size: int = 500
+    poll_interval_seconds: float = 1.0
+    lease_seconds: float = 15.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OTAO_", env_nested_delimiter="__")
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    grace_period_seconds: float = 10.0
+    max_message_bytes: int = 4 * 1024 * 1024
+
+    mongodb_uri: str = "mongodb://127.0.0.1:27017"
+    mongodb_database: str = "otao"
+    mongodb_timeout_ms: int = 3000
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    replica_id: str = Field(default_factory=lambda: f"otao-{uuid.uuid4().hex[:12]}")
+    kaa: KaaNames = Field(default_factory=KaaNames)
+
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    tekton: TektonSettings = Field(default_factory=TektonSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
+
+    applications: list[ApplicationEntry] = Field(default_factory=list)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by OTAO_CONFIG_FILE, if any."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get("OTAO_CONFIG_FILE")
+        self._data: dict[str, Any] = {}
+        if path:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            self._data = loaded if isinstance(loaded, dict) else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
