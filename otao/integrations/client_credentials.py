@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 import httpx
-from authlib.integrations.base_client import OAuthError  # type: ignore[import-untyped]
-from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from otao.domain.errors import Unavailable
 

@@ -1,0 +1,184 @@
+"""Domain models: software definitions, application settings and what otao knows of endpoints.
+
+Pure data. Conversion to and from protobuf lives in ``otao.rpc``; to and from BSON in
+``otao.store``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TypeAlias
+
+JsonValue: TypeAlias = (
+    None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+)
+
+
+def canonical_json(value: JsonValue) -> str:
+    """The JSON text otao stores and sends: compact, unicode kept, key order kept."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+class RolloutStrategy(StrEnum):
+    SUSPENDED = "suspended"
+    TARGETED = "targeted"
+    GENERAL = "general"
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutFilter:
+    filter_id: str
+    # None means the filter's endpoints may update at once.
+    rollout_date: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutPolicy:
+    max_failure_ratio: float
+    min_reports: int
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutHalt:
+    reason: str
+    halted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SoftwareSpec:
+    """The writable fields of a definition, as an operator submits them (validated)."""
+
+    version: str
+    upgradable_from: tuple[str, ...]
+    # Canonical JSON text (see canonical_json): stored as text so MongoDB's rules on field
+    # names ($, .) cannot bite, and sent to endpoints byte for byte.
+    specification_json: str
+    metadata_json: str
+    rollout_strategy: RolloutStrategy
+    filters: tuple[RolloutFilter, ...] = ()
+    rollout_policy: RolloutPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Software:
+    """A stored software update definition."""
+
+    tenant_id: str
+    application: str
+    spec: SoftwareSpec
+    created_at: datetime
+    updated_at: datetime
+    etag: str
+    halt: RolloutHalt | None = None
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def rollout_strategy(self) -> RolloutStrategy:
+        return self.spec.rollout_strategy
+
+    @property
+    def upgradable_from(self) -> tuple[str, ...]:
+        return self.spec.upgradable_from
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationSettings:
+    consent_required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedReport:
+    """What an endpoint last reported applying (6/CDTP ConfigApplied)."""
+
+    config_id: str
+    status_code: int
+    reason_phrase: str | None
+    reported_at: datetime
+
+    @property
+    def succeeded(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def failed(self) -> bool:
+        return self.status_code >= 400
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    # None with all_versions.
+    version: str | None
+    all_versions: bool
+    granted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointState:
+    """Everything otao holds about one endpoint of one application: one record, one read."""
+
+    tenant_id: str
+    application: str
+    endpoint_id: str
+    current_version: str | None = None
+    last_report: AppliedReport | None = None
+    failed_versions: frozenset[str] = frozenset()
+    consents: tuple[Consent, ...] = ()
+    # None: otao has never learned which filters this endpoint matches.
+    filters: frozenset[str] | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def consented_versions(self) -> frozenset[str]:
+        return frozenset(c.version for c in self.consents if c.version is not None)
+
+    @property
+    def consent_all(self) -> bool:
+        return any(c.all_versions for c in self.consents)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointKey:
+    tenant_id: str
+    application: str
+    endpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the tenant comes from the verified token, never from the request."""
+
+    tenant_id: str
+    subject: str
+
+
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: str
+    tenant_id: str
+    application: str
+    time: datetime
+    actor: str
+    action: str
+    resource: str
+    details: dict[str, JsonValue]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A change that may alter what endpoints of an application should get."""
+
+    tenant_id: str
+    application: str
+    before: Software | None = None
+    after: Software | None = None
+    settings_before: ApplicationSettings | None = None
+    settings_after: ApplicationSettings | None = None

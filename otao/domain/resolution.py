@@ -1,0 +1,144 @@
+"""Which update an endpoint gets next, and why (DESIGN.md, "Resolution").
+
+Pure: the catalog, what otao knows of the endpoint and the time come in; a decision and a
+verdict for every definition come out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from otao.domain.catalog import Catalog
+from otao.domain.models import EndpointState, RolloutStrategy, Software
+
+
+class VerdictKind(StrEnum):
+    SELECTED = "selected"
+    NOT_IN_GRAPH = "not_in_graph"
+    SUSPENDED = "suspended"
+    NO_MATCHING_FILTER = "no_matching_filter"
+    ROLLOUT_DATE_PENDING = "rollout_date_pending"
+    AWAITING_CONSENT = "awaiting_consent"
+    PREVIOUSLY_FAILED = "previously_failed"
+    LOWER_THAN_SELECTED = "lower_than_selected"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    version: str
+    kind: VerdictKind
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointFacts:
+    """What resolution needs to know about one endpoint."""
+
+    current_version: str | None = None
+    # None: filter membership unknown (treated as matching no filter, never all).
+    filters: frozenset[str] | None = None
+    consented_versions: frozenset[str] = frozenset()
+    consent_all: bool = False
+    failed_versions: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, state: EndpointState | None, current_version: str | None) -> EndpointFacts:
+        if state is None:
+            return cls(current_version=current_version)
+        return cls(
+            current_version=current_version or state.current_version,
+            filters=state.filters,
+            consented_versions=state.consented_versions,
+            consent_all=state.consent_all,
+            failed_versions=state.failed_versions,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    current_version: str | None
+    selected: Software | None
+    verdicts: tuple[Verdict, ...]
+
+
+def blocker(
+    definition: Software,
+    facts: EndpointFacts,
+    consent_required: bool,
+    now: datetime,
+) -> Verdict | None:
+    """Steps 2-4 for one candidate: why it cannot be delivered, or None if it can."""
+    version = definition.version
+    if definition.rollout_strategy is RolloutStrategy.TARGETED:
+        listed = {f.filter_id: f for f in definition.spec.filters}
+        matched = [listed[f] for f in (facts.filters or frozenset()) if f in listed]
+        if not matched:
+            return Verdict(
+                version,
+                VerdictKind.NO_MATCHING_FILTER,
+                "targeted rollout; the endpoint matches none of its filters",
+            )
+        if all(f.rollout_date is not None and f.rollout_date > now for f in matched):
+            first = min(f.rollout_date for f in matched if f.rollout_date is not None)
+            return Verdict(
+                version,
+                VerdictKind.ROLLOUT_DATE_PENDING,
+                f"the endpoint's filters roll out from {first.isoformat()}",
+            )
+    if consent_required and not (facts.consent_all or version in facts.consented_versions):
+        return Verdict(
+            version, VerdictKind.AWAITING_CONSENT, "the application requires consent"
+        )
+    if version in facts.failed_versions:
+        return Verdict(
+            version,
+            VerdictKind.PREVIOUSLY_FAILED,
+            "the endpoint reported that applying this version failed",
+        )
+    return None
+
+
+def select(catalog: Catalog, facts: EndpointFacts, now: datetime) -> Software | None:
+    """Step 5: the highest deliverable candidate (candidates come newest first)."""
+    consent_required = catalog.settings.consent_required
+    for candidate in catalog.candidates(facts.current_version):
+        if blocker(candidate, facts, consent_required, now) is None:
+            return candidate
+    return None
+
+
+def explain(catalog: Catalog, facts: EndpointFacts, now: datetime) -> Explanation:
+    """Step 6: a verdict and a reason for every definition of the application."""
+    current = facts.current_version
+    consent_required = catalog.settings.consent_required
+    selected = select(catalog, facts, now)
+    verdicts: list[Verdict] = []
+    for definition in catalog.definitions:
+        version = definition.version
+        if definition.rollout_strategy is RolloutStrategy.SUSPENDED:
+            verdicts.append(Verdict(version, VerdictKind.SUSPENDED, "the rollout is suspended"))
+        elif current is not None and current not in definition.upgradable_from:
+            verdicts.append(
+                Verdict(
+                    version,
+                    VerdictKind.NOT_IN_GRAPH,
+                    f"not upgradable from the endpoint's version {current}",
+                )
+            )
+        elif definition is selected:
+            verdicts.append(
+                Verdict(version, VerdictKind.SELECTED, "the highest deliverable version")
+            )
+        else:
+            reason = blocker(definition, facts, consent_required, now)
+            verdicts.append(
+                reason
+                or Verdict(
+                    version,
+                    VerdictKind.LOWER_THAN_SELECTED,
+                    f"lower than the selected version {selected.version if selected else ''}",
+                )
+            )
+    return Explanation(current, selected, tuple(verdicts))

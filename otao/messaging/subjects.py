@@ -1,0 +1,189 @@
+"""NATS subjects of the Kaa protocols otao speaks (3/ISM conventions; see KAA-PROTOCOLS.md).
+
+Pure string building: instance names come in as arguments (from settings), nothing is read from
+the environment. ``Subjects`` bundles them for one otao process and validates them once, because
+a dot or a space in an instance name would silently change which subjects match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+ANY: Final = "*"
+"""Stands for any originator instance (or any filter id) in a subscription."""
+
+_FORBIDDEN_IN_TOKEN: Final = frozenset(".*> ")  # plus anything not printable, see check_token
+
+
+class EfeEventType(StrEnum):
+    """The last token of an 18/EFE subject."""
+
+    ACTIVATED = "activated"
+    PENDING = "pending"
+    DELETED = "deleted"
+    EP_MATCHED = "ep-matched"
+    EP_UNMATCHED = "ep-unmatched"
+
+
+class ScmpAction(StrEnum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+
+
+class TleEventType(StrEnum):
+    UPDATED = "updated"
+    UNREGISTERED = "unregistered"
+
+
+def check_token(value: str, what: str, *, wildcard: bool = False) -> str:
+    """``value`` if it is a single NATS subject token (or ``*`` when ``wildcard``).
+
+    Raises ``ValueError`` otherwise: an instance name with a dot would add subject levels.
+    """
+    if wildcard and value == ANY:
+        return value
+    if not value or not value.isprintable() or not _FORBIDDEN_IN_TOKEN.isdisjoint(value):
+        raise ValueError(f"{what} must be a non-empty NATS subject token, got {value!r}")
+    return value
+
+
+# --- 6/CDTP --------------------------------------------------------------------------------------
+
+
+def cdtp_request_subject(otao: str) -> str:
+    """Where consumers send ConfigRequest; subscribe with queue group ``otao``."""
+    return f"kaa.v1.service.{otao}.cdtp.request"
+
+
+def config_updated_subject(otao: str) -> str:
+    """Where otao broadcasts ConfigUpdated."""
+    return f"kaa.v1.events.{otao}.endpoint.config.updated"
+
+
+def config_applied_subject(consumer: str) -> str:
+    """Where a CDTP consumer broadcasts ConfigApplied (``consumer`` may be ``*``)."""
+    return f"kaa.v1.events.{consumer}.endpoint.config.applied"
+
+
+# --- 9/ELCE, 18/EFE, 20/EFMP (endpoint register) -----------------------------------------------
+
+
+def elce_unregistered_subject(epr: str) -> str:
+    return f"kaa.v1.events.{epr}.endpoint.lifecycle.unregistered"
+
+
+def efe_subject(epr: str, event_type: EfeEventType | str, filter_id: str = ANY) -> str:
+    """An 18/EFE subject; by default for every filter (``*``). ``event_type`` may be ``*``."""
+    return f"kaa.v1.events.{epr}.endpoint-filter.{filter_id}.{event_type}"
+
+
+@dataclass(frozen=True, slots=True)
+class EfeSubject:
+    filter_id: str
+    event_type: EfeEventType
+
+
+def parse_efe_subject(subject: str) -> EfeSubject | None:
+    """The filter id and event type of a concrete 18/EFE subject, or None if it is not one."""
+    tokens = subject.split(".")
+    if len(tokens) != 7 or tokens[:3] != ["kaa", "v1", "events"]:
+        return None
+    _, _, _, originator, entity, filter_id, event_type = tokens
+    if entity != "endpoint-filter" or not originator or not filter_id or filter_id == ANY:
+        return None
+    try:
+        return EfeSubject(filter_id, EfeEventType(event_type))
+    except ValueError:
+        return None
+
+
+def efmp_request_subject(epr: str) -> str:
+    return f"kaa.v1.service.{epr}.efmp.ep-filters-request"
+
+
+def efmp_reply_subject(replica: str) -> str:
+    """This replica's reply subject for EndpointFiltersRequest (set as the NATS reply-to)."""
+    return f"kaa.v1.replica.{replica}.efmp.ep-filters-response"
+
+
+# --- 17/SCMP (Tekton), 21/TLE --------------------------------------------------------------------
+
+
+def scmp_broadcast_subject(tekton: str, action: ScmpAction | str) -> str:
+    return f"kaa.v1.events.{tekton}.service.configuration.{action}"
+
+
+def scmp_targeted_subject(otao: str, action: ScmpAction | str) -> str:
+    return f"kaa.v1.service.{otao}.scmp.configuration.{action}"
+
+
+def tle_subject(originator: str, event_type: TleEventType | str) -> str:
+    return f"kaa.v1.events.{originator}.tenant.lifecycle.{event_type}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subjects:
+    """Every subject one otao replica uses, from validated instance names.
+
+    ``otao``, ``replica`` and ``epr`` must be concrete (otao publishes and replies on them);
+    ``consumer``, ``tekton`` and ``tenant_originator`` are only listened to and may be ``*``.
+    """
+
+    otao: str
+    replica: str
+    consumer: str
+    epr: str
+    tekton: str
+    tenant_originator: str = ANY
+
+    def __post_init__(self) -> None:
+        check_token(self.otao, "otao instance name")
+        check_token(self.replica, "replica id")
+        check_token(self.epr, "epr instance name")
+        check_token(self.consumer, "consumer instance name", wildcard=True)
+        check_token(self.tekton, "tekton instance name", wildcard=True)
+        check_token(self.tenant_originator, "tenant event originator", wildcard=True)
+
+    @property
+    def queue_group(self) -> str:
+        """3/ISM: replicas of one instance share targeted messages in a group named after it."""
+        return self.otao
+
+    @property
+    def cdtp_request(self) -> str:
+        return cdtp_request_subject(self.otao)
+
+    @property
+    def config_updated(self) -> str:
+        return config_updated_subject(self.otao)
+
+    @property
+    def config_applied(self) -> str:
+        return config_applied_subject(self.consumer)
+
+    @property
+    def elce_unregistered(self) -> str:
+        return elce_unregistered_subject(self.epr)
+
+    def efe(self, event_type: EfeEventType) -> str:
+        """Events of ``event_type`` for every filter; see ``parse_efe_subject``."""
+        return efe_subject(self.epr, event_type)
+
+    @property
+    def efmp_request(self) -> str:
+        return efmp_request_subject(self.epr)
+
+    @property
+    def efmp_reply(self) -> str:
+        return efmp_reply_subject(self.replica)
+
+    def scmp_broadcast(self, action: ScmpAction) -> str:
+        return scmp_broadcast_subject(self.tekton, action)
+
+    def scmp_targeted(self, action: ScmpAction) -> str:
+        return scmp_targeted_subject(self.otao, action)
+
+    def tle(self, event_type: TleEventType) -> str:
+        return tle_subject(self.tenant_originator, event_type)

@@ -1,0 +1,65 @@
+"""Who may call what: the Kaa permission each method needs, and the caller of each RPC."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from otao.domain.errors import Unauthenticated
+from otao.domain.models import Caller
+from otao.rpc.interceptors import Authenticate, Context
+
+log = logging.getLogger(__name__)
+
+READ = "application:software:read"
+UPDATE = "application:software:update"
+DELETE = "application:software:delete"
+
+# Every method of every otao service, with the Kaa scope it needs on the resource
+# application-<applicationName>. A method missing here is refused (see scope_of).
+METHOD_SCOPES: dict[str, str] = {
+    "/kaa.otao.v1.SoftwareService/ListSoftware": READ,
+    "/kaa.otao.v1.SoftwareService/ListSoftwareJson": READ,
+    "/kaa.otao.v1.SoftwareService/GetSoftware": READ,
+    "/kaa.otao.v1.SoftwareService/CreateSoftware": UPDATE,
+    "/kaa.otao.v1.SoftwareService/ReplaceSoftware": UPDATE,
+    "/kaa.otao.v1.SoftwareService/UpdateSoftware": UPDATE,
+    "/kaa.otao.v1.SoftwareService/DeleteSoftware": DELETE,
+    "/kaa.otao.v1.SoftwareService/GetApplicationSettings": READ,
+    "/kaa.otao.v1.SoftwareService/UpdateApplicationSettings": UPDATE,
+    "/kaa.otao.v1.ResolutionService/ResolveUpdate": READ,
+    "/kaa.otao.v1.ResolutionService/ExplainResolution": READ,
+    "/kaa.otao.v1.ResolutionService/GetUpgradePath": READ,
+    "/kaa.otao.v1.ResolutionService/GetUpgradeGraph": READ,
+    "/kaa.otao.v1.EndpointService/GetEndpointSoftware": READ,
+    "/kaa.otao.v1.EndpointService/ListEndpoints": READ,
+    "/kaa.otao.v1.EndpointService/GetSoftwareDistribution": READ,
+    "/kaa.otao.v1.EndpointService/DeleteEndpointFailure": DELETE,
+    "/kaa.otao.v1.EndpointService/CreateConsent": UPDATE,
+    "/kaa.otao.v1.EndpointService/ListConsents": READ,
+    "/kaa.otao.v1.EndpointService/DeleteConsent": DELETE,
+    "/kaa.otao.v1.RolloutService/GetRolloutStatus": READ,
+    "/kaa.otao.v1.RolloutService/ListAuditEntries": READ,
+}
+
+
+def local_development_access(tenant_id: str) -> Authenticate:
+    """No security: every call runs as the default tenant. Only with an explicit setting."""
+    caller = Caller(tenant_id=tenant_id, subject="local-development")
+
+    async def authenticate(
+        method: str, request: Any, context: Context
+    ) -> Caller:
+        return caller
+
+    return authenticate
+
+
+def bearer_token(context: Context) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
+            scheme, _, token = text.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    raise Unauthenticated("missing or invalid bearer token")

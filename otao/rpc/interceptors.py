@@ -1,0 +1,135 @@
+"""The server's interceptors: domain errors -> gRPC status (the one place), and access.
+
+``ErrorInterceptor`` is the only place that maps domain errors to gRPC status codes. It
+turns ``InvalidArgument`` field violations into ``google.rpc.BadRequest`` details (which
+Envoy's transcoder renders as the HTTP 400 JSON body), and any unexpected exception into
+INTERNAL with a generic message and a log line: no traceback or exception text leaves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, cast
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from otao.domain import errors
+from otao.domain.models import Caller
+
+log = logging.getLogger(__name__)
+
+_STATUS: dict[type[errors.OtaoError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Aborted: grpc.StatusCode.ABORTED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+_caller: ContextVar[Caller] = ContextVar("otao_caller")
+
+if TYPE_CHECKING:
+    Context = grpc.aio.ServicerContext[Any, Any]
+    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:  # the grpc runtime classes are not subscriptable
+    Context = grpc.aio.ServicerContext
+    _ServerInterceptor = grpc.aio.ServerInterceptor
+
+Behavior = Callable[[Any, Context], Awaitable[Any]]
+Authenticate = Callable[[str, Any, Context], Awaitable[Caller]]
+
+
+def current_caller() -> Caller:
+    """The authenticated caller of the RPC being served."""
+    return _caller.get()
+
+
+def status_of(error: errors.OtaoError) -> grpc.StatusCode:
+    for kind in type(error).__mro__:
+        if kind in _STATUS:
+            return _STATUS[kind]
+    return grpc.StatusCode.INTERNAL
+
+
+def _details(error: errors.OtaoError, code: grpc.StatusCode) -> bytes:
+    status = status_pb2.Status(code=code.value[0], message=error.message)
+    if isinstance(error, errors.InvalidArgument) and error.violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad_request)
+        status.details.append(packed)
+    return bytes(status.SerializeToString())
+
+
+async def abort_with(context: Context, error: errors.OtaoError) -> None:
+    code = status_of(error)
+    await context.abort(
+        code,
+        error.message,
+        trailing_metadata=(("grpc-status-details-bin", _details(error, code)),),
+    )
+
+
+def _wrap_unary(method: str, behavior: Behavior, authenticate: Authenticate | None) -> Behavior:
+    async def guarded(request: Any, context: Context) -> Any:
+        try:
+            if authenticate is not None:
+                _caller.set(await authenticate(method, request, context))
+            return await behavior(request, context)
+        except errors.OtaoError as error:
+            await abort_with(context, error)
+        except (grpc.aio.AbortError, grpc.aio.BaseError):
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", method)
+            internal = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+            await context.abort(
+                grpc.StatusCode.INTERNAL,
+                "internal error",
+                trailing_metadata=(("grpc-status-details-bin", internal.SerializeToString()),),
+            )
+
+    return guarded
+
+
+class ServiceInterceptor(_ServerInterceptor):
+    """Authenticates and authorizes otao's own methods and maps every error they raise.
+
+    Health and reflection are served without authentication (they are not otao's
+    methods, so they pass through untouched).
+    """
+
+    def __init__(self, authenticate: Authenticate, prefix: str = "/kaa.otao.v1.") -> None:
+        self._authenticate = authenticate
+        self._prefix = prefix
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not method.startswith(self._prefix) or handler.unary_unary is None:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary(method, cast(Behavior, handler.unary_unary), self._authenticate),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

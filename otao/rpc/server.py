@@ -1,0 +1,82 @@
+"""The grpc.aio server: otao's services, health, reflection and the interceptor."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from kaa.otao.v1 import (
+    endpoint_pb2,
+    endpoint_pb2_grpc,
+    resolution_pb2,
+    resolution_pb2_grpc,
+    rollout_pb2,
+    rollout_pb2_grpc,
+    software_pb2,
+    software_pb2_grpc,
+)
+
+from otao.rpc.interceptors import Authenticate, ServiceInterceptor
+
+SERVICE_NAMES = (
+    software_pb2.DESCRIPTOR.services_by_name["SoftwareService"].full_name,
+    resolution_pb2.DESCRIPTOR.services_by_name["ResolutionService"].full_name,
+    endpoint_pb2.DESCRIPTOR.services_by_name["EndpointService"].full_name,
+    rollout_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name,
+)
+
+
+class Health:
+    """Serving when every dependency is ready; not serving otherwise or while stopping."""
+
+    def __init__(self) -> None:
+        self.servicer = health.HealthServicer()
+        self._serving: bool | None = None
+
+    def set(self, serving: bool) -> None:
+        if serving == self._serving:
+            return
+        self._serving = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            self.servicer.set(name, status)
+
+    @property
+    def serving(self) -> bool:
+        return bool(self._serving)
+
+
+def build_server(
+    *,
+    software: software_pb2_grpc.SoftwareServiceServicer,
+    resolution: resolution_pb2_grpc.ResolutionServiceServicer | None,
+    endpoints: endpoint_pb2_grpc.EndpointServiceServicer | None,
+    rollout: rollout_pb2_grpc.RolloutServiceServicer | None,
+    health_state: Health,
+    authenticate: Authenticate,
+    max_message_bytes: int,
+) -> grpc.aio.Server:
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor(authenticate)],
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    software_pb2_grpc.add_SoftwareServiceServicer_to_server(software, server)
+    if resolution is not None:
+        resolution_pb2_grpc.add_ResolutionServiceServicer_to_server(resolution, server)
+    if endpoints is not None:
+        endpoint_pb2_grpc.add_EndpointServiceServicer_to_server(endpoints, server)
+    if rollout is not None:
+        rollout_pb2_grpc.add_RolloutServiceServicer_to_server(rollout, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_state.servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    return server

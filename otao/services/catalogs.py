@@ -1,0 +1,79 @@
+"""The in-memory catalog of every application: definitions, graph and settings.
+
+Reads come from memory; a change on any replica invalidates the entry everywhere (the
+messaging layer carries invalidations between replicas). A generation counter keeps a load
+that raced with an invalidation from caching stale data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from otao.domain.catalog import Catalog
+from otao.domain.models import ApplicationSettings
+from otao.services.applications import ApplicationDirectory
+from otao.store.software import SoftwareStore
+
+Key = tuple[str, str]
+ChangeListener = Callable[[str, str], Awaitable[None]]
+
+
+class CatalogCache:
+    def __init__(self, store: SoftwareStore, applications: ApplicationDirectory) -> None:
+        self._store = store
+        self._applications = applications
+        self._entries: dict[Key, Catalog] = {}
+        self._generation: dict[Key, int] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._remote_listeners: list[ChangeListener] = []
+
+    def on_local_change(self, listener: ChangeListener) -> None:
+        """Called after each change made by this replica (to tell the other replicas)."""
+        self._remote_listeners.append(listener)
+
+    async def get(self, tenant_id: str, application: str) -> Catalog:
+        key = (tenant_id, application)
+        cached = self._entries.get(key)
+        if cached is not None:
+            return cached
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._entries.get(key)
+            if cached is not None:
+                return cached
+            generation = self._generation.get(key, 0)
+            catalog = await self._load(tenant_id, application)
+            if self._generation.get(key, 0) == generation:
+                self._entries[key] = catalog
+            return catalog
+
+    async def _load(self, tenant_id: str, application: str) -> Catalog:
+        definitions = await self._store.list_definitions(tenant_id, application)
+        settings = await self.settings(tenant_id, application)
+        return Catalog.build(tenant_id, application, settings, definitions)
+
+    async def settings(self, tenant_id: str, application: str) -> ApplicationSettings:
+        """Stored settings win over the configured default (the settings API writes them)."""
+        stored = await self._store.get_settings(tenant_id, application)
+        if stored is not None:
+            return stored
+        configured = self._applications.find(tenant_id, application)
+        return ApplicationSettings(
+            consent_required=configured.consent_required if configured else False
+        )
+
+    def invalidate(self, tenant_id: str, application: str) -> None:
+        key = (tenant_id, application)
+        self._generation[key] = self._generation.get(key, 0) + 1
+        self._entries.pop(key, None)
+
+    def invalidate_all(self) -> None:
+        for key in list(self._entries):
+            self.invalidate(*key)
+
+    async def changed(self, tenant_id: str, application: str) -> None:
+        """This replica changed the application: drop the entry here and everywhere."""
+        self.invalidate(tenant_id, application)
+        for listener in self._remote_listeners:
+            await listener(tenant_id, application)

@@ -1,0 +1,111 @@
+"""The MongoDB connection, index creation and translation of driver errors.
+
+This package is the only importer of pymongo. Everything above it sees domain errors:
+``translated()`` turns driver exceptions into ``AlreadyExists`` or ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
+
+from otao.domain.errors import AlreadyExists, Unavailable
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+
+SOFTWARE = "software"
+SETTINGS = "application_settings"
+ENDPOINTS = "endpoints"
+PUSH_JOBS = "push_jobs"
+AUDIT = "audit"
+LEASES = "leases"
+
+_INDEXES: Mapping[str, list[IndexModel]] = {
+    SOFTWARE: [
+        IndexModel(
+            [("tenantId", ASCENDING), ("application", ASCENDING), ("version", ASCENDING)],
+            unique=True,
+            name="tenant_application_version",
+        ),
+    ],
+    ENDPOINTS: [
+        IndexModel(
+            [("tenantId", ASCENDING), ("application", ASCENDING), ("currentVersion", ASCENDING)],
+            name="tenant_application_version",
+        ),
+        IndexModel([("filters", ASCENDING)], name="filters"),
+    ],
+    PUSH_JOBS: [IndexModel([("state", ASCENDING)], name="state")],
+    AUDIT: [
+        IndexModel(
+            [("tenantId", ASCENDING), ("application", ASCENDING), ("time", ASCENDING)],
+            name="tenant_application_time",
+        ),
+    ],
+}
+
+
+@asynccontextmanager
+async def translated(what: str) -> AsyncIterator[None]:
+    """Translate driver errors raised inside into domain errors, at the adapter boundary."""
+    try:
+        yield
+    except DuplicateKeyError as exc:
+        raise AlreadyExists(f"{what} already exists") from exc
+    except (ConnectionFailure, ServerSelectionTimeoutError, ExecutionTimeout, WTimeoutError) as exc:
+        raise Unavailable("the database is unavailable") from exc
+    except PyMongoError as exc:
+        log.warning("database error during %s: %s", what, exc)
+        raise Unavailable("the database failed to answer") from exc
+
+
+class Mongo:
+    """Owns the client; hands out collections."""
+
+    def __init__(self, uri: str, database: str, timeout_ms: int) -> None:
+        # Bounded timeouts everywhere: a database outage must turn into UNAVAILABLE quickly,
+        # never into a hung request.
+        self.client: AsyncMongoClient[Document] = AsyncMongoClient(
+            uri,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=timeout_ms * 2,
+            timeoutMS=timeout_ms * 2,
+            retryWrites=True,
+            tz_aware=True,
+        )
+        self.db: AsyncDatabase[Document] = self.client[database]
+
+    def collection(self, name: str) -> AsyncCollection[Document]:
+        return self.db[name]
+
+    async def ensure_indexes(self) -> None:
+        async with translated("index creation"):
+            for name, indexes in _INDEXES.items():
+                await self.db[name].create_indexes(indexes)
+
+    async def ping(self) -> bool:
+        try:
+            await self.db.command("ping")
+        except PyMongoError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()

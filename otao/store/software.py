@@ -1,0 +1,163 @@
+"""Software definitions and application settings in MongoDB.
+
+A definition is keyed by the natural ``_id`` tenant/application/version (the cheapest
+lookup), with a unique index on (tenantId, application, version) as well. Specification and
+metadata are stored as JSON text so MongoDB's field-name rules ($, .) cannot bite.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from otao.domain.errors import Aborted, NotFound
+from otao.domain.models import (
+    ApplicationSettings,
+    RolloutFilter,
+    RolloutHalt,
+    RolloutPolicy,
+    RolloutStrategy,
+    Software,
+    SoftwareSpec,
+)
+from otao.store.mongo import SETTINGS, SOFTWARE, Document, Mongo, translated
+
+
+def software_id(tenant_id: str, application: str, version: str) -> str:
+    return f"{tenant_id}/{application}/{version}"
+
+
+def to_document(software: Software) -> Document:
+    spec = software.spec
+    return {
+        "_id": software_id(software.tenant_id, software.application, spec.version),
+        "tenantId": software.tenant_id,
+        "application": software.application,
+        "version": spec.version,
+        "upgradableFrom": list(spec.upgradable_from),
+        "specification": spec.specification_json,
+        "metadata": spec.metadata_json,
+        "rolloutStrategy": spec.rollout_strategy.value,
+        "filters": [
+            {"filterId": f.filter_id, "rolloutDate": f.rollout_date} for f in spec.filters
+        ],
+        "rolloutPolicy": (
+            {
+                "maxFailureRatio": spec.rollout_policy.max_failure_ratio,
+                "minReports": spec.rollout_policy.min_reports,
+            }
+            if spec.rollout_policy
+            else None
+        ),
+        "halt": (
+            {"reason": software.halt.reason, "haltedAt": software.halt.halted_at}
+            if software.halt
+            else None
+        ),
+        "createdAt": software.created_at,
+        "updatedAt": software.updated_at,
+        "etag": software.etag,
+    }
+
+
+def from_document(doc: Document) -> Software:
+    policy = doc.get("rolloutPolicy")
+    halt = doc.get("halt")
+    return Software(
+        tenant_id=doc["tenantId"],
+        application=doc["application"],
+        spec=SoftwareSpec(
+            version=doc["version"],
+            upgradable_from=tuple(doc.get("upgradableFrom", ())),
+            specification_json=doc["specification"],
+            metadata_json=doc.get("metadata", "{}"),
+            rollout_strategy=RolloutStrategy(doc["rolloutStrategy"]),
+            filters=tuple(
+                RolloutFilter(f["filterId"], f.get("rolloutDate")) for f in doc.get("filters", ())
+            ),
+            rollout_policy=(
+                RolloutPolicy(float(policy["maxFailureRatio"]), int(policy["minReports"]))
+                if policy
+                else None
+            ),
+        ),
+        created_at=doc["createdAt"],
+        updated_at=doc["updatedAt"],
+        etag=doc["etag"],
+        halt=RolloutHalt(halt["reason"], halt["haltedAt"]) if halt else None,
+    )
+
+
+class SoftwareStore:
+    def __init__(self, mongo: Mongo) -> None:
+        self._collection = mongo.collection(SOFTWARE)
+        self._settings = mongo.collection(SETTINGS)
+
+    async def list_definitions(self, tenant_id: str, application: str) -> list[Software]:
+        async with translated("software listing"):
+            cursor = self._collection.find({"tenantId": tenant_id, "application": application})
+            return [from_document(doc) async for doc in cursor]
+
+    async def get(self, tenant_id: str, application: str, version: str) -> Software | None:
+        async with translated("software lookup"):
+            doc = await self._collection.find_one(
+                {"_id": software_id(tenant_id, application, version)}
+            )
+        return from_document(doc) if doc else None
+
+    async def insert(self, software: Software) -> None:
+        async with translated(f"version {software.version}"):
+            await self._collection.insert_one(to_document(software))
+
+    async def replace(self, software: Software, expected_etag: str) -> None:
+        """Replace a stored definition only if its etag is still ``expected_etag``."""
+        doc = to_document(software)
+        async with translated("software update"):
+            result = await self._collection.replace_one(
+                {"_id": doc["_id"], "etag": expected_etag}, doc
+            )
+        if result.matched_count == 0:
+            await self._raise_missing_or_conflict(software.tenant_id, software.application, doc)
+
+    async def delete(
+        self, tenant_id: str, application: str, version: str, expected_etag: str | None
+    ) -> None:
+        key = software_id(tenant_id, application, version)
+        query: Document = {"_id": key}
+        if expected_etag:
+            query["etag"] = expected_etag
+        async with translated("software deletion"):
+            result = await self._collection.delete_one(query)
+        if result.deleted_count == 0:
+            await self._raise_missing_or_conflict(tenant_id, application, {"_id": key})
+
+    async def _raise_missing_or_conflict(
+        self, tenant_id: str, application: str, doc: Document
+    ) -> None:
+        async with translated("software lookup"):
+            exists = await self._collection.find_one({"_id": doc["_id"]}, {"_id": 1})
+        if exists is None:
+            raise NotFound(f"application {application} has no such version")
+        raise Aborted("the definition changed since it was read (etag mismatch)")
+
+    async def get_settings(self, tenant_id: str, application: str) -> ApplicationSettings | None:
+        async with translated("settings lookup"):
+            doc = await self._settings.find_one({"_id": f"{tenant_id}/{application}"})
+        if doc is None:
+            return None
+        return ApplicationSettings(consent_required=bool(doc.get("consentRequired", False)))
+
+    async def put_settings(
+        self, tenant_id: str, application: str, settings: ApplicationSettings, now: datetime
+    ) -> None:
+        async with translated("settings update"):
+            await self._settings.replace_one(
+                {"_id": f"{tenant_id}/{application}"},
+                {
+                    "_id": f"{tenant_id}/{application}",
+                    "tenantId": tenant_id,
+                    "application": application,
+                    "consentRequired": settings.consent_required,
+                    "updatedAt": now,
+                },
+                upsert=True,
+            )

@@ -1,0 +1,190 @@
+"""A fake Keycloak serving several realms over real HTTP.
+
+Per realm: the discovery document, the JWKS (keys made with joserfc, rotatable), and a token
+endpoint doing ``client_credentials`` (issuing signed JWTs) and UMA decisions
+(``response_mode=decision``) from grants the test configures. Requests are counted per path
+(``count``), so tests can assert that something made no network call.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, RSAKey
+
+from tests.support import FakeHttpServer, Request, Response, json_response
+
+UMA_GRANT = "urn:ietf:params:oauth:grant-type:uma-ticket"
+_kids = count(1)
+
+SigningKey = RSAKey | ECKey
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned_token(header: dict[str, Any], claims: dict[str, Any], signature: bytes = b"") -> str:
+    """A token assembled by hand, for shapes joserfc refuses to produce."""
+    head = b64url(json.dumps(header).encode())
+    body = b64url(json.dumps(claims).encode())
+    return f"{head}.{body}.{b64url(signature)}"
+
+
+def hs256_token(secret: bytes, claims: dict[str, Any], kid: str | None = None) -> str:
+    header: dict[str, Any] = {"alg": "HS256", "typ": "JWT"}
+    if kid is not None:
+        header["kid"] = kid
+    head = b64url(json.dumps(header).encode())
+    body = b64url(json.dumps(claims).encode())
+    mac = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64url(mac)}"
+
+
+def new_key(alg: str = "RS256") -> SigningKey:
+    params: dict[str, Any] = {"kid": f"kid-{next(_kids)}", "alg": alg, "use": "sig"}
+    if alg.startswith("ES"):
+        return ECKey.generate_key({"ES256": "P-256", "ES384": "P-384"}[alg], parameters=params)
+    return RSAKey.generate_key(2048, parameters=params)
+
+
+@dataclass
+class Realm:
+    name: str
+    issuer: str
+    keys: list[SigningKey]
+    clients: dict[str, str] = field(default_factory=dict)
+    #: lifetime of client-credentials tokens; None = answer without ``expires_in``
+    token_lifetime: int | None = 300
+    #: the resource server (client id) UMA decisions are asked for
+    resource_server: str = "otao"
+    #: (subject, resource, scope) triples the realm grants
+    grants: set[tuple[str, str, str]] = field(default_factory=set)
+
+    @property
+    def active_key(self) -> SigningKey:
+        return self.keys[-1]
+
+    def rotate(self, alg: str = "RS256", *, keep_old: bool = True) -> SigningKey:
+        """Publish a new signing key and sign with it from now on."""
+        key = new_key(alg)
+        self.keys = [*self.keys, key] if keep_old else [key]
+        return key
+
+    def jwks(self) -> dict[str, Any]:
+        return dict(KeySet(list(self.keys)).as_dict(private=False))
+
+    def claims(self, subject: str = "user-1", lifetime: int = 300, **extra: Any) -> dict[str, Any]:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "iat": now,
+            "exp": now + lifetime,
+            "typ": "Bearer",
+            "azp": "web-ui",
+        }
+        claims.update(extra)
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def sign(self, claims: dict[str, Any], key: SigningKey | None = None, **header: Any) -> str:
+        key = key or self.active_key
+        head = {"alg": key.alg, "kid": key.kid, **header}
+        return jwt.encode(head, claims, key)
+
+    def issue(self, subject: str = "user-1", lifetime: int = 300, **extra: Any) -> str:
+        return self.sign(self.claims(subject, lifetime, **extra))
+
+    def grant(self, subject: str, resource: str, scope: str) -> None:
+        self.grants.add((subject, resource, scope))
+
+
+class FakeKeycloak(FakeHttpServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.realms: dict[str, Realm] = {}
+        self.uma_requests: list[dict[str, str]] = []
+
+    def add_realm(self, name: str, alg: str = "RS256") -> Realm:
+        realm = Realm(name, f"{self.url}/realms/{name}", [new_key(alg)])
+        self.realms[name] = realm
+        return realm
+
+    def discovery_path(self, realm: str) -> str:
+        return f"/realms/{realm}/.well-known/openid-configuration"
+
+    def certs_path(self, realm: str) -> str:
+        return f"/realms/{realm}/protocol/openid-connect/certs"
+
+    def token_path(self, realm: str) -> str:
+        return f"/realms/{realm}/protocol/openid-connect/token"
+
+    def token_url(self, realm: str) -> str:
+        return self.url + self.token_path(realm)
+
+    def handle(self, request: Request) -> Response:
+        parts = request.path.strip("/").split("/")
+        if len(parts) < 3 or parts[0] != "realms" or parts[1] not in self.realms:
+            return json_response(404, {"error": "Realm does not exist"})
+        realm = self.realms[parts[1]]
+        rest = "/".join(parts[2:])
+        if request.method == "GET" and rest == ".well-known/openid-configuration":
+            base = f"{realm.issuer}/protocol/openid-connect"
+            return json_response(
+                200,
+                {
+                    "issuer": realm.issuer,
+                    "jwks_uri": f"{base}/certs",
+                    "token_endpoint": f"{base}/token",
+                    "grant_types_supported": ["client_credentials", UMA_GRANT],
+                },
+            )
+        if request.method == "GET" and rest == "protocol/openid-connect/certs":
+            return json_response(200, realm.jwks())
+        if request.method == "POST" and rest == "protocol/openid-connect/token":
+            form = request.form()
+            if form.get("grant_type") == "client_credentials":
+                return self._client_credentials(realm, request, form)
+            if form.get("grant_type") == UMA_GRANT:
+                return self._uma(realm, request, form)
+            return json_response(400, {"error": "unsupported_grant_type"})
+        return json_response(404, {"error": "not found"})
+
+    def _client_credentials(
+        self, realm: Realm, request: Request, form: dict[str, str]
+    ) -> Response:
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        if client_id is None or realm.clients.get(client_id) != secret:
+            return json_response(401, {"error": "unauthorized_client"})
+        lifetime = realm.token_lifetime
+        token = realm.issue(f"service-account-{client_id}", lifetime or 300, azp=client_id)
+        body: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
+        if lifetime is not None:
+            body["expires_in"] = lifetime
+        return json_response(200, body)
+
+    def _uma(self, realm: Realm, request: Request, form: dict[str, str]) -> Response:
+        self.uma_requests.append(form)
+        bearer = request.bearer()
+        try:
+            claims = jwt.decode(bearer or "", KeySet(list(realm.keys))).claims
+            jwt.JWTClaimsRegistry(exp={"essential": True}).validate(claims)
+        except Exception:
+            return json_response(401, {"error": "invalid_grant"})
+        if form.get("audience") != realm.resource_server:
+            return json_response(400, {"error": "invalid_client"})
+        resource, _, scope = form.get("permission", "").partition("#")
+        if (claims.get("sub"), resource, scope) in realm.grants:
+            return json_response(200, {"result": True})
+        return json_response(403, {"error": "access_denied", "error_description": "not_authorized"})
