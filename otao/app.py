@@ -5,22 +5,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 
 from otao.domain.applications import ApplicationConfig
+from otao.messaging.avro import AvroCodec
+from otao.messaging.catalog_sync import CatalogSync
+from otao.messaging.cdtp import CdtpProvider, ConfigUpdatedPublisher
+from otao.messaging.connection import NatsConnection
+from otao.messaging.subjects import Subjects
 from otao.rpc.access import local_development_access
+from otao.rpc.endpoint_servicer import EndpointServicer
 from otao.rpc.interceptors import Authenticate
+from otao.rpc.resolution_servicer import ResolutionServicer
+from otao.rpc.rollout_servicer import RolloutServicer
 from otao.rpc.server import Health, build_server
 from otao.rpc.software_servicer import SoftwareServicer
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
 from otao.services.catalogs import CatalogCache
+from otao.services.delivery import DeliveryService
+from otao.services.endpoints import EndpointsService
+from otao.services.push import PushService
+from otao.services.recorder import SightingRecorder
+from otao.services.resolution import ResolutionService
+from otao.services.rollout import HaltMonitor, RolloutService
 from otao.services.software import SoftwareService
 from otao.settings import Settings
 from otao.store.audit import AuditStore
+from otao.store.endpoints import EndpointStore
 from otao.store.mongo import Mongo
+from otao.store.push_jobs import PushJobStore
 from otao.store.software import SoftwareStore
 
 log = logging.getLogger(__name__)
@@ -35,22 +53,67 @@ def utc_now() -> datetime:
 class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.mongo = Mongo(settings.mongodb_uri, settings.mongodb_database, settings.mongodb_timeout_ms)
+        clock = utc_now
+        self.mongo = Mongo(
+            settings.mongodb_uri, settings.mongodb_database, settings.mongodb_timeout_ms
+        )
         self.applications = ApplicationDirectory(
             ApplicationConfig(a.name, a.tenant_id, tuple(a.app_versions), a.consent_required)
             for a in settings.applications
         )
         software_store = SoftwareStore(self.mongo)
+        self.endpoint_store = EndpointStore(self.mongo)
+        self.push_jobs = PushJobStore(self.mongo)
         self.catalogs = CatalogCache(software_store, self.applications)
-        self.audit = AuditLog(AuditStore(self.mongo), utc_now)
+        self.audit = AuditLog(AuditStore(self.mongo), clock)
         self.software = SoftwareService(
             software_store,
             self.catalogs,
             self.applications,
             self.audit,
-            utc_now,
+            clock,
             settings_managed_externally=settings.tekton.enabled,
         )
+        self.resolution = ResolutionService(self.catalogs, self.endpoint_store, clock)
+        self.recorder = SightingRecorder(self.endpoint_store, clock)
+        self.delivery = DeliveryService(
+            self.applications, self.resolution, self.endpoint_store, self.recorder
+        )
+        self.endpoints = EndpointsService(
+            self.applications, self.endpoint_store, self.resolution, self.audit, clock
+        )
+        self.rollout = RolloutService(self.applications, self.catalogs, self.endpoint_store, clock)
+
+        self.codec = AvroCodec()
+        self.subjects = Subjects(
+            otao=settings.kaa.otao,
+            replica=settings.replica_id,
+            consumer=settings.kaa.consumer,
+            epr=settings.kaa.epr,
+            tekton=settings.kaa.tekton,
+        )
+        self.nats = NatsConnection(settings.nats_url, settings.replica_id)
+        self.push = PushService(
+            self.push_jobs,
+            self.endpoint_store,
+            self.catalogs,
+            self.applications,
+            ConfigUpdatedPublisher(self.nats, self.codec, self.subjects),
+            clock,
+            settings.replica_id,
+            rate_per_second=settings.push.rate_per_second,
+            batch_size=settings.push.batch_size,
+            lease_seconds=settings.push.lease_seconds,
+            poll_interval_seconds=settings.push.poll_interval_seconds,
+        )
+        self.software.on_change(self.push.on_change)
+        self.endpoints.use_notifier(self.push.notify_endpoint)
+        self.halts = HaltMonitor(self.catalogs, self.endpoint_store, self.software.halt)
+        self.delivery.on_report(self.halts.on_report)
+        self.cdtp = CdtpProvider(self.nats, self.codec, self.subjects, self.delivery)
+        self.cdtp.register()
+        CatalogSync(self.nats, self.catalogs, settings.kaa.otao, settings.replica_id).register()
+
         self.health = Health()
         self._indexes_ready = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -62,6 +125,9 @@ class App:
             return local_development_access(self.settings.security.default_tenant)
         raise NotImplementedError("security wiring")
 
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))
+
     async def start(self) -> None:
         if not self.settings.security.enabled:
             log.warning(
@@ -72,9 +138,9 @@ class App:
         self.health.set(False)
         self.server = build_server(
             software=SoftwareServicer(self.software),
-            resolution=None,
-            endpoints=None,
-            rollout=None,
+            resolution=ResolutionServicer(self.resolution, self.applications),
+            endpoints=EndpointServicer(self.endpoints),
+            rollout=RolloutServicer(self.rollout, self.audit, self.applications),
             health_state=self.health,
             authenticate=self._authenticate(),
             max_message_bytes=self.settings.max_message_bytes,
@@ -83,7 +149,11 @@ class App:
             f"{self.settings.grpc_host}:{self.settings.grpc_port}"
         )
         await self.server.start()
-        self._tasks.append(asyncio.create_task(self._watch_readiness(), name="readiness"))
+        self.nats.start()
+        self._spawn(self._watch_readiness(), "readiness")
+        self._spawn(self.recorder.run(), "sightings")
+        self._spawn(self.push.run(), "push")
+        self._spawn(self.halts.run(), "rollout-health")
         log.info("otao gRPC listening", extra={"address": f"{self.settings.grpc_host}:{self.port}"})
 
     async def _watch_readiness(self) -> None:
@@ -96,17 +166,26 @@ class App:
                     self._indexes_ready = True
                 except Exception:
                     log.exception("index creation failed; retrying")
-            self.health.set(database_ok and self._indexes_ready)
+            self.health.set(database_ok and self._indexes_ready and self.nats.connected)
             await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
-        """Graceful: not serving first, then drain in-flight calls within the grace period."""
+        """Graceful: not serving first, then drain in-flight work within the grace period."""
+        grace = self.settings.grace_period_seconds
+        for task in self._tasks:
+            if task.get_name() == "readiness":
+                task.cancel()
+        self.health.set(False)
+        stopping = [self.cdtp.drain(grace)]
+        if self.server is not None:
+            stopping.append(self.server.stop(grace))
+        await asyncio.gather(*stopping)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.health.set(False)
-        if self.server is not None:
-            await self.server.stop(self.settings.grace_period_seconds)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.recorder.flush(), timeout=grace)
+        await self.nats.close()
         await self.mongo.close()

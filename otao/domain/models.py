@@ -132,6 +132,8 @@ class EndpointState:
     # None: otao has never learned which filters this endpoint matches.
     filters: frozenset[str] | None = None
     updated_at: datetime | None = None
+    # The Kaa application version the endpoint last spoke under (for pushes).
+    app_version: str | None = None
 
     @property
     def consented_versions(self) -> frozenset[str]:

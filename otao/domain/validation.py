@@ -212,4 +212,3 @@ def _json_text(value: JsonValue, path: str, bad: _Reporter) -> str:
     if size > MAX_JSON_BYTES:
         bad(path, f"at most {MAX_JSON_BYTES // 1024} KiB as JSON")
     return text
-

@@ -45,7 +45,7 @@ from otao.messaging.records import (
     TenantUpdatedEvent,
 )
 
-__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "FULL_NAMES", "AvroCodec", "R", "load_schema"]
+__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "FULL_NAMES", "AvroCodec", "load_schema"]
 
 R = TypeVar("R", bound=Record)
 
@@ -115,7 +115,6 @@ def load_schema(full_name: str) -> dict[str, Any]:
 class _Binding:
     """What encode/decode need for one record type, computed once at import."""
 
-    record_type: type[Record]
     schema: Schema
     attr_to_field: tuple[tuple[str, str], ...]  # (python attribute, Avro field), schema order
     field_names: tuple[str, ...]
@@ -148,7 +147,6 @@ def _bind(record_type: type[Record], full_name: str) -> _Binding:
         if isinstance(f["type"], dict) and f["type"].get("type") == "array"
     )
     return _Binding(
-        record_type=record_type,
         schema=parse_schema(raw),
         attr_to_field=tuple(zip(attr_names, field_names, strict=True)),
         field_names=field_names,
@@ -196,8 +194,7 @@ class AvroCodec:
         never caused by a peer.
         """
         binding = _binding(type(record))
-        # Lengths always match (checked in _bind); zip(strict=True) would only cost time here.
-        datum = dict(zip(binding.field_names, binding.get_values(record)))  # noqa: B905
+        datum = dict(zip(binding.field_names, binding.get_values(record), strict=True))
         try:
             if binding.int_fields and not _ints_in_range(binding, datum):
                 raise ValueError("int out of range")

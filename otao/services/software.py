@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -11,10 +12,12 @@ from datetime import datetime
 from otao.domain import validation, versions
 from otao.domain.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from otao.domain.models import (
+    SYSTEM_ACTOR,
     ApplicationSettings,
     Caller,
     Change,
     JsonValue,
+    RolloutHalt,
     RolloutStrategy,
     Software,
     SoftwareSpec,
@@ -24,6 +27,8 @@ from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
 from otao.services.catalogs import CatalogCache
 from otao.store.software import SoftwareStore
+
+log = logging.getLogger(__name__)
 
 ChangeHandler = Callable[[Change], Awaitable[None]]
 
@@ -246,6 +251,37 @@ class SoftwareService:
             caller.tenant_id, application, caller.subject, "software.delete",
             f"software/{version}",
         )
+
+    async def halt(self, tenant_id: str, application: str, version: str, reason: str) -> None:
+        """Suspend a rollout on otao's own account (rollout health), recording why."""
+        system = Caller(tenant_id, SYSTEM_ACTOR)
+        for _ in range(5):
+            existing = await self._store.get(tenant_id, application, version)
+            if existing is None or existing.halt is not None:
+                return
+            now = self._clock()
+            halted = replace(
+                existing,
+                spec=replace(existing.spec, rollout_strategy=RolloutStrategy.SUSPENDED),
+                updated_at=now,
+                etag=_new_etag(),
+                halt=RolloutHalt(reason, now),
+            )
+            try:
+                await self._store.replace(halted, existing.etag)
+            except Aborted:
+                continue
+            log.warning(
+                "rollout halted",
+                extra={"tenant": tenant_id, "application": application, "version": version,
+                       "reason": reason},
+            )
+            await self._changed(system, Change(tenant_id, application, existing, halted))
+            await self._audit.record(
+                tenant_id, application, SYSTEM_ACTOR, "rollout.halt", f"software/{version}",
+                {"reason": reason},
+            )
+            return
 
     async def get_settings(self, caller: Caller, application: str) -> ApplicationSettings:
         self._application(caller, application)

@@ -54,6 +54,7 @@ def from_document(doc: Document) -> EndpointState:
         ),
         filters=frozenset(filters) if doc.get("filtersKnown") and filters is not None else None,
         updated_at=doc.get("updatedAt"),
+        app_version=doc.get("appVersionName"),
     )
 
 
@@ -66,26 +67,34 @@ class EndpointStore:
             doc = await self._collection.find_one({"_id": endpoint_doc_id(key)})
         return from_document(doc) if doc else None
 
-    async def record_version_if_unknown(
-        self, key: EndpointKey, version: str, now: datetime
+    async def record_sighting(
+        self, key: EndpointKey, app_version: str, version: str | None, now: datetime
     ) -> None:
-        """Record a consumer-reported version for an endpoint whose version otao lacks."""
+        """Record a consumer-known version when otao has none, and the app version name."""
         doc_id = endpoint_doc_id(key)
-        update = {"$set": {**_identity(key, now), "currentVersion": version}}
+        fields = {**_identity(key, now), "appVersionName": app_version}
         async with translated("endpoint update"):
+            if version is None:
+                await self._collection.update_one({"_id": doc_id}, {"$set": fields}, upsert=True)
+                return
             try:
                 # Matches a missing document (upsert) or one without a version; a document
                 # that has a version makes the upsert collide on _id, which means "known".
                 await self._collection.update_one(
-                    {"_id": doc_id, "currentVersion": None}, update, upsert=True
+                    {"_id": doc_id, "currentVersion": None},
+                    {"$set": {**fields, "currentVersion": version}},
+                    upsert=True,
                 )
             except DuplicateKeyError:
-                pass
+                await self._collection.update_one({"_id": doc_id}, {"$set": fields})
 
-    async def apply_report(self, key: EndpointKey, report: AppliedReport) -> None:
+    async def apply_report(
+        self, key: EndpointKey, app_version: str, report: AppliedReport
+    ) -> None:
         """Record an applied report; idempotent, so redelivery changes nothing."""
         fields: Document = {
             **_identity(key, report.reported_at),
+            "appVersionName": app_version,
             "lastReport": {
                 "configId": report.config_id,
                 "statusCode": report.status_code,
@@ -96,7 +105,11 @@ class EndpointStore:
         update: dict[str, Any]
         if report.succeeded:
             fields["currentVersion"] = report.config_id
-            update = {"$set": fields, "$pull": {"failedVersions": report.config_id}}
+            update = {
+                "$set": fields,
+                "$pull": {"failedVersions": report.config_id},
+                "$addToSet": {"appliedVersions": report.config_id},
+            }
         elif report.failed:
             update = {"$set": fields, "$addToSet": {"failedVersions": report.config_id}}
         else:
@@ -191,6 +204,34 @@ class EndpointStore:
                 {"$pull": {"filters": filter_id}},
             )
         return result.modified_count
+
+    async def mark_offered(self, keys: list[EndpointKey], version: str) -> None:
+        """Remember that these endpoints were offered ``version`` (for rollout status)."""
+        if not keys:
+            return
+        async with translated("offer tracking"):
+            await self._collection.update_many(
+                {"_id": {"$in": [endpoint_doc_id(k) for k in keys]}},
+                {"$addToSet": {"offeredVersions": version}},
+            )
+
+    async def report_counts(self, tenant_id: str, application: str, version: str) -> tuple[int, int]:
+        """(endpoints that applied ``version``, endpoints that failed it)."""
+        scope = {"tenantId": tenant_id, "application": application}
+        async with translated("report counts"):
+            applied = await self._collection.count_documents({**scope, "appliedVersions": version})
+            failed = await self._collection.count_documents({**scope, "failedVersions": version})
+        return applied, failed
+
+    async def offered_versions(self, tenant_id: str, application: str) -> dict[str, int]:
+        pipeline: list[Document] = [
+            {"$match": {"tenantId": tenant_id, "application": application}},
+            {"$unwind": "$offeredVersions"},
+            {"$group": {"_id": "$offeredVersions", "count": {"$sum": 1}}},
+        ]
+        async with translated("offer counts"):
+            cursor = await self._collection.aggregate(pipeline)
+            return {doc["_id"]: int(doc["count"]) async for doc in cursor}
 
     async def delete(self, key: EndpointKey) -> bool:
         async with translated("endpoint deletion"):

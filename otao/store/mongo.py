@@ -50,6 +50,8 @@ _INDEXES: Mapping[str, list[IndexModel]] = {
             name="tenant_application_version",
         ),
         IndexModel([("filters", ASCENDING)], name="filters"),
+        IndexModel([("appliedVersions", ASCENDING)], name="applied_versions"),
+        IndexModel([("failedVersions", ASCENDING)], name="failed_versions"),
     ],
     PUSH_JOBS: [IndexModel([("state", ASCENDING)], name="state")],
     AUDIT: [

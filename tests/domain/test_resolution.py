@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from otao.domain import versions
 from otao.domain.catalog import Catalog
 from otao.domain.models import (
-    AppliedReport,
     ApplicationSettings,
+    AppliedReport,
     Consent,
     EndpointState,
     RolloutFilter,
@@ -226,18 +226,14 @@ def test_consent_for_the_version_makes_it_deliverable() -> None:
 
 
 def test_consent_for_another_version_does_not_count() -> None:
-    built = catalog(
-        software("2.0.0", "1.0.0"), software("2.1.0", "1.0.0"), consent_required=True
-    )
+    built = catalog(software("2.0.0", "1.0.0"), software("2.1.0", "1.0.0"), consent_required=True)
     endpoint = facts("1.0.0", consented=frozenset({"2.0.0"}))
     assert selected_version(built, endpoint) == "2.0.0"
     assert verdicts(built, endpoint) == {"2.1.0": "awaiting_consent", "2.0.0": "selected"}
 
 
 def test_blanket_consent_covers_every_version() -> None:
-    built = catalog(
-        software("2.0.0", "1.0.0"), software("2.1.0", "1.0.0"), consent_required=True
-    )
+    built = catalog(software("2.0.0", "1.0.0"), software("2.1.0", "1.0.0"), consent_required=True)
     assert selected_version(built, facts("1.0.0", consent_all=True)) == "2.1.0"
 
 

@@ -13,8 +13,13 @@ from hypothesis import strategies as st
 
 from otao.domain import validation
 from otao.domain.errors import InvalidArgument
-from otao.domain.models import JsonValue, RolloutFilter, RolloutPolicy, RolloutStrategy
-from otao.domain.models import canonical_json
+from otao.domain.models import (
+    JsonValue,
+    RolloutFilter,
+    RolloutPolicy,
+    RolloutStrategy,
+    canonical_json,
+)
 from otao.domain.validation import MAX_JSON_BYTES, SoftwareInput
 
 
@@ -206,9 +211,7 @@ def test_an_invalid_upgradable_from_is_reported_at_its_index() -> None:
 
 
 def test_upgradable_from_equal_to_version_is_rejected() -> None:
-    assert violation_fields(submission(upgradable_from=["1.0.0", "2.0.0"])) == [
-        "upgradableFrom[1]"
-    ]
+    assert violation_fields(submission(upgradable_from=["1.0.0", "2.0.0"])) == ["upgradableFrom[1]"]
 
 
 def test_upgradable_from_higher_than_version_is_rejected() -> None:

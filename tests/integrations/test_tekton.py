@@ -94,9 +94,7 @@ async def test_fetching_an_application_version_returns_its_application_with_that
     configs = await client.fetch(scope)
 
     assert configs == [ApplicationConfig("meter", "t1", ("meter-v2",), consent_required=True)]
-    assert tekton.queries == [
-        {"tenantId": "t1", "appName": "meter", "appVersionName": "meter-v2"}
-    ]
+    assert tekton.queries == [{"tenantId": "t1", "appName": "meter", "appVersionName": "meter-v2"}]
 
 
 async def test_a_deleted_application_comes_back_as_an_empty_scope(
@@ -123,9 +121,7 @@ def test_a_narrow_scope_without_its_wider_names_is_a_programming_error() -> None
         TektonScope(tenant_id="t1", app_version_name="meter-v1")
 
 
-async def test_requests_carry_the_service_token(
-    client: TektonClient, tekton: FakeTekton
-) -> None:
+async def test_requests_carry_the_service_token(client: TektonClient, tekton: FakeTekton) -> None:
     await client.fetch()
 
     assert tekton.tokens_seen == ["token-1"]

@@ -77,7 +77,9 @@ class FakeHttpServer:
             return sum(self.requests.values())
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
         return self
 
@@ -130,9 +132,7 @@ def _handler_for(owner: FakeHttpServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             parts = urlsplit(self.path)
-            request = Request(
-                self.command, parts.path, parse_qs(parts.query), self.headers, body
-            )
+            request = Request(self.command, parts.path, parse_qs(parts.query), self.headers, body)
             response = owner._dispatch(request)
             self.close_connection = True
             if response is None:

@@ -18,7 +18,7 @@ from itertools import count
 from typing import Any
 
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
 
 from tests.support import FakeHttpServer, Request, Response, json_response
 
@@ -49,18 +49,42 @@ def hs256_token(secret: bytes, claims: dict[str, Any], kid: str | None = None) -
     return f"{head}.{body}.{b64url(mac)}"
 
 
-def new_key(alg: str = "RS256") -> SigningKey:
-    params: dict[str, Any] = {"kid": f"kid-{next(_kids)}", "alg": alg, "use": "sig"}
+# Generated key material, reused across FakeKeycloak instances: RSA generation costs ~0.1 s,
+# and keys only have to differ within one instance (one test), never between tests.
+_material: dict[str, list[SigningKey]] = {}
+
+
+def _generate(alg: str) -> SigningKey:
     if alg.startswith("ES"):
-        return ECKey.generate_key({"ES256": "P-256", "ES384": "P-384"}[alg], parameters=params)
-    return RSAKey.generate_key(2048, parameters=params)
+        return ECKey.generate_key({"ES256": "P-256", "ES384": "P-384"}[alg])
+    return RSAKey.generate_key(2048)
+
+
+class KeyFactory:
+    """Signing keys distinct from every other key this factory made, each with a new kid."""
+
+    def __init__(self) -> None:
+        self._used: dict[str, int] = {}
+
+    def __call__(self, alg: str = "RS256") -> SigningKey:
+        pool = _material.setdefault(alg, [])
+        index = self._used.get(alg, 0)
+        self._used[alg] = index + 1
+        if index == len(pool):
+            pool.append(_generate(alg))
+        params: KeyParameters = {"kid": f"kid-{next(_kids)}", "alg": alg, "use": "sig"}
+        data = {**pool[index].as_dict(private=True), **params}
+        if alg.startswith("ES"):
+            return ECKey.import_key(data)
+        return RSAKey.import_key(data)
 
 
 @dataclass
 class Realm:
     name: str
     issuer: str
-    keys: list[SigningKey]
+    new_key: KeyFactory
+    keys: list[SigningKey] = field(default_factory=list)
     clients: dict[str, str] = field(default_factory=dict)
     #: lifetime of client-credentials tokens; None = answer without ``expires_in``
     token_lifetime: int | None = 300
@@ -75,7 +99,7 @@ class Realm:
 
     def rotate(self, alg: str = "RS256", *, keep_old: bool = True) -> SigningKey:
         """Publish a new signing key and sign with it from now on."""
-        key = new_key(alg)
+        key = self.new_key(alg)
         self.keys = [*self.keys, key] if keep_old else [key]
         return key
 
@@ -111,10 +135,12 @@ class FakeKeycloak(FakeHttpServer):
     def __init__(self) -> None:
         super().__init__()
         self.realms: dict[str, Realm] = {}
+        #: makes keys no other realm of this server has (e.g. for "unpublished key" tests)
+        self.new_key = KeyFactory()
         self.uma_requests: list[dict[str, str]] = []
 
     def add_realm(self, name: str, alg: str = "RS256") -> Realm:
-        realm = Realm(name, f"{self.url}/realms/{name}", [new_key(alg)])
+        realm = Realm(name, f"{self.url}/realms/{name}", self.new_key, [self.new_key(alg)])
         self.realms[name] = realm
         return realm
 
@@ -158,9 +184,7 @@ class FakeKeycloak(FakeHttpServer):
             return json_response(400, {"error": "unsupported_grant_type"})
         return json_response(404, {"error": "not found"})
 
-    def _client_credentials(
-        self, realm: Realm, request: Request, form: dict[str, str]
-    ) -> Response:
+    def _client_credentials(self, realm: Realm, request: Request, form: dict[str, str]) -> Response:
         client_id, secret = form.get("client_id"), form.get("client_secret")
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Basic "):

@@ -1,0 +1,700 @@
+"""Start and stop the local stack's real binaries as child processes.
+
+Used by ``python -m otao.devstack`` and by the test fixtures (``tests/support/stack.py``).
+
+Every child:
+
+- is found beside ``sys.executable`` first (the virtualenv's ``bin/``), then on ``PATH``;
+- writes stdout and stderr to a log file (never a pipe that could fill up);
+- runs in its own session (a terminal's Ctrl-C reaches only the parent, which stops the
+  children in order) under a tiny watchdog (``_reaper.py``) that takes it down if the parent
+  dies without cleaning up; normal exits are covered by ``stop()``, ``atexit`` and the callers'
+  own cleanup;
+- is ready only when it answers (TCP connect; Envoy: admin ``/ready``; otao: grpc.health.v1
+  SERVING) within a bounded time, else ``ProcessError`` with the tail of its log;
+- can be stopped (SIGTERM, wait, SIGKILL) and started again on the same port, which is how
+  tests simulate outages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import yaml
+
+LOOPBACK = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENVOY_TEMPLATE = REPO_ROOT / "deploy" / "envoy.yaml"
+DESCRIPTOR_SET = REPO_ROOT / "gen" / "otao.pb"
+TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
+REST_LISTENER = "rest"
+OTAO_CLUSTER = "otao"
+
+_REAPER = Path(__file__).with_name("_reaper.py")
+_POLL_SECONDS = 0.05
+_TAIL_LINES = 40
+
+
+class ProcessError(RuntimeError):
+    """A child process could not be found, started, or made ready."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def find_binary(name: str) -> Path:
+    """The executable ``name``: beside ``sys.executable`` first, then on ``PATH``."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise ProcessError(
+        f"cannot find {name!r} beside {sys.executable} nor on PATH; "
+        "install the project with `make setup` (pip install -e '.[dev]')"
+    )
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tcp_accepting(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_status(host: str, port: int, path: str, timeout: float = 1.0) -> int | None:
+    """The HTTP status of ``GET path`` on ``host:port``, or None when nothing answers."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+def grpc_serving(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether the gRPC server on ``host:port`` answers grpc.health.v1 Check with SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``, read from /proc (Linux)."""
+    members: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After "pid (comm)": state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _wait_group_gone(pgid: int, deadline: float) -> None:
+    if not Path("/proc/self/stat").exists():
+        time.sleep(0.5)
+        return
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(_POLL_SECONDS)
+
+
+def _ensure_port_free(host: str, port: int, what: str) -> None:
+    if tcp_accepting(host, port, timeout=0.2):
+        raise ProcessError(
+            f"cannot start {what}: something already listens on {host}:{port} "
+            "(another stack still running? pick another port)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# One child process
+
+
+_registry_lock = threading.Lock()
+_running: list[ManagedProcess] = []
+
+
+class ManagedProcess:
+    """One child process: started, made ready, stopped, and started again on demand."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        ready: Callable[[], bool],
+        ready_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        before_start: Callable[[], None] | None = None,
+        after_stop: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.log_path = log_path
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self._ready = ready
+        self._before_start = before_start
+        self._after_stop = after_stop
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    # -- state
+
+    @property
+    def pid(self) -> int | None:
+        """The watchdog's pid (the command runs as its only child), None when never started."""
+        return self._popen.pid if self._popen is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll() if self._popen is not None else None
+
+    def log_tail(self, lines: int = _TAIL_LINES) -> str:
+        """The last lines this process wrote since its latest start."""
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(self._log_offset)
+                text = handle.read().decode("utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Start the process and wait until it is ready; ``ProcessError`` when it is not."""
+        if self.running:
+            raise ProcessError(f"{self.name} is already running (pid {self.pid})")
+        if self._before_start is not None:
+            self._before_start()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            log.write(f"=== {stamp} start: {' '.join(self.argv)}\n".encode())
+            log.flush()
+            self._popen = subprocess.Popen(
+                [sys.executable, str(_REAPER), str(os.getpid()), *self.argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        with _registry_lock:
+            _running.append(self)
+        try:
+            self.wait_ready(self.ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the readiness probe passes; ``ProcessError`` if the process dies first."""
+        popen = self._popen
+        if popen is None:
+            raise ProcessError(f"{self.name} was never started")
+        deadline = time.monotonic() + timeout
+        while True:
+            code = popen.poll()
+            if code is not None:
+                raise ProcessError(
+                    f"{self.name} exited with code {code} before it was ready.\n"
+                    f"--- last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            if self._ready():
+                return
+            if time.monotonic() >= deadline:
+                raise ProcessError(
+                    f"{self.name} was not ready within {timeout:g} s.\n"
+                    f"--- last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(_POLL_SECONDS)
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """SIGTERM, wait up to ``timeout`` (default ``stop_timeout``), then SIGKILL.
+
+        Returns the exit code (None when the process was never started). Idempotent.
+        """
+        popen = self._popen
+        if popen is None:
+            return None
+        if popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                popen.send_signal(signal.SIGTERM)
+            try:
+                popen.wait(self.stop_timeout if timeout is None else timeout)
+            except subprocess.TimeoutExpired:
+                # The watchdog and the command share a process group of their own.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(popen.pid, signal.SIGKILL)
+                popen.wait()
+                # The command is no longer our child; wait until the kernel has taken it down
+                # (and with it its sockets), so a restart on the same port finds the port free.
+                _wait_group_gone(popen.pid, deadline=time.monotonic() + 5.0)
+        with _registry_lock:
+            if self in _running:
+                _running.remove(self)
+        if self._after_stop is not None:
+            self._after_stop()
+        return popen.returncode
+
+    def kill(self) -> None:
+        """SIGKILL at once (a crash, not a shutdown)."""
+        self.stop(timeout=0)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    async def astart(self) -> None:
+        await asyncio.to_thread(self.start)
+
+    async def astop(self) -> int | None:
+        return await asyncio.to_thread(self.stop)
+
+    async def arestart(self) -> None:
+        await asyncio.to_thread(self.restart)
+
+    def __enter__(self) -> Self:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"pid {self.pid}" if self.running else "stopped"
+        return f"<{type(self).__name__} {self.name} {state}>"
+
+
+def stop_all() -> None:
+    """Stop every process started by this module and still running, newest first."""
+    with _registry_lock:
+        running = list(reversed(_running))
+    for process in running:
+        with contextlib.suppress(Exception):
+            process.stop()
+
+
+atexit.register(stop_all)
+
+
+# ---------------------------------------------------------------------------------------------
+# nats-server
+
+
+class NatsProcess(ManagedProcess):
+    def __init__(
+        self, host: str, port: int, log_path: Path, argv: Sequence[str], **kw: Any
+    ) -> None:
+        self.host = host
+        self.port = port
+        super().__init__("nats-server", argv, log_path, ready=self._is_ready, **kw)
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def _is_ready(self) -> bool:
+        return tcp_accepting(self.host, self.port)
+
+    def start(self) -> None:
+        _ensure_port_free(self.host, self.port, self.name)
+        super().start()
+
+
+def start_nats(
+    port: int,
+    log_dir: Path,
+    *,
+    host: str = LOOPBACK,
+    extra_args: Sequence[str] = (),
+    ready_timeout: float = 20.0,
+) -> NatsProcess:
+    """Start nats-server on ``host:port`` (core NATS; JetStream via ``extra_args``)."""
+    argv = [str(find_binary("nats-server")), "-a", host, "-p", str(port), *extra_args]
+    process = NatsProcess(
+        host, port, log_dir / "nats-server.log", argv, ready_timeout=ready_timeout
+    )
+    process.start()
+    return process
+
+
+# ---------------------------------------------------------------------------------------------
+# nx-27017 (MongoDB wire protocol on SQLite)
+
+
+class MongoProcess(ManagedProcess):
+    def __init__(
+        self, host: str, port: int, data_dir: Path, argv: Sequence[str], **kw: Any
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.data_dir = data_dir
+        self.pid_file = data_dir / "nx-27017.pid"
+        super().__init__(
+            "nx-27017",
+            argv,
+            data_dir / "nx-27017.out",
+            ready=self._is_ready,
+            before_start=self._clear_stale_pid_file,
+            after_stop=self._remove_pid_file,
+            **kw,
+        )
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://{self.host}:{self.port}"
+
+    def _is_ready(self) -> bool:
+        return tcp_accepting(self.host, self.port)
+
+    def start(self) -> None:
+        _ensure_port_free(self.host, self.port, self.name)
+        super().start()
+
+    def _clear_stale_pid_file(self) -> None:
+        # nx-27017 refuses to start while its pid file names a live process.
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            self._remove_pid_file()
+            return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            self._remove_pid_file()
+            return
+        except PermissionError:
+            pass
+        raise ProcessError(
+            f"nx-27017 (pid {pid}, per {self.pid_file}) already uses {self.data_dir}; stop it first"
+        )
+
+    def _remove_pid_file(self) -> None:
+        # A SIGKILLed server leaves its pid file behind.
+        self.pid_file.unlink(missing_ok=True)
+
+
+def start_mongo(
+    port: int,
+    data_dir: Path,
+    *,
+    host: str = LOOPBACK,
+    extra_args: Sequence[str] = (),
+    ready_timeout: float = 30.0,
+) -> MongoProcess:
+    """Start nx-27017 in the foreground on ``host:port`` with one SQLite file per database
+    under ``data_dir`` (its pid file and log file live there too)."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(find_binary("nx-27017")),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--pid-file",
+        str(data_dir / "nx-27017.pid"),
+        "--log-file",
+        str(data_dir / "nx-27017.log"),
+        *extra_args,
+    ]
+    process = MongoProcess(host, port, data_dir, argv, ready_timeout=ready_timeout)
+    process.start()
+    return process
+
+
+# ---------------------------------------------------------------------------------------------
+# Envoy
+
+
+def descriptor_with_error_details(descriptor_path: Path, out_dir: Path) -> Path:
+    """``descriptor_path`` if it carries google.rpc.BadRequest and friends, else a copy with
+    them added (written to ``out_dir``).
+
+    ``convert_grpc_status`` renders error details only when their types are in the
+    descriptor set; Envoy adds google.rpc.Status by itself, not the detail types.
+    """
+    from google.protobuf import descriptor_pb2, duration_pb2
+    from google.rpc import error_details_pb2, status_pb2
+
+    descriptor_set = descriptor_pb2.FileDescriptorSet()
+    descriptor_set.ParseFromString(descriptor_path.read_bytes())
+    present = {f.name for f in descriptor_set.file}
+    # Dependencies first: Envoy builds the files in order.
+    needed = [duration_pb2.DESCRIPTOR, status_pb2.DESCRIPTOR, error_details_pb2.DESCRIPTOR]
+    missing = [fd for fd in needed if fd.name not in present]
+    if not missing:
+        return descriptor_path
+    for file_descriptor in missing:
+        file_descriptor.CopyToProto(descriptor_set.file.add())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    augmented = out_dir / f"{descriptor_path.stem}.with-error-details.pb"
+    augmented.write_bytes(descriptor_set.SerializeToString())
+    return augmented
+
+
+def _named(items: list[dict[str, Any]], name: str, what: str) -> dict[str, Any]:
+    for item in items:
+        if item.get("name") == name:
+            return item
+    raise ProcessError(f"the Envoy config has no {what} named {name!r}")
+
+
+def render_envoy_config(
+    out_path: Path,
+    *,
+    listen_port: int,
+    grpc_port: int,
+    admin_port: int,
+    descriptor_path: Path,
+    template: Path = ENVOY_TEMPLATE,
+    listen_host: str = LOOPBACK,
+    grpc_host: str = LOOPBACK,
+    health_check_interval: float | None = None,
+) -> Path:
+    """Write a copy of ``template`` (deploy/envoy.yaml) with ports, hosts and the descriptor
+    set path replaced, by patching the loaded YAML (not by string templating)."""
+    config: dict[str, Any] = yaml.safe_load(template.read_text(encoding="utf-8"))
+    config["admin"]["address"]["socket_address"] = {
+        "address": LOOPBACK,
+        "port_value": admin_port,
+    }
+    resources = config["static_resources"]
+    listener = _named(resources["listeners"], REST_LISTENER, "listener")
+    listener["address"]["socket_address"].update(address=listen_host, port_value=listen_port)
+
+    transcoders = [
+        http_filter
+        for chain in listener["filter_chains"]
+        for network_filter in chain["filters"]
+        for http_filter in network_filter.get("typed_config", {}).get("http_filters", [])
+        if http_filter.get("name") == TRANSCODER_FILTER
+    ]
+    if not transcoders:
+        raise ProcessError(f"the Envoy config has no {TRANSCODER_FILTER} filter")
+    for transcoder in transcoders:
+        transcoder["typed_config"]["proto_descriptor"] = str(descriptor_path)
+
+    cluster = _named(resources["clusters"], OTAO_CLUSTER, "cluster")
+    for locality in cluster["load_assignment"]["endpoints"]:
+        for lb_endpoint in locality["lb_endpoints"]:
+            lb_endpoint["endpoint"]["address"]["socket_address"].update(
+                address=grpc_host, port_value=grpc_port
+            )
+    if health_check_interval is not None:
+        for health_check in cluster.get("health_checks", []):
+            health_check["interval"] = f"{health_check_interval:g}s"
+            health_check["no_traffic_interval"] = f"{health_check_interval:g}s"
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return out_path
+
+
+class EnvoyProcess(ManagedProcess):
+    def __init__(
+        self,
+        listen_host: str,
+        listen_port: int,
+        admin_port: int,
+        config_path: Path,
+        argv: Sequence[str],
+        log_path: Path,
+        **kw: Any,
+    ) -> None:
+        self.listen_host = listen_host
+        self.listen_port = listen_port
+        self.admin_port = admin_port
+        self.config_path = config_path
+        super().__init__("envoy", argv, log_path, ready=self._is_ready, **kw)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.listen_host}:{self.listen_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.admin_port}"
+
+    def _is_ready(self) -> bool:
+        return http_status(LOOPBACK, self.admin_port, "/ready") == 200 and tcp_accepting(
+            self.listen_host, self.listen_port
+        )
+
+    def start(self) -> None:
+        _ensure_port_free(self.listen_host, self.listen_port, "envoy (REST listener)")
+        _ensure_port_free(LOOPBACK, self.admin_port, "envoy (admin)")
+        super().start()
+
+
+def start_envoy(
+    listen_port: int,
+    grpc_port: int,
+    descriptor_path: Path = DESCRIPTOR_SET,
+    admin_port: int = 0,
+    *,
+    run_dir: Path,
+    template: Path = ENVOY_TEMPLATE,
+    listen_host: str = LOOPBACK,
+    grpc_host: str = LOOPBACK,
+    health_check_interval: float | None = None,
+    concurrency: int = 2,
+    ready_timeout: float = 30.0,
+) -> EnvoyProcess:
+    """Start Envoy with a rendered copy of deploy/envoy.yaml: REST on ``listen_host:
+    listen_port`` transcoded to otao's gRPC on ``grpc_host:grpc_port``.
+
+    ``admin_port`` 0 picks a free one. Hot restart is off and the base id dynamic, so several
+    Envoys run side by side. The config and the log go to ``run_dir``.
+    """
+    run_dir = run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if admin_port == 0:
+        admin_port = free_port()
+    descriptor = descriptor_with_error_details(descriptor_path.resolve(), run_dir)
+    config_path = render_envoy_config(
+        run_dir / f"envoy-{listen_port}.yaml",
+        listen_port=listen_port,
+        grpc_port=grpc_port,
+        admin_port=admin_port,
+        descriptor_path=descriptor,
+        template=template,
+        listen_host=listen_host,
+        grpc_host=grpc_host,
+        health_check_interval=health_check_interval,
+    )
+    argv = [
+        str(find_binary("envoy")),
+        "--config-path",
+        str(config_path),
+        "--disable-hot-restart",
+        "--use-dynamic-base-id",
+        "--concurrency",
+        str(concurrency),
+        "--log-level",
+        "info",
+    ]
+    process = EnvoyProcess(
+        listen_host,
+        listen_port,
+        admin_port,
+        config_path,
+        argv,
+        run_dir / f"envoy-{listen_port}.log",
+        ready_timeout=ready_timeout,
+        cwd=REPO_ROOT,
+    )
+    process.start()
+    return process
+
+
+# ---------------------------------------------------------------------------------------------
+# otao itself
+
+
+class OtaoProcess(ManagedProcess):
+    def __init__(
+        self, host: str, port: int, argv: Sequence[str], log_path: Path, **kw: Any
+    ) -> None:
+        self.host = host
+        self.port = port
+        super().__init__("otao", argv, log_path, ready=self._is_ready, **kw)
+
+    @property
+    def grpc_target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _is_ready(self) -> bool:
+        return tcp_accepting(self.host, self.port) and grpc_serving(self.host, self.port)
+
+    def start(self) -> None:
+        _ensure_port_free(self.host, self.port, "otao (gRPC)")
+        super().start()
+
+
+def start_otao(
+    grpc_port: int,
+    log_path: Path,
+    *,
+    env: Mapping[str, str],
+    host: str = LOOPBACK,
+    ready_timeout: float = 30.0,
+    cwd: Path | None = None,
+) -> OtaoProcess:
+    """Start ``python -m otao`` with ``env`` (its whole environment; settings come from
+    ``OTAO_*``) and wait for grpc.health.v1 SERVING on ``host:grpc_port``."""
+    child_env = dict(env)
+    child_env.update(OTAO_GRPC_HOST=host, OTAO_GRPC_PORT=str(grpc_port), PYTHONUNBUFFERED="1")
+    process = OtaoProcess(
+        host,
+        grpc_port,
+        [sys.executable, "-m", "otao"],
+        log_path,
+        env=child_env,
+        ready_timeout=ready_timeout,
+        cwd=cwd,
+    )
+    process.start()
+    return process

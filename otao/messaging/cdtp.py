@@ -1,0 +1,181 @@
+"""6/CDTP provider: answers ConfigRequests, takes ConfigApplied, publishes ConfigUpdated.
+
+Each request is handled in its own task (bounded), so one slow database read never holds up
+the polls behind it; nats-py would otherwise run a subscription's callbacks one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+
+from nats.aio.msg import Msg
+
+from otao.domain.errors import InvalidArgument, OtaoError
+from otao.messaging.avro import AvroCodec
+from otao.messaging.connection import NatsConnection
+from otao.messaging.records import (
+    ConfigApplied,
+    ConfigRequest,
+    ConfigResponse,
+    ConfigUpdated,
+    EndpointUnregisteredEvent,
+)
+from otao.messaging.status import cdtp_status
+from otao.messaging.subjects import Subjects
+from otao.services.delivery import DeliveryService, Offer
+
+log = logging.getLogger(__name__)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class CdtpProvider:
+    def __init__(
+        self,
+        connection: NatsConnection,
+        codec: AvroCodec,
+        subjects: Subjects,
+        delivery: DeliveryService,
+        max_in_flight: int = 512,
+    ) -> None:
+        self._connection = connection
+        self._codec = codec
+        self._subjects = subjects
+        self._delivery = delivery
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def register(self) -> None:
+        group = self._subjects.queue_group
+        self._connection.subscribe(self._subjects.cdtp_request, self._on_request, queue=group)
+        self._connection.subscribe(self._subjects.config_applied, self._on_applied, queue=group)
+        self._connection.subscribe(
+            self._subjects.elce_unregistered, self._on_unregistered, queue=group
+        )
+
+    async def _on_request(self, msg: Msg) -> None:
+        await self._slots.acquire()
+        task = asyncio.create_task(self._answer(msg))
+        self._in_flight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
+
+    async def drain(self, timeout: float) -> None:
+        """Let requests already being answered finish (graceful shutdown)."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=timeout)
+
+    async def _answer(self, msg: Msg) -> None:
+        if not msg.reply:
+            log.warning("ConfigRequest without a reply subject dropped")
+            return
+        try:
+            request = self._codec.decode(ConfigRequest, msg.data)
+        except InvalidArgument:
+            await self._reply(msg.reply, _failure(None, 400, "malformed ConfigRequest"))
+            return
+        if request.timeout > 0 and request.timestamp + request.timeout < _now_ms():
+            return  # Expired: the consumer stopped waiting; no work for nobody.
+        try:
+            offer = await self._delivery.poll(
+                request.app_version_name, request.endpoint_id, request.config_id
+            )
+            response = _success(request, offer)
+        except OtaoError as error:
+            response = _failure(request, cdtp_status(error), error.message)
+        except Exception:
+            log.exception("unexpected error answering a ConfigRequest")
+            response = _failure(request, 500, "internal error")
+        await self._reply(msg.reply, response)
+
+    async def _reply(self, subject: str, response: ConfigResponse) -> None:
+        try:
+            await self._connection.publish(subject, self._codec.encode(response))
+        except OtaoError as error:
+            log.warning("ConfigResponse not sent: %s", error.message)
+
+    async def _on_applied(self, msg: Msg) -> None:
+        try:
+            event = self._codec.decode(ConfigApplied, msg.data)
+            await self._delivery.applied(
+                event.app_version_name,
+                event.endpoint_id,
+                event.config_id,
+                event.status_code,
+                event.reason_phrase,
+                datetime.fromtimestamp(event.timestamp / 1000, UTC),
+            )
+        except OtaoError as error:
+            log.warning("ConfigApplied not recorded: %s", error.message)
+        except Exception:
+            log.exception("unexpected error recording a ConfigApplied")
+
+    async def _on_unregistered(self, msg: Msg) -> None:
+        try:
+            event = self._codec.decode(EndpointUnregisteredEvent, msg.data)
+            await self._delivery.unregistered(event.app_version_name, event.endpoint_id)
+        except OtaoError as error:
+            log.warning("endpoint unregistration not handled: %s", error.message)
+        except Exception:
+            log.exception("unexpected error handling an endpoint unregistration")
+
+
+def _success(request: ConfigRequest, offer: Offer) -> ConfigResponse:
+    return ConfigResponse(
+        correlation_id=request.correlation_id,
+        timestamp=_now_ms(),
+        app_version_name=request.app_version_name,
+        endpoint_id=request.endpoint_id,
+        config_id=offer.version,
+        content=offer.content,
+        status_code=200,
+    )
+
+
+def _failure(request: ConfigRequest | None, status: int, reason: str) -> ConfigResponse:
+    return ConfigResponse(
+        correlation_id=request.correlation_id if request else "",
+        timestamp=_now_ms(),
+        app_version_name=request.app_version_name if request else "",
+        endpoint_id=request.endpoint_id if request else "",
+        status_code=status,
+        reason_phrase=reason,
+    )
+
+
+class ConfigUpdatedPublisher:
+    """Publishes pushes; flushes once per batch rather than once per message."""
+
+    def __init__(
+        self, connection: NatsConnection, codec: AvroCodec, subjects: Subjects
+    ) -> None:
+        self._connection = connection
+        self._codec = codec
+        self._subject = subjects.config_updated
+        self._replica = subjects.replica
+
+    async def config_updated(
+        self, app_version: str, endpoint_id: str, version: str, content: bytes
+    ) -> None:
+        event = ConfigUpdated(
+            correlation_id=uuid.uuid4().hex,
+            timestamp=_now_ms(),
+            app_version_name=app_version,
+            endpoint_id=endpoint_id,
+            config_id=version,
+            content=content,
+            originator_replica_id=self._replica,
+        )
+        await self._connection.publish(self._subject, self._codec.encode(event))
+
+    async def flush(self) -> None:
+        await self._connection.flush()

@@ -1,0 +1,132 @@
+"""The NATS connection: connects in the background, reconnects forever, reports readiness.
+
+otao starts even when the broker is down (health says not serving until it connects), and
+never gives up reconnecting: a broker restart must not need an otao restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+
+from otao.domain.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Msg], Awaitable[None]]
+
+
+class NatsConnection:
+    def __init__(self, url: str, name: str) -> None:
+        self._url = url
+        self._name = name
+        self._client: Client | None = None
+        self._subscriptions: list[tuple[str, str, Handler]] = []
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._on_reconnect: list[Callable[[], None]] = []
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise Unavailable("the message broker is not connected")
+        return self._client
+
+    def subscribe(self, subject: str, handler: Handler, queue: str = "") -> None:
+        """Register a subscription; made on connect (nats-py restores it on reconnect)."""
+        self._subscriptions.append((subject, queue, handler))
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Called after a reconnect: broadcasts sent meanwhile were missed."""
+        self._on_reconnect.append(callback)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._connect_forever(), name="nats-connect")
+
+    async def wait_connected(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                client = await nats.connect(
+                    self._url,
+                    name=self._name,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    ping_interval=5,
+                    max_outstanding_pings=2,
+                    # Keep publishing while reconnecting, up to 64 MiB buffered.
+                    pending_size=64 * 1024 * 1024,
+                    disconnected_cb=self._disconnected,
+                    reconnected_cb=self._reconnected,
+                    error_cb=self._error,
+                )
+            except (OSError, NatsError, TimeoutError) as exc:
+                log.warning("cannot reach NATS at %s (%s); retrying", self._url, type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            for subject, queue, handler in self._subscriptions:
+                await client.subscribe(subject, queue=queue, cb=handler, pending_msgs_limit=100_000)
+            self._client = client
+            self._connected.set()
+            log.info("connected to NATS", extra={"url": self._url})
+            return
+
+    async def _disconnected(self) -> None:
+        log.warning("disconnected from NATS; reconnecting")
+
+    async def _reconnected(self) -> None:
+        log.info("reconnected to NATS")
+        for callback in self._on_reconnect:
+            callback()
+
+    async def _error(self, error: Exception) -> None:
+        log.warning("NATS error: %s", type(error).__name__)
+
+    async def publish(self, subject: str, payload: bytes, reply: str = "") -> None:
+        try:
+            await self.client.publish(subject, payload, reply=reply)
+        except NatsError as exc:
+            raise Unavailable("the message broker is unavailable") from exc
+
+    async def flush(self, timeout: int = 5) -> None:
+        try:
+            await self.client.flush(timeout=timeout)
+        except (NatsError, TimeoutError) as exc:
+            raise Unavailable("the message broker is unavailable") from exc
+
+    async def raw_subscribe(self, subject: str, handler: Handler) -> Subscription:
+        return await self.client.subscribe(subject, cb=handler)
+
+    async def close(self) -> None:
+        """Drain: finish handling received messages, flush what was published, then close."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._client is not None and not self._client.is_closed:
+            try:
+                await self._client.drain()
+            except (NatsError, TimeoutError):
+                await self._client.close()

@@ -1,0 +1,60 @@
+"""kaa.otao.v1.RolloutService: parse, call the service, build the reply."""
+
+from __future__ import annotations
+
+from kaa.otao.v1 import rollout_pb2, rollout_pb2_grpc
+
+from otao.domain import validation
+from otao.rpc import convert
+from otao.rpc.interceptors import Context, current_caller
+from otao.services.applications import ApplicationDirectory
+from otao.services.audit import AuditLog
+from otao.services.endpoints import page_size
+from otao.services.rollout import RolloutService
+
+
+class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
+    def __init__(
+        self, service: RolloutService, audit: AuditLog, applications: ApplicationDirectory
+    ) -> None:
+        self._service = service
+        self._audit = audit
+        self._applications = applications
+
+    async def GetRolloutStatus(
+        self, request: rollout_pb2.GetRolloutStatusRequest, context: Context
+    ) -> rollout_pb2.RolloutStatus:
+        status = await self._service.status(
+            current_caller(), request.application_name, request.version
+        )
+        definition = status.definition
+        reply = rollout_pb2.RolloutStatus(
+            version=definition.version,
+            rollout_strategy=definition.rollout_strategy.value,
+            eligible=status.eligible,
+            offered=status.offered,
+            applied=status.applied,
+            failed=status.failed,
+            awaiting_consent=status.awaiting_consent,
+            not_yet_eligible=status.not_yet_eligible,
+        )
+        if definition.halt is not None:
+            reply.halt.reason = definition.halt.reason
+            reply.halt.halted_at.FromDatetime(definition.halt.halted_at)
+        return reply
+
+    async def ListAuditEntries(
+        self, request: rollout_pb2.ListAuditEntriesRequest, context: Context
+    ) -> rollout_pb2.ListAuditEntriesResponse:
+        caller = current_caller()
+        validation.application_name(request.application_name)
+        self._applications.get(caller.tenant_id, request.application_name)
+        limit = page_size(request.page_size)
+        entries = await self._audit.page(
+            caller.tenant_id, request.application_name, request.page_token or None, limit + 1
+        )
+        following = entries[limit - 1].id if len(entries) > limit else ""
+        return rollout_pb2.ListAuditEntriesResponse(
+            entries=[convert.audit_to_proto(e) for e in entries[:limit]],
+            next_page_token=following,
+        )

@@ -1,0 +1,89 @@
+"""The device-facing use cases behind 6/CDTP: answering polls and taking applied reports."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from otao.domain import validation
+from otao.domain.errors import InvalidArgument, NotFound
+from otao.domain.models import AppliedReport, EndpointKey
+from otao.services.applications import ApplicationDirectory
+from otao.services.recorder import SightingRecorder
+from otao.services.resolution import ResolutionService
+from otao.store.endpoints import EndpointStore
+
+log = logging.getLogger(__name__)
+
+ReportListener = Callable[[EndpointKey, AppliedReport], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """An answer to a poll: the version to install and its specification, or nothing."""
+
+    current_version: str | None
+    version: str | None = None
+    content: bytes | None = None
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        applications: ApplicationDirectory,
+        resolution: ResolutionService,
+        endpoints: EndpointStore,
+        recorder: SightingRecorder,
+    ) -> None:
+        self._applications = applications
+        self._resolution = resolution
+        self._endpoints = endpoints
+        self._recorder = recorder
+        self._report_listeners: list[ReportListener] = []
+
+    def on_report(self, listener: ReportListener) -> None:
+        self._report_listeners.append(listener)
+
+    def endpoint_of(self, app_version_name: str, endpoint_id: str) -> EndpointKey:
+        application = self._applications.by_app_version(app_version_name)
+        if application is None:
+            raise NotFound(f"unknown application version {app_version_name!r}")
+        validation.endpoint_id(endpoint_id)
+        return EndpointKey(application.tenant_id, application.name, endpoint_id)
+
+    async def poll(self, app_version_name: str, endpoint_id: str, known: str | None) -> Offer:
+        """A consumer asks for an endpoint's configuration; ``known`` is its configId."""
+        key = self.endpoint_of(app_version_name, endpoint_id)
+        decision = await self._resolution.decide(key, known)
+        if known is not None or (decision.state_read and decision.state is None):
+            # Recorded off the response path; see SightingRecorder.
+            self._recorder.seen(key, app_version_name, known)
+        if decision.selected is None:
+            return Offer(decision.current_version)
+        spec = decision.selected.spec
+        return Offer(decision.current_version, spec.version, spec.specification_json.encode())
+
+    async def unregistered(self, app_version_name: str, endpoint_id: str) -> None:
+        """EPR unregistered the endpoint: forget everything held about it."""
+        key = self.endpoint_of(app_version_name, endpoint_id)
+        self._recorder.forget(key)
+        await self._endpoints.delete(key)
+
+    async def applied(
+        self,
+        app_version_name: str,
+        endpoint_id: str,
+        config_id: str,
+        status_code: int,
+        reason_phrase: str | None,
+        reported_at: datetime,
+    ) -> None:
+        key = self.endpoint_of(app_version_name, endpoint_id)
+        if not config_id:
+            raise InvalidArgument.of("configId", "required")
+        report = AppliedReport(config_id, status_code, reason_phrase, reported_at)
+        await self._endpoints.apply_report(key, app_version_name, report)
+        for listener in self._report_listeners:
+            await listener(key, report)

@@ -1,0 +1,170 @@
+"""What operators see and change about endpoints: state, failures, consents."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from otao.domain import validation
+from otao.domain.errors import InvalidArgument, NotFound
+from otao.domain.models import Caller, Consent, EndpointKey, EndpointState, Software
+from otao.services.applications import ApplicationDirectory
+from otao.services.audit import AuditLog
+from otao.services.resolution import ResolutionService
+from otao.store.endpoints import EndpointStore, endpoint_doc_id
+
+Notify = Callable[[EndpointKey], Awaitable[bool]]
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSoftware:
+    endpoint_id: str
+    current_version: str | None
+    state: EndpointState | None
+    next_update: Software | None
+
+
+def _encode_token(doc_id: str) -> str:
+    return base64.urlsafe_b64encode(doc_id.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str, prefix: str) -> str:
+    try:
+        decoded = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        decoded = ""
+    if not decoded.startswith(prefix):
+        raise InvalidArgument.of("pageToken", "not a token this listing returned")
+    return decoded
+
+
+def page_size(requested: int) -> int:
+    if requested < 0:
+        raise InvalidArgument.of("pageSize", "must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+class EndpointsService:
+    def __init__(
+        self,
+        applications: ApplicationDirectory,
+        endpoints: EndpointStore,
+        resolution: ResolutionService,
+        audit: AuditLog,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._applications = applications
+        self._endpoints = endpoints
+        self._resolution = resolution
+        self._audit = audit
+        self._clock = clock
+        self._notify: Notify | None = None
+
+    def use_notifier(self, notify: Notify) -> None:
+        self._notify = notify
+
+    def key(self, caller: Caller, application: str, endpoint_id: str) -> EndpointKey:
+        validation.application_name(application)
+        validation.endpoint_id(endpoint_id)
+        self._applications.get(caller.tenant_id, application)
+        return EndpointKey(caller.tenant_id, application, endpoint_id)
+
+    def application(self, caller: Caller, application: str) -> str:
+        validation.application_name(application)
+        return self._applications.get(caller.tenant_id, application).name
+
+    async def software(self, caller: Caller, application: str, endpoint_id: str) -> EndpointSoftware:
+        key = self.key(caller, application, endpoint_id)
+        decision = await self._resolution.decide(key, None)
+        state = decision.state if decision.state_read else await self._endpoints.get(key)
+        return EndpointSoftware(endpoint_id, decision.current_version, state, decision.selected)
+
+    async def page(
+        self, caller: Caller, application: str, version: str, size: int, token: str
+    ) -> tuple[list[EndpointState], str]:
+        self.application(caller, application)
+        if version:
+            validation.version(version)
+        limit = page_size(size)
+        prefix = f"{caller.tenant_id}/{application}/"
+        after = _decode_token(token, prefix) if token else None
+        found = await self._endpoints.page(
+            caller.tenant_id, application, version or None, after, limit + 1
+        )
+        following = ""
+        if len(found) > limit:
+            found = found[:limit]
+            last = found[-1]
+            following = _encode_token(
+                endpoint_doc_id(EndpointKey(last.tenant_id, last.application, last.endpoint_id))
+            )
+        return found, following
+
+    async def distribution(self, caller: Caller, application: str) -> dict[str, int]:
+        self.application(caller, application)
+        return await self._endpoints.distribution(caller.tenant_id, application)
+
+    async def clear_failure(
+        self, caller: Caller, application: str, endpoint_id: str, version: str
+    ) -> None:
+        key = self.key(caller, application, endpoint_id)
+        validation.version(version)
+        if not await self._endpoints.clear_failure(key, version, self._clock()):
+            raise NotFound(f"endpoint {endpoint_id} has no recorded failure of {version}")
+        await self._audit.record(
+            caller.tenant_id, application, caller.subject, "failure.clear",
+            f"endpoints/{endpoint_id}/failures/{version}",
+        )
+        if self._notify is not None:
+            await self._notify(key)
+
+    async def grant_consent(
+        self,
+        caller: Caller,
+        application: str,
+        endpoint_id: str,
+        version: str,
+        all_versions: bool,
+    ) -> Consent:
+        key = self.key(caller, application, endpoint_id)
+        if all_versions and version:
+            raise InvalidArgument.of("version", "give either version or allVersions, not both")
+        if not all_versions:
+            validation.version(version)
+        consent = Consent(None if all_versions else version, all_versions, self._clock())
+        await self._endpoints.add_consent(key, consent, self._clock())
+        await self._audit.record(
+            caller.tenant_id, application, caller.subject, "consent.create",
+            f"endpoints/{endpoint_id}/consents/{version or 'all'}",
+        )
+        if self._notify is not None:
+            await self._notify(key)
+        return consent
+
+    async def consents(self, caller: Caller, application: str, endpoint_id: str) -> list[Consent]:
+        key = self.key(caller, application, endpoint_id)
+        state = await self._endpoints.get(key)
+        return list(state.consents) if state else []
+
+    async def revoke_consent(
+        self, caller: Caller, application: str, endpoint_id: str, version: str
+    ) -> None:
+        key = self.key(caller, application, endpoint_id)
+        all_versions = version == "all"
+        if not all_versions:
+            validation.version(version)
+        removed = await self._endpoints.remove_consent(
+            key, None if all_versions else version, all_versions, self._clock()
+        )
+        if not removed:
+            raise NotFound(f"endpoint {endpoint_id} has no consent {version}")
+        await self._audit.record(
+            caller.tenant_id, application, caller.subject, "consent.delete",
+            f"endpoints/{endpoint_id}/consents/{version}",
+        )

@@ -1,0 +1,80 @@
+"""Records what consumers tell otao about endpoints, off the response path.
+
+A CDTP poll must not wait for a database write that its answer does not need. Sightings
+(endpoint, app version name, consumer-known version) go into a pending map drained by one
+background task; a key already recorded by this process is skipped, so the steady-state
+poll costs no write at all. A write that fails stays pending and is retried; sightings
+still pending at a crash are recorded again by the endpoint's next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+
+from otao.domain.errors import OtaoError
+from otao.domain.models import EndpointKey
+from otao.store.endpoints import EndpointStore
+
+log = logging.getLogger(__name__)
+
+Sighting = tuple[str, str | None]
+
+
+class SightingRecorder:
+    def __init__(
+        self,
+        store: EndpointStore,
+        clock: Callable[[], datetime],
+        remembered: int = 200_000,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._remembered = remembered
+        self._recorded: OrderedDict[EndpointKey, Sighting] = OrderedDict()
+        self._pending: dict[EndpointKey, Sighting] = {}
+        self._wake = asyncio.Event()
+
+    def seen(self, key: EndpointKey, app_version: str, version: str | None) -> None:
+        sighting = (app_version, version)
+        if self._recorded.get(key) == sighting or self._pending.get(key) == sighting:
+            return
+        self._pending[key] = sighting
+        self._wake.set()
+
+    def forget(self, key: EndpointKey) -> None:
+        """The endpoint was deleted: a later sighting must be recorded again."""
+        self._recorded.pop(key, None)
+        self._pending.pop(key, None)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not await self.flush():
+                await asyncio.sleep(1.0)
+                self._wake.set()
+
+    async def flush(self) -> bool:
+        """Write everything pending; False when the database failed (kept for a retry)."""
+        while self._pending:
+            key, sighting = next(iter(self._pending.items()))
+            try:
+                await self._store.record_sighting(key, sighting[0], sighting[1], self._clock())
+            except OtaoError as error:
+                log.warning("recording endpoint sightings postponed: %s", error.message)
+                return False
+            if self._pending.get(key) == sighting:
+                del self._pending[key]
+            self._recorded[key] = sighting
+            self._recorded.move_to_end(key)
+            while len(self._recorded) > self._remembered:
+                self._recorded.popitem(last=False)
+        return True

@@ -1,0 +1,101 @@
+"""Deciding an endpoint's next update: one code path for 6/CDTP, gRPC and REST.
+
+The common poll (the endpoint already has the newest version it may get) is answered from
+the in-memory catalog alone; per-endpoint state is read (one ``_id`` lookup) only when the
+catalog holds a candidate for the endpoint's version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from otao.domain import graph, resolution
+from otao.domain.catalog import Catalog
+from otao.domain.models import EndpointKey, EndpointState, RolloutStrategy, Software
+from otao.domain.resolution import EndpointFacts, Explanation
+from otao.services.catalogs import CatalogCache
+from otao.store.endpoints import EndpointStore
+
+# Learns an endpoint's filter membership when otao never has (20/EFMP); None when unknown.
+MembershipLookup = Callable[[EndpointKey], Awaitable[frozenset[str] | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    current_version: str | None
+    selected: Software | None
+    # The endpoint's stored state when it was read; None when the catalog sufficed or
+    # otao holds nothing for the endpoint.
+    state: EndpointState | None
+    state_read: bool
+
+
+class ResolutionService:
+    def __init__(
+        self,
+        catalogs: CatalogCache,
+        endpoints: EndpointStore,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._catalogs = catalogs
+        self._endpoints = endpoints
+        self._clock = clock
+        self._membership: MembershipLookup | None = None
+
+    def use_membership_lookup(self, lookup: MembershipLookup) -> None:
+        self._membership = lookup
+
+    async def catalog(self, tenant_id: str, application: str) -> Catalog:
+        return await self._catalogs.get(tenant_id, application)
+
+    async def decide(self, key: EndpointKey, reported_version: str | None) -> Decision:
+        catalog = await self._catalogs.get(key.tenant_id, key.application)
+        if reported_version is not None and not catalog.candidates(reported_version):
+            return Decision(reported_version, None, None, state_read=False)
+        state = await self._endpoints.get(key)
+        facts = await self._facts(catalog, key, state, reported_version)
+        selected = resolution.select(catalog, facts, self._clock())
+        return Decision(facts.current_version, selected, state, state_read=True)
+
+    async def explain(self, key: EndpointKey, reported_version: str | None) -> Explanation:
+        catalog = await self._catalogs.get(key.tenant_id, key.application)
+        state = await self._endpoints.get(key)
+        facts = await self._facts(catalog, key, state, reported_version)
+        return resolution.explain(catalog, facts, self._clock())
+
+    async def _facts(
+        self,
+        catalog: Catalog,
+        key: EndpointKey,
+        state: EndpointState | None,
+        reported_version: str | None,
+    ) -> EndpointFacts:
+        facts = EndpointFacts.of(state, reported_version)
+        if facts.filters is None and self._membership is not None:
+            targeted = any(
+                c.rollout_strategy is RolloutStrategy.TARGETED
+                for c in catalog.candidates(facts.current_version)
+            )
+            if targeted:
+                learned = await self._membership(key)
+                if learned is not None:
+                    facts = EndpointFacts(
+                        facts.current_version,
+                        learned,
+                        facts.consented_versions,
+                        facts.consent_all,
+                        facts.failed_versions,
+                    )
+        return facts
+
+    async def upgrade_path(
+        self, tenant_id: str, application: str, start: str, target: str | None
+    ) -> list[str]:
+        catalog = await self._catalogs.get(tenant_id, application)
+        return graph.upgrade_path(catalog, start, target)
+
+    async def upgrade_graph(self, tenant_id: str, application: str) -> graph.Graph:
+        return graph.graph(await self._catalogs.get(tenant_id, application))
+

@@ -1,0 +1,138 @@
+"""How a rollout is going, and the automatic halt when too many endpoints fail it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from otao.domain import resolution, validation
+from otao.domain.errors import NotFound, OtaoError
+from otao.domain.models import AppliedReport, Caller, EndpointKey, Software
+from otao.domain.resolution import EndpointFacts, VerdictKind
+from otao.services.applications import ApplicationDirectory
+from otao.services.catalogs import CatalogCache
+from otao.store.endpoints import EndpointStore
+
+log = logging.getLogger(__name__)
+
+Halt = Callable[[str, str, str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutStatus:
+    definition: Software
+    eligible: int
+    offered: int
+    applied: int
+    failed: int
+    awaiting_consent: int
+    not_yet_eligible: int
+
+
+class RolloutService:
+    def __init__(
+        self,
+        applications: ApplicationDirectory,
+        catalogs: CatalogCache,
+        endpoints: EndpointStore,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._applications = applications
+        self._catalogs = catalogs
+        self._endpoints = endpoints
+        self._clock = clock
+
+    async def status(self, caller: Caller, application: str, version: str) -> RolloutStatus:
+        validation.application_name(application)
+        validation.version(version)
+        self._applications.get(caller.tenant_id, application)
+        catalog = await self._catalogs.get(caller.tenant_id, application)
+        definition = catalog.get(version)
+        if definition is None:
+            raise NotFound(f"application {application} has no version {version}")
+        now = self._clock()
+        consent_required = catalog.settings.consent_required
+        eligible = awaiting = pending = 0
+        states = await self._endpoints.all_for_application(caller.tenant_id, application)
+        for state in states:
+            facts = EndpointFacts.of(state, None)
+            if definition not in catalog.candidates(facts.current_version):
+                continue
+            blocked = resolution.blocker(definition, facts, consent_required, now)
+            if blocked is None:
+                eligible += 1
+            elif blocked.kind is VerdictKind.AWAITING_CONSENT:
+                awaiting += 1
+            elif blocked.kind is VerdictKind.ROLLOUT_DATE_PENDING:
+                pending += 1
+        applied, failed = await self._endpoints.report_counts(
+            caller.tenant_id, application, version
+        )
+        offered = (await self._endpoints.offered_versions(caller.tenant_id, application)).get(
+            version, 0
+        )
+        return RolloutStatus(definition, eligible, offered, applied, failed, awaiting, pending)
+
+
+class HaltMonitor:
+    """Suspends a definition whose failure ratio crosses its rolloutPolicy.
+
+    Reports only mark a definition for a check; one task checks marked definitions at
+    most every ``interval`` seconds, so a burst of reports costs one count query.
+    """
+
+    def __init__(
+        self,
+        catalogs: CatalogCache,
+        endpoints: EndpointStore,
+        halt: Halt,
+        interval: float = 0.5,
+    ) -> None:
+        self._catalogs = catalogs
+        self._endpoints = endpoints
+        self._halt = halt
+        self._interval = interval
+        self._marked: set[tuple[str, str, str]] = set()
+        self._wake = asyncio.Event()
+
+    async def on_report(self, key: EndpointKey, report: AppliedReport) -> None:
+        catalog = await self._catalogs.get(key.tenant_id, key.application)
+        definition = catalog.get(report.config_id)
+        if definition is None or definition.spec.rollout_policy is None:
+            return
+        self._marked.add((key.tenant_id, key.application, report.config_id))
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            marked, self._marked = self._marked, set()
+            for tenant_id, application, version in marked:
+                try:
+                    await self.check(tenant_id, application, version)
+                except OtaoError as error:
+                    log.warning("rollout health check postponed: %s", error.message)
+                    self._marked.add((tenant_id, application, version))
+                    self._wake.set()
+            await asyncio.sleep(self._interval)
+
+    async def check(self, tenant_id: str, application: str, version: str) -> bool:
+        catalog = await self._catalogs.get(tenant_id, application)
+        definition = catalog.get(version)
+        if definition is None or definition.spec.rollout_policy is None or definition.halt:
+            return False
+        policy = definition.spec.rollout_policy
+        applied, failed = await self._endpoints.report_counts(tenant_id, application, version)
+        reports = applied + failed
+        if reports < policy.min_reports or failed / reports <= policy.max_failure_ratio:
+            return False
+        reason = (
+            f"failure ratio {failed}/{reports} = {failed / reports:.2f} exceeded "
+            f"maxFailureRatio {policy.max_failure_ratio} after {reports} reports"
+        )
+        await self._halt(tenant_id, application, version, reason)
+        return True
