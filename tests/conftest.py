@@ -26,6 +26,9 @@ from tests.support.stack import (
     start_nats_server,
 )
 
+# otao itself, REST through Envoy, gRPC and a CMX peer: see tests/support/fixtures.py.
+pytest_plugins = ["tests.support.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:

@@ -602,12 +602,13 @@ def start_envoy(
     health_check_interval: float | None = None,
     concurrency: int = 2,
     ready_timeout: float = 30.0,
+    log_path: Path | None = None,
 ) -> EnvoyProcess:
     """Start Envoy with a rendered copy of deploy/envoy.yaml: REST on ``listen_host:
     listen_port`` transcoded to otao's gRPC on ``grpc_host:grpc_port``.
 
     ``admin_port`` 0 picks a free one. Hot restart is off and the base id dynamic, so several
-    Envoys run side by side. The config and the log go to ``run_dir``.
+    Envoys run side by side. The config goes to ``run_dir``, the log too unless ``log_path``.
     """
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -642,7 +643,7 @@ def start_envoy(
         admin_port,
         config_path,
         argv,
-        run_dir / f"envoy-{listen_port}.log",
+        log_path or run_dir / f"envoy-{listen_port}.log",
         ready_timeout=ready_timeout,
         cwd=REPO_ROOT,
     )

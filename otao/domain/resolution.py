@@ -88,9 +88,7 @@ def blocker(
                 f"the endpoint's filters roll out from {first.isoformat()}",
             )
     if consent_required and not (facts.consent_all or version in facts.consented_versions):
-        return Verdict(
-            version, VerdictKind.AWAITING_CONSENT, "the application requires consent"
-        )
+        return Verdict(version, VerdictKind.AWAITING_CONSENT, "the application requires consent")
     if version in facts.failed_versions:
         return Verdict(
             version,

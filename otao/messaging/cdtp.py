@@ -155,9 +155,7 @@ def _failure(request: ConfigRequest | None, status: int, reason: str) -> ConfigR
 class ConfigUpdatedPublisher:
     """Publishes pushes; flushes once per batch rather than once per message."""
 
-    def __init__(
-        self, connection: NatsConnection, codec: AvroCodec, subjects: Subjects
-    ) -> None:
+    def __init__(self, connection: NatsConnection, codec: AvroCodec, subjects: Subjects) -> None:
         self._connection = connection
         self._codec = codec
         self._subject = subjects.config_updated

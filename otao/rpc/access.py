@@ -47,9 +47,7 @@ def local_development_access(tenant_id: str) -> Authenticate:
     """No security: every call runs as the default tenant. Only with an explicit setting."""
     caller = Caller(tenant_id=tenant_id, subject="local-development")
 
-    async def authenticate(
-        method: str, request: Any, context: Context
-    ) -> Caller:
+    async def authenticate(method: str, request: Any, context: Context) -> Caller:
         return caller
 
     return authenticate

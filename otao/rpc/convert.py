@@ -173,4 +173,3 @@ def audit_to_proto(entry: AuditEntry) -> rollout_pb2.AuditEntry:
     for key, item in entry.details.items():
         json_to_value(item, message.details.fields[key])
     return message
-

@@ -28,9 +28,7 @@ class EndpointServicer(endpoint_pb2_grpc.EndpointServiceServicer):
             next_update=(
                 convert.software_to_proto(found.next_update) if found.next_update else None
             ),
-            failed_versions=(
-                versions.newest_first(list(state.failed_versions)) if state else []
-            ),
+            failed_versions=(versions.newest_first(list(state.failed_versions)) if state else []),
         )
 
     async def ListEndpoints(

@@ -36,9 +36,7 @@ class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
         key = self._key(request.application_name, request.endpoint_id)
         reported = validation.optional_version(request.current_version, "currentVersion")
         decision = await self._service.decide(key, reported)
-        reply = resolution_pb2.ResolveUpdateResponse(
-            current_version=decision.current_version or ""
-        )
+        reply = resolution_pb2.ResolveUpdateResponse(current_version=decision.current_version or "")
         if decision.selected is not None:
             reply.update_available = True
             reply.version = decision.selected.version
@@ -86,7 +84,5 @@ class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
                 )
                 for n in found.nodes
             ],
-            edges=[
-                resolution_pb2.GraphEdge(from_version=a, to_version=b) for a, b in found.edges
-            ],
+            edges=[resolution_pb2.GraphEdge(from_version=a, to_version=b) for a, b in found.edges],
         )

@@ -31,12 +31,19 @@ class AuditLog:
         # Sortable by time, unique across replicas.
         entry_id = f"{int(now.timestamp() * 1_000_000):020d}-{uuid.uuid4().hex[:12]}"
         await self._store.append(
-            AuditEntry(entry_id, tenant_id, application, now, actor, action, resource, details or {})
+            AuditEntry(
+                entry_id, tenant_id, application, now, actor, action, resource, details or {}
+            )
         )
         log.info(
             "audit",
-            extra={"tenant": tenant_id, "application": application, "actor": actor,
-                   "action": action, "resource": resource},
+            extra={
+                "tenant": tenant_id,
+                "application": application,
+                "actor": actor,
+                "action": action,
+                "resource": resource,
+            },
         )
 
     async def page(

@@ -63,6 +63,7 @@ class DeliveryService:
         if decision.selected is None:
             return Offer(decision.current_version)
         spec = decision.selected.spec
+        self._recorder.offered(key, spec.version)
         return Offer(decision.current_version, spec.version, spec.specification_json.encode())
 
     async def unregistered(self, app_version_name: str, endpoint_id: str) -> None:

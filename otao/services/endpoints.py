@@ -79,7 +79,9 @@ class EndpointsService:
         validation.application_name(application)
         return self._applications.get(caller.tenant_id, application).name
 
-    async def software(self, caller: Caller, application: str, endpoint_id: str) -> EndpointSoftware:
+    async def software(
+        self, caller: Caller, application: str, endpoint_id: str
+    ) -> EndpointSoftware:
         key = self.key(caller, application, endpoint_id)
         decision = await self._resolution.decide(key, None)
         state = decision.state if decision.state_read else await self._endpoints.get(key)
@@ -118,7 +120,10 @@ class EndpointsService:
         if not await self._endpoints.clear_failure(key, version, self._clock()):
             raise NotFound(f"endpoint {endpoint_id} has no recorded failure of {version}")
         await self._audit.record(
-            caller.tenant_id, application, caller.subject, "failure.clear",
+            caller.tenant_id,
+            application,
+            caller.subject,
+            "failure.clear",
             f"endpoints/{endpoint_id}/failures/{version}",
         )
         if self._notify is not None:
@@ -140,7 +145,10 @@ class EndpointsService:
         consent = Consent(None if all_versions else version, all_versions, self._clock())
         await self._endpoints.add_consent(key, consent, self._clock())
         await self._audit.record(
-            caller.tenant_id, application, caller.subject, "consent.create",
+            caller.tenant_id,
+            application,
+            caller.subject,
+            "consent.create",
             f"endpoints/{endpoint_id}/consents/{version or 'all'}",
         )
         if self._notify is not None:
@@ -165,6 +173,9 @@ class EndpointsService:
         if not removed:
             raise NotFound(f"endpoint {endpoint_id} has no consent {version}")
         await self._audit.record(
-            caller.tenant_id, application, caller.subject, "consent.delete",
+            caller.tenant_id,
+            application,
+            caller.subject,
+            "consent.delete",
             f"endpoints/{endpoint_id}/consents/{version}",
         )

@@ -150,10 +150,10 @@ class PushService:
         if state is None:
             return False
         selected = resolution.select(catalog, EndpointFacts.of(state, None), self._clock())
-        if selected is None:
+        if selected is None or not await self._send(state, selected):
             return False
-        await self._send(state, selected)
         await self._publisher.flush()
+        await self._endpoints.mark_offered([key], selected.version, self._clock())
         return True
 
     async def run(self) -> None:
@@ -187,15 +187,22 @@ class PushService:
             if not batch:
                 break
             now = self._clock()
+            offers: dict[str, list[EndpointKey]] = {}
             for state in batch:
                 facts = EndpointFacts.of(state, None)
                 offered = resolution.select(after, facts, now)
+                if offered is None:
+                    continue
                 if _delivery_changed(resolution.select(before, facts, now), offered):
-                    assert offered is not None
                     await self._limiter.take()
-                    await self._send(state, offered)
-                    sent += 1
+                    if await self._send(state, offered):
+                        sent += 1
+                        offers.setdefault(offered.version, []).append(
+                            EndpointKey(state.tenant_id, state.application, state.endpoint_id)
+                        )
             await self._publisher.flush()
+            for version, keys in offers.items():
+                await self._endpoints.mark_offered(keys, version, now)
             cursor = endpoint_doc_id(
                 EndpointKey(job.tenant_id, job.application, batch[-1].endpoint_id)
             )
@@ -224,20 +231,20 @@ class PushService:
             settings = replace(settings, consent_required=job.consent_required_before)
         return Catalog.build(job.tenant_id, job.application, settings, definitions.values())
 
-    async def _send(self, state: EndpointState, offered: Software) -> None:
+    async def _send(self, state: EndpointState, offered: Software) -> bool:
         app_version = state.app_version or self._default_app_version(state)
         if app_version is None:
-            return
+            return False
         await self._publisher.config_updated(
             app_version,
             state.endpoint_id,
             offered.version,
             offered.spec.specification_json.encode(),
         )
+        return True
 
     def _default_app_version(self, state: EndpointState) -> str | None:
         application = self._applications.find(state.tenant_id, state.application)
         if application is None or not application.app_versions:
             return None
         return application.app_versions[0]
-

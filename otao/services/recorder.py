@@ -36,6 +36,8 @@ class SightingRecorder:
         self._remembered = remembered
         self._recorded: OrderedDict[EndpointKey, Sighting] = OrderedDict()
         self._pending: dict[EndpointKey, Sighting] = {}
+        self._offers: dict[tuple[EndpointKey, str], None] = {}
+        self._offers_recorded: OrderedDict[tuple[EndpointKey, str], None] = OrderedDict()
         self._wake = asyncio.Event()
 
     def seen(self, key: EndpointKey, app_version: str, version: str | None) -> None:
@@ -45,10 +47,20 @@ class SightingRecorder:
         self._pending[key] = sighting
         self._wake.set()
 
+    def offered(self, key: EndpointKey, version: str) -> None:
+        """A poll offered ``version`` to the endpoint (counted in rollout status)."""
+        offer = (key, version)
+        if offer in self._offers_recorded or offer in self._offers:
+            return
+        self._offers[offer] = None
+        self._wake.set()
+
     def forget(self, key: EndpointKey) -> None:
         """The endpoint was deleted: a later sighting must be recorded again."""
         self._recorded.pop(key, None)
         self._pending.pop(key, None)
+        for offer in [o for o in self._offers_recorded if o[0] == key]:
+            del self._offers_recorded[offer]
 
     @property
     def pending(self) -> int:
@@ -64,6 +76,28 @@ class SightingRecorder:
 
     async def flush(self) -> bool:
         """Write everything pending; False when the database failed (kept for a retry)."""
+        return await self._flush_sightings() and await self._flush_offers()
+
+    async def _flush_offers(self) -> bool:
+        while self._offers:
+            batch = list(self._offers)[:500]
+            by_version: dict[str, list[EndpointKey]] = {}
+            for key, version in batch:
+                by_version.setdefault(version, []).append(key)
+            try:
+                for version, keys in by_version.items():
+                    await self._store.mark_offered(keys, version, self._clock())
+            except OtaoError as error:
+                log.warning("recording offers postponed: %s", error.message)
+                return False
+            for offer in batch:
+                self._offers.pop(offer, None)
+                self._offers_recorded[offer] = None
+            while len(self._offers_recorded) > self._remembered:
+                self._offers_recorded.popitem(last=False)
+        return True
+
+    async def _flush_sightings(self) -> bool:
         while self._pending:
             key, sighting = next(iter(self._pending.items()))
             try:

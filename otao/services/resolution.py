@@ -98,4 +98,3 @@ class ResolutionService:
 
     async def upgrade_graph(self, tenant_id: str, application: str) -> graph.Graph:
         return graph.graph(await self._catalogs.get(tenant_id, application))
-

@@ -71,9 +71,7 @@ class RolloutService:
         applied, failed = await self._endpoints.report_counts(
             caller.tenant_id, application, version
         )
-        offered = (await self._endpoints.offered_versions(caller.tenant_id, application)).get(
-            version, 0
-        )
+        offered = await self._endpoints.offered_count(caller.tenant_id, application, version)
         return RolloutStatus(definition, eligible, offered, applied, failed, awaiting, pending)
 
 

@@ -125,8 +125,12 @@ class SoftwareService:
         await self._store.insert(created)
         await self._changed(caller, Change(caller.tenant_id, application, None, created))
         await self._audit.record(
-            caller.tenant_id, application, caller.subject, "software.create",
-            f"software/{spec.version}", {"rolloutStrategy": spec.rollout_strategy.value},
+            caller.tenant_id,
+            application,
+            caller.subject,
+            "software.create",
+            f"software/{spec.version}",
+            {"rolloutStrategy": spec.rollout_strategy.value},
         )
         return created
 
@@ -235,7 +239,11 @@ class SoftwareService:
                 continue
             await self._changed(caller, Change(caller.tenant_id, application, existing, updated))
             await self._audit.record(
-                caller.tenant_id, application, caller.subject, action, f"software/{version}",
+                caller.tenant_id,
+                application,
+                caller.subject,
+                action,
+                f"software/{version}",
                 {"rolloutStrategy": spec.rollout_strategy.value},
             )
             return updated
@@ -248,7 +256,10 @@ class SoftwareService:
         await self._store.delete(caller.tenant_id, application, version, etag or None)
         await self._changed(caller, Change(caller.tenant_id, application, existing, None))
         await self._audit.record(
-            caller.tenant_id, application, caller.subject, "software.delete",
+            caller.tenant_id,
+            application,
+            caller.subject,
+            "software.delete",
             f"software/{version}",
         )
 
@@ -273,12 +284,20 @@ class SoftwareService:
                 continue
             log.warning(
                 "rollout halted",
-                extra={"tenant": tenant_id, "application": application, "version": version,
-                       "reason": reason},
+                extra={
+                    "tenant": tenant_id,
+                    "application": application,
+                    "version": version,
+                    "reason": reason,
+                },
             )
             await self._changed(system, Change(tenant_id, application, existing, halted))
             await self._audit.record(
-                tenant_id, application, SYSTEM_ACTOR, "rollout.halt", f"software/{version}",
+                tenant_id,
+                application,
+                SYSTEM_ACTOR,
+                "rollout.halt",
+                f"software/{version}",
                 {"reason": reason},
             )
             return
@@ -292,9 +311,7 @@ class SoftwareService:
     ) -> ApplicationSettings:
         self._application(caller, application)
         if self._settings_managed_externally:
-            raise FailedPrecondition(
-                "application settings come from Kaa Tekton; change them there"
-            )
+            raise FailedPrecondition("application settings come from Kaa Tekton; change them there")
         before = await self._catalogs.settings(caller.tenant_id, application)
         await self._store.put_settings(caller.tenant_id, application, settings, self._clock())
         await self._changed(
@@ -302,7 +319,11 @@ class SoftwareService:
             Change(caller.tenant_id, application, settings_before=before, settings_after=settings),
         )
         await self._audit.record(
-            caller.tenant_id, application, caller.subject, "settings.update", "settings",
+            caller.tenant_id,
+            application,
+            caller.subject,
+            "settings.update",
+            "settings",
             {"consentRequired": settings.consent_required},
         )
         return settings

@@ -34,6 +34,7 @@ SETTINGS = "application_settings"
 ENDPOINTS = "endpoints"
 PUSH_JOBS = "push_jobs"
 AUDIT = "audit"
+OFFERS = "offers"
 LEASES = "leases"
 
 _INDEXES: Mapping[str, list[IndexModel]] = {
@@ -54,6 +55,12 @@ _INDEXES: Mapping[str, list[IndexModel]] = {
         IndexModel([("failedVersions", ASCENDING)], name="failed_versions"),
     ],
     PUSH_JOBS: [IndexModel([("state", ASCENDING)], name="state")],
+    OFFERS: [
+        IndexModel(
+            [("tenantId", ASCENDING), ("application", ASCENDING), ("version", ASCENDING)],
+            name="tenant_application_version",
+        ),
+    ],
     AUDIT: [
         IndexModel(
             [("tenantId", ASCENDING), ("application", ASCENDING), ("time", ASCENDING)],

@@ -79,8 +79,11 @@ class PushJobStore:
                     continue
                 # Compare-and-set on the lease we saw: exactly one replica wins it.
                 result = await self._collection.update_one(
-                    {"_id": doc["_id"], "leaseUntil": doc["leaseUntil"],
-                     "leaseOwner": doc.get("leaseOwner")},
+                    {
+                        "_id": doc["_id"],
+                        "leaseUntil": doc["leaseUntil"],
+                        "leaseOwner": doc.get("leaseOwner"),
+                    },
                     {"$set": {"leaseOwner": owner, "leaseUntil": until}},
                 )
                 if result.modified_count == 1:

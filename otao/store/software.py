@@ -37,9 +37,7 @@ def to_document(software: Software) -> Document:
         "specification": spec.specification_json,
         "metadata": spec.metadata_json,
         "rolloutStrategy": spec.rollout_strategy.value,
-        "filters": [
-            {"filterId": f.filter_id, "rolloutDate": f.rollout_date} for f in spec.filters
-        ],
+        "filters": [{"filterId": f.filter_id, "rolloutDate": f.rollout_date} for f in spec.filters],
         "rolloutPolicy": (
             {
                 "maxFailureRatio": spec.rollout_policy.max_failure_ratio,

@@ -8,7 +8,7 @@ import pytest
 
 from otao.domain.errors import Unauthenticated, Unavailable
 from otao.integrations.oidc import OidcProvider
-from tests.support import ManualClock
+from tests.support import ManualClock, http_client
 from tests.support.fake_keycloak import FakeKeycloak, Realm
 
 pytestmark = pytest.mark.timeout(20)
@@ -32,7 +32,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client() as client:
         yield client
 
 

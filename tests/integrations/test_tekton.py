@@ -8,6 +8,7 @@ import pytest
 from otao.domain.applications import ApplicationConfig
 from otao.domain.errors import Unavailable
 from otao.integrations.tekton import TektonClient, TektonScope
+from tests.support import http_client
 from tests.support.fake_tekton import FakeTekton
 
 pytestmark = pytest.mark.timeout(20)
@@ -41,7 +42,7 @@ def tekton() -> Iterator[FakeTekton]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client() as client:
         yield client
 
 

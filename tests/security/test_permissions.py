@@ -19,7 +19,7 @@ from otao.security.permissions import (
 )
 from otao.security.tenants import TenantDirectory
 from otao.security.tokens import TokenVerifier, VerifiedToken
-from tests.support import ManualClock
+from tests.support import ManualClock, http_client
 from tests.support.fake_keycloak import UMA_GRANT, FakeKeycloak, Realm
 
 pytestmark = pytest.mark.timeout(20)
@@ -50,7 +50,7 @@ def realm(keycloak: FakeKeycloak) -> Realm:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client() as client:
         yield client
 
 

@@ -9,7 +9,7 @@ import pytest
 from otao.domain.errors import Unavailable
 from otao.integrations.tenant_manager import Tenant, TenantManagerClient
 from otao.security.tenants import TenantDirectory
-from tests.support import ManualClock
+from tests.support import ManualClock, http_client
 from tests.support.fake_tenant_manager import TENANTS_PATH, FakeTenantManager
 
 pytestmark = pytest.mark.timeout(20)
@@ -35,7 +35,7 @@ def tenant_manager() -> Iterator[FakeTenantManager]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client() as client:
         yield client
 
 

@@ -13,7 +13,7 @@ from otao.integrations.oidc import OidcProvider
 from otao.integrations.tenant_manager import Tenant
 from otao.security.tenants import TenantDirectory
 from otao.security.tokens import TokenVerifier, VerifiedToken
-from tests.support import ManualClock
+from tests.support import ManualClock, http_client
 from tests.support.fake_keycloak import (
     FakeKeycloak,
     Realm,
@@ -71,7 +71,7 @@ async def directory(realm: Realm, ec_realm: Realm) -> TenantDirectory:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client() as client:
         yield client
 
 

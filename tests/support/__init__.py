@@ -10,6 +10,7 @@ a stopped server then really refuses, no kept-alive connection keeps serving.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,7 +20,18 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 FailMode = Literal["error", "drop"] | None
+
+# Building an SSL context loads the CA bundle (~50 ms); the fakes speak plain HTTP, so one
+# shared context keeps a fresh client per test cheap.
+_TLS = ssl.create_default_context()
+
+
+def http_client() -> httpx.AsyncClient:
+    """An outbound client like the one otao's wiring passes to the integrations."""
+    return httpx.AsyncClient(timeout=5, verify=_TLS)
 
 
 @dataclass

@@ -73,10 +73,15 @@ class KeyFactory:
         if index == len(pool):
             pool.append(_generate(alg))
         params: KeyParameters = {"kid": f"kid-{next(_kids)}", "alg": alg, "use": "sig"}
-        data = {**pool[index].as_dict(private=True), **params}
-        if alg.startswith("ES"):
-            return ECKey.import_key(data)
-        return RSAKey.import_key(data)
+        material = pool[index]
+        # Importing the key object (not its JWK form) skips a slow validation of the numbers.
+        if isinstance(material, ECKey):
+            ec_private = material.private_key
+            assert ec_private is not None
+            return ECKey.import_key(ec_private, parameters=params)
+        rsa_private = material.private_key
+        assert rsa_private is not None
+        return RSAKey.import_key(rsa_private, parameters=params)
 
 
 @dataclass

@@ -1,0 +1,717 @@
+"""deploy/envoy.yaml, proved with a real Envoy in front of a small real gRPC server.
+
+The server implements kaa.otao.v1.SoftwareService from the generated stubs (plus the few
+Resolution/Endpoint methods whose query parameters the gateway must let through) with canned
+behaviour: it records every request it receives and echoes it back, so the tests see exactly
+what the transcoder made of the HTTP request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import pytest_asyncio
+from google.api import httpbody_pb2
+from google.protobuf import descriptor_pb2, json_format, struct_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_status import rpc_status
+from kaa.otao.v1 import (
+    endpoint_pb2,
+    endpoint_pb2_grpc,
+    resolution_pb2,
+    resolution_pb2_grpc,
+    software_pb2,
+    software_pb2_grpc,
+)
+
+from otao.devstack.processes import DESCRIPTOR_SET, ENVOY_TEMPLATE, REPO_ROOT, find_binary
+from otao.devstack.processes import free_port as free_tcp_port
+from tests.support.stack import EnvoyFactory
+
+pytestmark = pytest.mark.timeout(60)
+
+APP = "/api/v1/applications"
+MIB = 1024 * 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# The upstream: canned servicers that record and echo
+
+
+@dataclass
+class Recorder:
+    calls: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+
+    def record(
+        self, rpc: str, request: Message, context: grpc.aio.ServicerContext
+    ) -> struct_pb2.Value:
+        fields = json_format.MessageToDict(request, preserving_proto_field_name=True)
+        metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
+        self.calls.append((rpc, fields, metadata))
+        value = struct_pb2.Value()
+        json_format.ParseDict({"rpc": rpc, "request": fields}, value)
+        return value
+
+    @property
+    def last(self) -> tuple[str, dict[str, Any]]:
+        rpc, fields, _ = self.calls[-1]
+        return rpc, fields
+
+
+def bad_request_status() -> grpc.Status:
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="invalid definition")
+    violations = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(
+                field="version", description="must be a SemVer 2.0 version"
+            ),
+            error_details_pb2.BadRequest.FieldViolation(
+                field="upgradable_from[0]", description="must be lower than version"
+            ),
+        ]
+    )
+    status.details.add().Pack(violations)
+    return rpc_status.to_status(status)
+
+
+class Software(software_pb2_grpc.SoftwareServiceServicer):
+    """GetSoftware fails on demand: version ``fail-<grpc code name>`` aborts with that code,
+    ``invalid`` with INVALID_ARGUMENT and google.rpc.BadRequest details."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def GetSoftware(
+        self, request: software_pb2.GetSoftwareRequest, context: grpc.aio.ServicerContext
+    ) -> software_pb2.Software:
+        echo = self.recorder.record("GetSoftware", request, context)
+        if request.version == "invalid":
+            await context.abort_with_status(bad_request_status())
+        if request.version.startswith("fail-"):
+            code = grpc.StatusCode[request.version.removeprefix("fail-").upper()]
+            await context.abort(code, f"failing with {code.name} as asked")
+        return software_pb2.Software(version=request.version, metadata=echo)
+
+    async def CreateSoftware(
+        self, request: software_pb2.CreateSoftwareRequest, context: grpc.aio.ServicerContext
+    ) -> software_pb2.Software:
+        echo = self.recorder.record("CreateSoftware", request, context)
+        software = software_pb2.Software()
+        software.CopyFrom(request.software)
+        software.metadata.CopyFrom(echo)
+        return software
+
+    async def UpdateSoftware(
+        self, request: software_pb2.UpdateSoftwareRequest, context: grpc.aio.ServicerContext
+    ) -> software_pb2.Software:
+        echo = self.recorder.record("UpdateSoftware", request, context)
+        return software_pb2.Software(version=request.version, metadata=echo)
+
+    async def ListSoftwareJson(
+        self, request: software_pb2.ListSoftwareJsonRequest, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        self.recorder.record("ListSoftwareJson", request, context)
+        padding = dict(context.invocation_metadata() or ()).get("x-test-padding", "0")
+        items = [
+            {"version": "1.1.0", "upgradableFrom": ["1.0.0"], "rolloutStrategy": "general"},
+            {"version": "1.0.0", "upgradableFrom": [], "note": "x" * int(padding)},
+        ]
+        return httpbody_pb2.HttpBody(
+            content_type="application/json", data=json.dumps(items).encode()
+        )
+
+    async def GetApplicationSettings(
+        self,
+        request: software_pb2.GetApplicationSettingsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> software_pb2.ApplicationSettings:
+        self.recorder.record("GetApplicationSettings", request, context)
+        return software_pb2.ApplicationSettings(consent_required=False)
+
+
+class Resolution(resolution_pb2_grpc.ResolutionServiceServicer):
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def ResolveUpdate(
+        self, request: resolution_pb2.ResolveUpdateRequest, context: grpc.aio.ServicerContext
+    ) -> resolution_pb2.ResolveUpdateResponse:
+        self.recorder.record("ResolveUpdate", request, context)
+        return resolution_pb2.ResolveUpdateResponse(current_version=request.current_version)
+
+    async def GetUpgradePath(
+        self, request: resolution_pb2.GetUpgradePathRequest, context: grpc.aio.ServicerContext
+    ) -> resolution_pb2.UpgradePath:
+        self.recorder.record("GetUpgradePath", request, context)
+        return resolution_pb2.UpgradePath(
+            from_version=request.from_version, to_version=request.to_version
+        )
+
+
+class Endpoints(endpoint_pb2_grpc.EndpointServiceServicer):
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def ListEndpoints(
+        self, request: endpoint_pb2.ListEndpointsRequest, context: grpc.aio.ServicerContext
+    ) -> endpoint_pb2.ListEndpointsResponse:
+        self.recorder.record("ListEndpoints", request, context)
+        return endpoint_pb2.ListEndpointsResponse(next_page_token="next")
+
+
+@dataclass
+class Upstream:
+    port: int
+    recorder: Recorder
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def upstream() -> AsyncIterator[Upstream]:
+    recorder = Recorder()
+    server = grpc.aio.server()
+    software_pb2_grpc.add_SoftwareServiceServicer_to_server(Software(recorder), server)
+    resolution_pb2_grpc.add_ResolutionServiceServicer_to_server(Resolution(recorder), server)
+    endpoint_pb2_grpc.add_EndpointServiceServicer_to_server(Endpoints(recorder), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield Upstream(port, recorder)
+    await server.stop(grace=None)
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: Upstream, envoy_factory: EnvoyFactory) -> Iterator[str]:
+    envoy = envoy_factory(upstream.port)
+    yield envoy.base_url
+    envoy.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway_without_upstream(envoy_factory: EnvoyFactory) -> Iterator[str]:
+    envoy = envoy_factory(free_tcp_port())  # nothing listens there
+    yield envoy.base_url
+    envoy.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(gateway: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway, timeout=10, trust_env=False) as http:
+        yield http
+
+
+def assert_json_error(response: httpx.Response, status: int, grpc_code: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body: dict[str, Any] = response.json()
+    assert body["code"] == grpc_code
+    assert isinstance(body["message"], str)
+    return body
+
+
+# ---------------------------------------------------------------------------------------------
+# The config as committed
+
+
+def test_the_committed_config_passes_envoys_own_validation() -> None:
+    # As operators run it: from the repository root, with the relative gen/otao.pb.
+    result = subprocess.run(
+        [str(find_binary("envoy")), "--mode", "validate", "-c", str(ENVOY_TEMPLATE)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_committed_descriptor_set_carries_the_error_detail_types() -> None:
+    # convert_grpc_status can only render details whose types are in the descriptor set;
+    # without google.rpc.BadRequest an INVALID_ARGUMENT with field violations reaches REST
+    # clients as an empty 400 (processes.start_envoy patches a copy; deploy/envoy.yaml cannot).
+    descriptor_set = descriptor_pb2.FileDescriptorSet()
+    descriptor_set.ParseFromString(DESCRIPTOR_SET.read_bytes())
+    files = {f.name for f in descriptor_set.file}
+    assert "google/rpc/error_details.proto" in files, (
+        "gen/otao.pb lacks google/rpc/error_details.proto: add it to the descriptor set in "
+        "tools/gen.py (see docs/gateway.md)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Transcoding
+
+
+async def test_a_get_route_reaches_the_rpc_with_its_path_parameters(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    response = await client.get(f"{APP}/smart-kettle/software/1.2.0")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert upstream.recorder.last == (
+        "GetSoftware",
+        {"application_name": "smart-kettle", "version": "1.2.0"},
+    )
+    assert response.json()["version"] == "1.2.0"
+
+
+async def test_a_path_parameter_keeps_semver_build_metadata(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    response = await client.get(f"{APP}/smart-kettle/software/1.2.0-rc.1+build.7")
+
+    assert response.status_code == 200
+    assert upstream.recorder.last[1]["version"] == "1.2.0-rc.1+build.7"
+
+
+async def test_a_json_post_body_is_transcoded_into_the_request_message(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    definition = {
+        "version": "1.3.0",
+        "upgradableFrom": ["1.2.0", "1.1.0"],
+        "specification": {"url": "https://example.com/fw.bin", "size": 1024, "signed": True},
+        "metadata": {"notes": "faster boiling"},
+        "rolloutStrategy": "targeted",
+        "filters": [{"filterId": "beta", "rolloutDate": "2030-01-01T00:00:00Z"}],
+    }
+
+    response = await client.post(f"{APP}/smart-kettle/software", json=definition)
+
+    assert response.status_code == 200, response.text
+    rpc, request = upstream.recorder.last
+    assert rpc == "CreateSoftware"
+    assert request["application_name"] == "smart-kettle"
+    assert request["software"] == {
+        "version": "1.3.0",
+        "upgradable_from": ["1.2.0", "1.1.0"],
+        "specification": {"url": "https://example.com/fw.bin", "size": 1024.0, "signed": True},
+        "metadata": {"notes": "faster boiling"},
+        "rollout_strategy": "targeted",
+        "filters": [{"filter_id": "beta", "rollout_date": "2030-01-01T00:00:00Z"}],
+    }
+    body = response.json()
+    assert body["upgradableFrom"] == ["1.2.0", "1.1.0"]  # lowerCamelCase JSON names
+    assert body["filters"] == [{"filterId": "beta", "rolloutDate": "2030-01-01T00:00:00Z"}]
+
+
+async def test_primitive_fields_with_default_values_are_printed(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get(f"{APP}/smart-kettle/settings")
+
+    assert response.status_code == 200
+    assert response.json() == {"consentRequired": False}
+
+
+async def test_list_software_json_comes_out_as_the_bare_http_body_with_its_content_type(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    response = await client.get(f"{APP}/smart-kettle/software")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert isinstance(body, list)
+    assert [item["version"] for item in body] == ["1.1.0", "1.0.0"]
+    assert upstream.recorder.last == ("ListSoftwareJson", {"application_name": "smart-kettle"})
+
+
+async def test_a_response_of_several_mebibytes_passes_the_gateway(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get(
+        f"{APP}/smart-kettle/software", headers={"x-test-padding": str(3 * MIB)}
+    )
+
+    assert response.status_code == 200
+    assert len(response.json()[1]["note"]) == 3 * MIB
+
+
+async def test_grpc_only_headers_do_not_reach_rest_clients(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{APP}/smart-kettle/software/1.2.0")
+
+    assert response.status_code == 200
+    assert not [name for name in response.headers if name.startswith("grpc-")]
+
+
+async def test_request_headers_reach_the_server_as_metadata(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    await client.get(f"{APP}/smart-kettle/software/1.2.0", headers={"authorization": "Bearer abc"})
+
+    _, _, metadata = upstream.recorder.calls[-1]
+    assert metadata["authorization"] == "Bearer abc"
+    assert metadata["x-envoy-original-path"] == f"{APP}/smart-kettle/software/1.2.0"
+
+
+# ---------------------------------------------------------------------------------------------
+# Query parameters
+
+
+async def test_update_mask_and_etag_come_from_the_query_string(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    response = await client.patch(
+        f"{APP}/smart-kettle/software/1.2.0",
+        params={"updateMask": "rolloutStrategy,upgradableFrom", "etag": "e-7"},
+        json={"rolloutStrategy": "general", "upgradableFrom": ["1.0.0"]},
+    )
+
+    assert response.status_code == 200, response.text
+    rpc, request = upstream.recorder.last
+    assert rpc == "UpdateSoftware"
+    assert request["etag"] == "e-7"
+    assert request["version"] == "1.2.0"
+    # MessageToDict prints a FieldMask in its JSON form: the paths, lowerCamelCase, joined.
+    assert request["update_mask"] == "rolloutStrategy,upgradableFrom"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"updateMask": "rollout_strategy,upgradable_from"},
+        {"update_mask": "rolloutStrategy,upgradableFrom"},
+        [("updateMask", "rolloutStrategy"), ("updateMask", "upgradableFrom")],
+    ],
+    ids=["snake-case-paths", "snake-case-name", "repeated"],
+)
+async def test_update_mask_accepts_its_other_spellings(
+    client: httpx.AsyncClient, upstream: Upstream, params: Any
+) -> None:
+    response = await client.patch(
+        f"{APP}/smart-kettle/software/1.2.0", params=params, json={"rolloutStrategy": "general"}
+    )
+
+    assert response.status_code == 200, response.text
+    assert upstream.recorder.last[1]["update_mask"] == "rolloutStrategy,upgradableFrom"
+
+
+async def test_current_version_keeps_a_plus_sign_from_the_query_string(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    response = await client.get(
+        f"{APP}/smart-kettle/endpoints/ep-1/software:resolve?currentVersion=1.0.0+build.3"
+    )
+
+    assert response.status_code == 200, response.text
+    assert upstream.recorder.last == (
+        "ResolveUpdate",
+        {
+            "application_name": "smart-kettle",
+            "endpoint_id": "ep-1",
+            "current_version": "1.0.0+build.3",
+        },
+    )
+    assert response.json()["currentVersion"] == "1.0.0+build.3"
+
+
+async def test_from_and_to_reach_the_upgrade_path_request(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    response = await client.get(
+        f"{APP}/smart-kettle/upgrade-path", params={"from": "1.0.0", "to": "2.0.0"}
+    )
+
+    assert response.status_code == 200, response.text
+    assert upstream.recorder.last[1] == {
+        "application_name": "smart-kettle",
+        "from_version": "1.0.0",
+        "to_version": "2.0.0",
+    }
+    assert response.json() == {"from": "1.0.0", "to": "2.0.0", "hops": []}
+
+
+async def test_list_endpoints_takes_version_and_paging_from_the_query_string(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    response = await client.get(
+        f"{APP}/smart-kettle/endpoints",
+        params={"version": "1.0.0", "pageSize": "50", "pageToken": "abc"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert upstream.recorder.last == (
+        "ListEndpoints",
+        {
+            "application_name": "smart-kettle",
+            "version": "1.0.0",
+            "page_size": 50,
+            "page_token": "abc",
+        },
+    )
+
+
+async def test_an_unknown_query_parameter_is_a_400_json_error(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    calls = len(upstream.recorder.calls)
+
+    response = await client.get(f"{APP}/smart-kettle/software/1.2.0", params={"colour": "red"})
+
+    body = assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
+    assert "colour" in body["message"]
+    assert len(upstream.recorder.calls) == calls
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "version=9.9.9",
+        "applicationName=other-app",
+        "application_name=other-app",
+        "application%5Fname=other-app",
+        "%61pplicationName=other-app",
+        "ver%73ion=9.9.9",
+        "etag=x&version=9.9.9",
+        "version",
+        "endpointId=ep-2",
+        "endpoint_id=ep-2",
+    ],
+)
+async def test_a_query_parameter_cannot_override_a_path_parameter(
+    client: httpx.AsyncClient, upstream: Upstream, query: str
+) -> None:
+    # Left alone, Envoy 1.40's transcoder binds query parameters after the path variables,
+    # so the query value would win; the guard routes in deploy/envoy.yaml refuse instead.
+    calls = len(upstream.recorder.calls)
+
+    response = await client.get(f"{APP}/smart-kettle/software/1.2.0?{query}")
+
+    body = assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
+    assert "path parameter" in body["message"]
+    assert len(upstream.recorder.calls) == calls
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{APP}/smart-kettle/endpoints?applicationName=other-app",
+        f"{APP}/smart-kettle/endpoints/ep-1/software:resolve?endpointId=ep-2",
+        f"{APP}/smart-kettle/endpoints/ep-1/software:resolve?application_name=x",
+        f"{APP}/smart-kettle/software?applicationName=other-app",
+    ],
+)
+async def test_the_override_guard_covers_every_route(
+    client: httpx.AsyncClient, upstream: Upstream, path: str
+) -> None:
+    calls = len(upstream.recorder.calls)
+
+    response = await client.get(path)
+
+    assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
+    assert len(upstream.recorder.calls) == calls
+
+
+async def test_a_query_binding_that_contradicts_the_body_is_rejected(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    calls = len(upstream.recorder.calls)
+
+    response = await client.patch(
+        f"{APP}/smart-kettle/software/1.2.0?software.version=3.0.0", json={"version": "2.0.0"}
+    )
+
+    assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
+    assert len(upstream.recorder.calls) == calls
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+async def test_invalid_argument_with_bad_request_details_is_a_400_with_the_field_violations(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get(f"{APP}/smart-kettle/software/invalid")
+
+    body = assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
+    assert body["message"] == "invalid definition"
+    assert body["details"] == [
+        {
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": [
+                {"field": "version", "description": "must be a SemVer 2.0 version", "reason": ""},
+                {
+                    "field": "upgradable_from[0]",
+                    "description": "must be lower than version",
+                    "reason": "",
+                },
+            ],
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (grpc.StatusCode.NOT_FOUND, 404),
+        (grpc.StatusCode.ALREADY_EXISTS, 409),
+        (grpc.StatusCode.ABORTED, 409),
+        (grpc.StatusCode.UNAUTHENTICATED, 401),
+        (grpc.StatusCode.PERMISSION_DENIED, 403),
+        (grpc.StatusCode.UNAVAILABLE, 503),
+        (grpc.StatusCode.FAILED_PRECONDITION, 400),
+        (grpc.StatusCode.INTERNAL, 500),
+    ],
+    ids=lambda value: value.name if isinstance(value, grpc.StatusCode) else str(value),
+)
+async def test_a_grpc_error_becomes_its_http_status_with_a_json_body(
+    client: httpx.AsyncClient, code: grpc.StatusCode, status: int
+) -> None:
+    response = await client.get(f"{APP}/smart-kettle/software/fail-{code.name.lower()}")
+
+    body = assert_json_error(response, status, code.value[0])
+    assert body == {
+        "code": code.value[0],
+        "message": f"failing with {code.name} as asked",
+        "details": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/nothing/here"),
+        ("GET", f"{APP}/smart-kettle/no-such-collection"),
+        ("DELETE", f"{APP}/smart-kettle/software"),
+        ("GET", "/"),
+    ],
+)
+async def test_an_unknown_route_is_a_404_json_error(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(method, path)
+
+    assert_json_error(response, 404, code_pb2.NOT_FOUND)
+
+
+async def test_a_malformed_json_body_is_a_400_json_error(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    calls = len(upstream.recorder.calls)
+
+    response = await client.post(
+        f"{APP}/smart-kettle/software",
+        content=b'{"version": "1.0.0", ',
+        headers={"content-type": "application/json"},
+    )
+
+    assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
+    assert len(upstream.recorder.calls) == calls
+
+
+async def test_a_json_value_of_the_wrong_type_is_a_400_json_error(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        f"{APP}/smart-kettle/software", json={"version": 1, "upgradableFrom": ["1.0.0"]}
+    )
+
+    body = assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
+    assert "software.version" in body["message"]
+
+
+async def test_unknown_json_fields_are_dropped_by_the_transcoder_not_refused(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    # A known limit of the transcoder (no option to refuse them): otao never sees them.
+    response = await client.post(
+        f"{APP}/smart-kettle/software", json={"version": "1.0.0", "colour": "red"}
+    )
+
+    assert response.status_code == 200
+    assert upstream.recorder.last[1]["software"] == {"version": "1.0.0"}
+
+
+async def test_a_body_over_one_mebibyte_is_a_413_json_error(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    calls = len(upstream.recorder.calls)
+    body = json.dumps({"version": "1.0.0", "metadata": {"blob": "x" * MIB}}).encode()
+
+    response = await client.post(
+        f"{APP}/smart-kettle/software",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+
+    assert_json_error(response, 413, code_pb2.RESOURCE_EXHAUSTED)
+    assert len(upstream.recorder.calls) == calls
+
+
+async def test_a_body_just_under_one_mebibyte_passes(client: httpx.AsyncClient) -> None:
+    body = json.dumps({"version": "1.0.0", "metadata": {"blob": "x" * (MIB - 1000)}}).encode()
+    assert len(body) < MIB
+
+    response = await client.post(
+        f"{APP}/smart-kettle/software",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+
+    assert response.status_code == 200
+
+
+async def test_an_escaped_slash_in_a_path_parameter_is_refused(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    calls = len(upstream.recorder.calls)
+
+    response = await client.get(f"{APP}/smart%2Fkettle/software/1.2.0")
+
+    assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
+    assert len(upstream.recorder.calls) == calls
+
+
+async def test_an_upstream_that_is_down_gives_a_503_json_error(
+    gateway_without_upstream: str,
+) -> None:
+    async with httpx.AsyncClient(
+        base_url=gateway_without_upstream, timeout=10, trust_env=False
+    ) as http:
+        get = await http.get(f"{APP}/smart-kettle/software/1.2.0")
+        post = await http.post(f"{APP}/smart-kettle/software", json={"version": "1.0.0"})
+
+    assert_json_error(get, 503, code_pb2.UNAVAILABLE)
+    assert_json_error(post, 503, code_pb2.UNAVAILABLE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Health
+
+
+async def test_healthz_is_ok_while_the_upstream_reports_serving(
+    client: httpx.AsyncClient,
+) -> None:
+    # Envoy learns it by active grpc.health.v1 checks (every second in tests).
+    for _ in range(50):
+        response = await client.get("/healthz")
+        if response.status_code == 200:
+            break
+        await asyncio.sleep(0.2)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "SERVING"}
+
+
+async def test_healthz_is_503_while_the_upstream_is_down(gateway_without_upstream: str) -> None:
+    async with httpx.AsyncClient(
+        base_url=gateway_without_upstream, timeout=10, trust_env=False
+    ) as http:
+        response = await http.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == {"status": "NOT_SERVING"}

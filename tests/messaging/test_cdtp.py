@@ -1,0 +1,225 @@
+"""6/CDTP through real NATS + Avro: a CMX peer polls, reports and listens for pushes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import grpc
+import pytest
+from google.protobuf import json_format
+from kaa.otao.v1 import endpoint_pb2, endpoint_pb2_grpc, software_pb2, software_pb2_grpc
+
+from otao.domain.applications import ApplicationConfig
+from otao.domain.models import EndpointKey
+from tests.support.cmx import CmxPeer, eventually
+from tests.support.otao import RunningOtao
+
+
+async def define(
+    channel: grpc.aio.Channel,
+    application: str,
+    version: str,
+    sources: list[str],
+    strategy: str = "general",
+    spec: object = None,
+) -> None:
+    stub = software_pb2_grpc.SoftwareServiceStub(channel)
+    software = json_format.ParseDict(
+        {
+            "version": version,
+            "upgradableFrom": sources,
+            "specification": spec if spec is not None else {"image": f"fw-{version}.bin"},
+            "rolloutStrategy": strategy,
+        },
+        software_pb2.Software(),
+    )
+    await stub.CreateSoftware(
+        software_pb2.CreateSoftwareRequest(application_name=application, software=software)
+    )
+
+
+async def test_endpoint_walks_a_multi_hop_graph_by_pulling_and_reporting(
+    cmx: CmxPeer, grpc_channel: grpc.aio.Channel, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    await define(grpc_channel, application.name, "1.1.0", ["1.0.0"])
+    await define(grpc_channel, application.name, "2.0.0", ["1.1.0"])
+
+    first = await cmx.request(app_version, "ep-1", config_id="1.0.0")
+    assert (first.status_code, first.config_id) == (200, "1.1.0")
+    assert json.loads(first.content or b"") == {"image": "fw-1.1.0.bin"}
+    await cmx.applied(app_version, "ep-1", "1.1.0")
+
+    # After the report, otao knows the endpoint is on 1.1.0 even without a configId.
+    async def next_offer() -> str | None:
+        return (await cmx.request(app_version, "ep-1")).config_id
+
+    deadline = time.monotonic() + 5
+    while await next_offer() != "2.0.0":
+        assert time.monotonic() < deadline, "the applied report was not taken into account"
+    await cmx.applied(app_version, "ep-1", "2.0.0")
+
+    top = await cmx.request(app_version, "ep-1", config_id="2.0.0")
+    assert top.status_code == 200
+    assert top.config_id is None and top.content is None
+
+
+async def test_endpoint_on_the_newest_version_gets_nothing(
+    cmx: CmxPeer, grpc_channel: grpc.aio.Channel, application: ApplicationConfig
+) -> None:
+    await define(grpc_channel, application.name, "1.0.0", [])
+    response = await cmx.request(application.app_versions[0], "ep-top", config_id="1.0.0")
+    assert (response.status_code, response.config_id, response.content) == (200, None, None)
+
+
+async def test_fresh_endpoint_without_config_id_gets_the_latest_it_is_eligible_for(
+    cmx: CmxPeer, grpc_channel: grpc.aio.Channel, application: ApplicationConfig
+) -> None:
+    await define(grpc_channel, application.name, "1.0.0", [])
+    await define(grpc_channel, application.name, "1.1.0", ["1.0.0"])
+    await define(grpc_channel, application.name, "2.0.0", ["1.1.0"], strategy="suspended")
+    response = await cmx.request(application.app_versions[0], "ep-new")
+    assert response.config_id == "1.1.0"
+
+
+async def test_unknown_app_version_answers_404_with_a_reason(cmx: CmxPeer) -> None:
+    response = await cmx.request("no-such-app-v9", "ep-1", config_id="1.0.0")
+    assert response.status_code == 404
+    assert response.reason_phrase and "no-such-app-v9" in response.reason_phrase
+    assert response.content is None
+
+
+async def test_garbage_payload_answers_400_and_the_next_good_request_succeeds(
+    cmx: CmxPeer, grpc_channel: grpc.aio.Channel, application: ApplicationConfig
+) -> None:
+    await define(grpc_channel, application.name, "1.1.0", ["1.0.0"])
+    bad = await cmx.send_raw(b"\xff\x00not avro at all")
+    assert bad.status_code == 400
+    assert bad.reason_phrase == "malformed ConfigRequest"
+    good = await cmx.request(application.app_versions[0], "ep-1", config_id="1.0.0")
+    assert (good.status_code, good.config_id) == (200, "1.1.0")
+
+
+async def test_expired_request_gets_no_answer(cmx: CmxPeer, application: ApplicationConfig) -> None:
+    an_hour_ago = int(time.time() * 1000) - 3_600_000
+    with pytest.raises(TimeoutError):
+        await cmx.request(
+            application.app_versions[0],
+            "ep-1",
+            config_id="1.0.0",
+            timeout=1.0,
+            request_timeout_ms=1000,
+            timestamp_ms=an_hour_ago,
+        )
+
+
+async def test_failed_version_is_not_offered_again_until_an_operator_clears_it(
+    cmx: CmxPeer, grpc_channel: grpc.aio.Channel, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    await define(grpc_channel, application.name, "1.1.0", ["1.0.0"])
+    assert (await cmx.request(app_version, "ep-f", config_id="1.0.0")).config_id == "1.1.0"
+    await cmx.applied(app_version, "ep-f", "1.1.0", status_code=500, reason="flash failed")
+
+    endpoints = endpoint_pb2_grpc.EndpointServiceStub(grpc_channel)
+    request = endpoint_pb2.GetEndpointSoftwareRequest(
+        application_name=application.name, endpoint_id="ep-f"
+    )
+
+    async def failed_versions() -> list[str]:
+        return list((await endpoints.GetEndpointSoftware(request)).failed_versions)
+
+    deadline = time.monotonic() + 5
+    while await failed_versions() != ["1.1.0"]:
+        assert time.monotonic() < deadline
+    assert (await cmx.request(app_version, "ep-f", config_id="1.0.0")).config_id is None
+
+    await endpoints.DeleteEndpointFailure(
+        endpoint_pb2.DeleteEndpointFailureRequest(
+            application_name=application.name, endpoint_id="ep-f", version="1.1.0"
+        )
+    )
+    assert (await cmx.request(app_version, "ep-f", config_id="1.0.0")).config_id == "1.1.0"
+
+
+async def test_suspended_to_general_pushes_config_updated_to_eligible_endpoints_only(
+    cmx: CmxPeer, grpc_channel: grpc.aio.Channel, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    await define(grpc_channel, application.name, "1.1.0", ["1.0.0"], strategy="suspended")
+    await cmx.request(app_version, "ep-a", config_id="1.0.0")
+    await cmx.request(app_version, "ep-b", config_id="0.9.0")  # not in the graph
+    await cmx.applied(app_version, "ep-c", "1.0.0")
+
+    stub = software_pb2_grpc.SoftwareServiceStub(grpc_channel)
+    await eventually_known(stub, grpc_channel, application, 3)
+    await stub.UpdateSoftware(
+        software_pb2.UpdateSoftwareRequest(
+            application_name=application.name,
+            version="1.1.0",
+            software=software_pb2.Software(rollout_strategy="general"),
+        )
+    )
+    await cmx.wait_for(
+        lambda: (
+            {u.endpoint_id for u in cmx.updates if u.app_version_name == app_version}
+            >= {"ep-a", "ep-c"}
+        )
+    )
+    pushed = [u for u in cmx.updates if u.app_version_name == app_version]
+    assert {u.endpoint_id for u in pushed} == {"ep-a", "ep-c"}
+    assert all(u.config_id == "1.1.0" for u in pushed)
+    assert json.loads(pushed[0].content) == {"image": "fw-1.1.0.bin"}
+    assert all(u.originator_replica_id for u in pushed)
+
+
+async def eventually_known(
+    stub: software_pb2_grpc.SoftwareServiceStub,
+    channel: grpc.aio.Channel,
+    application: ApplicationConfig,
+    count: int,
+) -> None:
+    endpoints = endpoint_pb2_grpc.EndpointServiceStub(channel)
+    deadline = time.monotonic() + 5
+    while True:
+        listed = await endpoints.ListEndpoints(
+            endpoint_pb2.ListEndpointsRequest(application_name=application.name)
+        )
+        if len(listed.endpoints) >= count:
+            return
+        assert time.monotonic() < deadline, "endpoints were not recorded"
+        await eventually(lambda: True)
+
+
+async def test_unregistered_endpoint_is_forgotten(
+    cmx: CmxPeer,
+    otao: RunningOtao,
+    grpc_channel: grpc.aio.Channel,
+    application: ApplicationConfig,
+) -> None:
+    app_version = application.app_versions[0]
+    await define(grpc_channel, application.name, "1.1.0", ["1.0.0"])
+    await cmx.applied(app_version, "ep-gone", "1.1.0", status_code=500)
+    key = EndpointKey("default", application.name, "ep-gone")
+    store = otao.app.endpoint_store
+    deadline = time.monotonic() + 5
+    while await store.get(key) is None:
+        assert time.monotonic() < deadline
+    from otao.messaging.records import EndpointUnregisteredEvent
+
+    event = EndpointUnregisteredEvent(
+        correlation_id="c-1",
+        timestamp=int(time.time() * 1000),
+        app_version_name=app_version,
+        endpoint_id="ep-gone",
+        originator_replica_id="epr-1",
+    )
+    await cmx.client.publish(
+        "kaa.v1.events.epr.endpoint.lifecycle.unregistered", cmx.codec.encode(event)
+    )
+    deadline = time.monotonic() + 5
+    while await store.get(key) is not None:
+        assert time.monotonic() < deadline, "the endpoint was not forgotten"
+    raw = await otao.app.mongo.collection("endpoints").count_documents({"endpointId": "ep-gone"})
+    assert raw == 0
