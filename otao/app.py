@@ -16,6 +16,7 @@ from otao.messaging.avro import AvroCodec
 from otao.messaging.catalog_sync import CatalogSync
 from otao.messaging.cdtp import CdtpProvider, ConfigUpdatedPublisher
 from otao.messaging.connection import NatsConnection
+from otao.messaging.epr import FilterEvents, MembershipQueries
 from otao.messaging.subjects import Subjects
 from otao.rpc.access import local_development_access
 from otao.rpc.endpoint_servicer import EndpointServicer
@@ -29,10 +30,12 @@ from otao.services.audit import AuditLog
 from otao.services.catalogs import CatalogCache
 from otao.services.delivery import DeliveryService
 from otao.services.endpoints import EndpointsService
+from otao.services.filters import FilterService
 from otao.services.push import PushService
 from otao.services.recorder import SightingRecorder
 from otao.services.resolution import ResolutionService
 from otao.services.rollout import HaltMonitor, RolloutService
+from otao.services.schedule import RolloutDateScheduler
 from otao.services.software import SoftwareService
 from otao.settings import Settings
 from otao.store.audit import AuditStore
@@ -113,6 +116,22 @@ class App:
         self.cdtp = CdtpProvider(self.nats, self.codec, self.subjects, self.delivery)
         self.cdtp.register()
         CatalogSync(self.nats, self.catalogs, settings.kaa.otao, settings.replica_id).register()
+        self.filters = FilterService(
+            self.applications, self.endpoint_store, self.catalogs, self.push.notify_endpoint, clock
+        )
+        FilterEvents(self.nats, self.codec, self.subjects, self.filters).register()
+        membership = MembershipQueries(
+            self.nats, self.codec, self.subjects, self.filters, settings.kaa.efmp_timeout_seconds
+        )
+        membership.register()
+        self.resolution.use_membership_lookup(membership.lookup)
+        self.scheduler = RolloutDateScheduler(
+            self.applications,
+            self.catalogs,
+            self.push,
+            clock,
+            interval=settings.push.rollout_date_check_seconds,
+        )
 
         self.health = Health()
         self._indexes_ready = False
@@ -154,6 +173,7 @@ class App:
         self._spawn(self.recorder.run(), "sightings")
         self._spawn(self.push.run(), "push")
         self._spawn(self.halts.run(), "rollout-health")
+        self._spawn(self.scheduler.run(), "rollout-dates")
         log.info("otao gRPC listening", extra={"address": f"{self.settings.grpc_host}:{self.port}"})
 
     async def _watch_readiness(self) -> None:

@@ -37,6 +37,8 @@ class KaaNames(BaseModel):
     consumer: str = "cmx-ota"
     epr: str = "epr"
     tekton: str = "tekton"
+    # How long to wait for EPR's answer to a filter membership query (20/EFMP).
+    efmp_timeout_seconds: float = 2.0
 
 
 class SecuritySettings(BaseModel):
@@ -66,6 +68,8 @@ class PushSettings(BaseModel):
     batch_size: int = 500
     poll_interval_seconds: float = 1.0
     lease_seconds: float = 15.0
+    # How often replicas look for rollout dates that have passed.
+    rollout_date_check_seconds: float = 1.0
 
 
 class Settings(BaseSettings):

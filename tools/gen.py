@@ -20,6 +20,7 @@ PROTO = ROOT / "proto"
 GOOGLEAPIS = ROOT / "third_party" / "googleapis"
 GEN = ROOT / "gen"
 DESCRIPTOR = "otao.pb"
+ERROR_DETAIL_PROTOS = ("google/rpc/status.proto", "google/rpc/error_details.proto")
 
 
 def generate(out: Path) -> None:
@@ -41,11 +42,24 @@ def generate(out: Path) -> None:
         f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
         f"--mypy_out={out}",
         f"--mypy_grpc_out={out}",
-        "--include_imports",
-        f"--descriptor_set_out={out / DESCRIPTOR}",
         *protos,
     ]
     subprocess.run(command, check=True, cwd=ROOT)
+    # Envoy's transcoder renders google.rpc.Status details (BadRequest field violations)
+    # as JSON only if their types are in its descriptor set, so they are added here.
+    descriptor = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO}",
+        f"-I{GOOGLEAPIS}",
+        f"-I{well_known}",
+        "--include_imports",
+        f"--descriptor_set_out={out / DESCRIPTOR}",
+        *protos,
+        *ERROR_DETAIL_PROTOS,
+    ]
+    subprocess.run(descriptor, check=True, cwd=ROOT)
     # Regular packages (not namespace packages), so setuptools and mypy find them plainly.
     for folder in [p for p in out.rglob("*") if p.is_dir()]:
         (folder / "__init__.py").touch()

@@ -78,12 +78,16 @@ class TenantDirectory:
                 tenant_id: at for tenant_id, at in self._removed_at.items() if at >= requested_at
             }
 
-    def remove(self, tenant_id: str) -> None:
-        """Forget an unregistered tenant now; its tokens fail from the next request on."""
+    def remove(self, tenant_id: str) -> Tenant | None:
+        """Forget an unregistered tenant now; its tokens fail from the next request on.
+
+        Returns the tenant, so the caller can drop what else it caches for its issuer.
+        """
         self._removed_at[tenant_id] = self._clock()
         tenant = self._by_id.pop(tenant_id, None)
         if tenant is not None:
             self._by_issuer.pop(tenant.issuer, None)
+        return tenant
 
     def start(self) -> None:
         """Start refreshing every ``refresh_interval`` seconds (call ``refresh`` first)."""

@@ -114,10 +114,12 @@ async def test_looking_up_an_unknown_issuer_makes_no_request(
 async def test_a_removed_tenant_is_gone_immediately(directory: TenantDirectory) -> None:
     await directory.refresh()
 
-    directory.remove("t1")
+    removed = directory.remove("t1")
 
+    assert removed == Tenant("t1", "realm-one", f"{KEYCLOAK}/realms/realm-one")
     assert directory.by_id("t1") is None
     assert directory.by_issuer(f"{KEYCLOAK}/realms/realm-one") is None
+    assert directory.remove("t1") is None
     assert directory.by_id("t2") is not None
 
 

@@ -1,0 +1,74 @@
+"""Endpoint filter membership (from EPR) and what it changes for targeted rollouts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime
+
+from otao.domain import resolution
+from otao.domain.models import EndpointKey
+from otao.domain.resolution import EndpointFacts
+from otao.services.applications import ApplicationDirectory
+from otao.services.catalogs import CatalogCache
+from otao.store.endpoints import EndpointStore
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[EndpointKey], Awaitable[bool]]
+
+
+class FilterService:
+    def __init__(
+        self,
+        applications: ApplicationDirectory,
+        endpoints: EndpointStore,
+        catalogs: CatalogCache,
+        notify: Notify,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._applications = applications
+        self._endpoints = endpoints
+        self._catalogs = catalogs
+        self._notify = notify
+        self._clock = clock
+
+    def endpoint(self, app_version_name: str, endpoint_id: str) -> EndpointKey | None:
+        application = self._applications.by_app_version(app_version_name)
+        if application is None:
+            return None
+        return EndpointKey(application.tenant_id, application.name, endpoint_id)
+
+    async def matched(self, key: EndpointKey, filter_id: str) -> None:
+        """The endpoint joined a filter: push if that changes its deliverable update."""
+        before_state = await self._endpoints.get(key)
+        if not await self._endpoints.add_filter(key, filter_id, self._clock()):
+            return
+        catalog = await self._catalogs.get(key.tenant_id, key.application)
+        now = self._clock()
+        before = EndpointFacts.of(before_state, None)
+        after = replace(before, filters=(before.filters or frozenset()) | {filter_id})
+        was = resolution.select(catalog, before, now)
+        becomes = resolution.select(catalog, after, now)
+        if becomes is not None and (was is None or was.version != becomes.version):
+            await self._notify(key)
+
+    async def unmatched(self, key: EndpointKey, filter_id: str) -> None:
+        await self._endpoints.remove_filter(key, filter_id, self._clock())
+
+    async def deleted(self, application_name: str, filter_id: str) -> int:
+        """A filter was deleted: drop it from every endpoint of every such application."""
+        dropped = 0
+        for application in self._applications.all():
+            if application.name != application_name:
+                continue
+            for endpoint_id in await self._endpoints.members(
+                application.tenant_id, application.name, filter_id
+            ):
+                key = EndpointKey(application.tenant_id, application.name, endpoint_id)
+                dropped += await self._endpoints.remove_filter(key, filter_id, self._clock())
+        return dropped
+
+    async def learned(self, key: EndpointKey, filters: frozenset[str]) -> None:
+        await self._endpoints.set_filters(key, filters, self._clock())
