@@ -17,7 +17,9 @@ from otao.messaging.catalog_sync import CatalogSync
 from otao.messaging.cdtp import CdtpProvider, ConfigUpdatedPublisher
 from otao.messaging.connection import NatsConnection
 from otao.messaging.epr import FilterEvents, MembershipQueries
+from otao.messaging.platform import ConfigurationEvents
 from otao.messaging.subjects import Subjects
+from otao.platform import Platform
 from otao.rpc.access import local_development_access
 from otao.rpc.endpoint_servicer import EndpointServicer
 from otao.rpc.interceptors import Authenticate
@@ -28,6 +30,7 @@ from otao.rpc.software_servicer import SoftwareServicer
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
 from otao.services.catalogs import CatalogCache
+from otao.services.configuration import TektonConfiguration
 from otao.services.delivery import DeliveryService
 from otao.services.endpoints import EndpointsService
 from otao.services.filters import FilterService
@@ -67,7 +70,11 @@ class App:
         software_store = SoftwareStore(self.mongo)
         self.endpoint_store = EndpointStore(self.mongo)
         self.push_jobs = PushJobStore(self.mongo)
-        self.catalogs = CatalogCache(software_store, self.applications)
+        self.catalogs = CatalogCache(
+            software_store,
+            self.applications,
+            settings_from_configuration_only=settings.tekton.enabled,
+        )
         self.audit = AuditLog(AuditStore(self.mongo), clock)
         self.software = SoftwareService(
             software_store,
@@ -139,10 +146,22 @@ class App:
         self.server: grpc.aio.Server | None = None
         self.port = 0
 
+        self.platform = Platform(settings, self.nats, self.codec, self.subjects)
+        if settings.tekton.enabled:
+            self.tekton = TektonConfiguration(
+                self.platform.tekton_fetch(),
+                self.applications,
+                self.catalogs,
+                self.push,
+                clock,
+                settings.tekton.retry_seconds,
+            )
+            ConfigurationEvents(self.nats, self.codec, self.subjects, self.tekton.reload).register()
+
     def _authenticate(self) -> Authenticate:
         if not self.settings.security.enabled:
             return local_development_access(self.settings.security.default_tenant)
-        raise NotImplementedError("security wiring")
+        return self.platform.access()
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))
@@ -169,6 +188,9 @@ class App:
         )
         await self.server.start()
         self.nats.start()
+        await self.platform.start()
+        if self.settings.tekton.enabled:
+            self._spawn(self.tekton.run(), "tekton")
         self._spawn(self._watch_readiness(), "readiness")
         self._spawn(self.recorder.run(), "sightings")
         self._spawn(self.push.run(), "push")
@@ -208,4 +230,5 @@ class App:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.recorder.flush(), timeout=grace)
         await self.nats.close()
+        await self.platform.close()
         await self.mongo.close()

@@ -46,6 +46,8 @@ class SecuritySettings(BaseModel):
     enabled: bool = True
     default_tenant: str = "default"
     keycloak_url: str = "http://127.0.0.1:8180"
+    # The realm of otao's own client, for service-to-service tokens (client credentials).
+    service_realm: str = "kaa"
     tenant_manager_url: str = "http://127.0.0.1:8280"
     client_id: str = "otao"
     client_secret: str = ""

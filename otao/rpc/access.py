@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from otao.domain.errors import Unauthenticated
+from otao.domain.errors import PermissionDenied, Unauthenticated
 from otao.domain.models import Caller
 from otao.rpc.interceptors import Authenticate, Context
+from otao.security.permissions import Authorizer
+from otao.security.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +63,22 @@ def bearer_token(context: Context) -> str:
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
     raise Unauthenticated("missing or invalid bearer token")
+
+
+def token_access(verifier: TokenVerifier, authorizer: Authorizer) -> Authenticate:
+    """Every call: a valid bearer token of a known tenant, with the method's Kaa scope.
+
+    The tenant comes from the verified token only; request fields never choose it.
+    """
+
+    async def authenticate(method: str, request: Any, context: Context) -> Caller:
+        token = bearer_token(context)
+        verified = await verifier.verify(token)
+        scope = METHOD_SCOPES.get(method)
+        application = getattr(request, "application_name", "")
+        if scope is None or not isinstance(application, str):
+            raise PermissionDenied("permission denied")
+        await authorizer.require(verified, token, application, scope)
+        return Caller(tenant_id=verified.tenant_id, subject=verified.subject)
+
+    return authenticate

@@ -20,8 +20,15 @@ ChangeListener = Callable[[str, str], Awaitable[None]]
 
 
 class CatalogCache:
-    def __init__(self, store: SoftwareStore, applications: ApplicationDirectory) -> None:
+    def __init__(
+        self,
+        store: SoftwareStore,
+        applications: ApplicationDirectory,
+        settings_from_configuration_only: bool = False,
+    ) -> None:
         self._store = store
+        # With Kaa Tekton as the source, its consentRequired is the truth, not the database.
+        self._configuration_only = settings_from_configuration_only
         self._applications = applications
         self._entries: dict[Key, Catalog] = {}
         self._generation: dict[Key, int] = {}
@@ -55,9 +62,10 @@ class CatalogCache:
 
     async def settings(self, tenant_id: str, application: str) -> ApplicationSettings:
         """Stored settings win over the configured default (the settings API writes them)."""
-        stored = await self._store.get_settings(tenant_id, application)
-        if stored is not None:
-            return stored
+        if not self._configuration_only:
+            stored = await self._store.get_settings(tenant_id, application)
+            if stored is not None:
+                return stored
         configured = self._applications.find(tenant_id, application)
         return ApplicationSettings(
             consent_required=configured.consent_required if configured else False

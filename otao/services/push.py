@@ -10,6 +10,7 @@ whose deliverable update differs from what it was before the change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -167,10 +168,8 @@ class PushService:
             except OtaoError as error:
                 log.warning("push worker postponed: %s", error.message)
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-            except TimeoutError:
-                pass
 
     def _lease_end(self) -> datetime:
         return self._clock() + self._lease

@@ -1,0 +1,103 @@
+"""Kaa platform configuration events: tenants (21/TLE) and Tekton (17/SCMP).
+
+Both are cache reloads, so every replica listens (no queue group, as 3/ISM prescribes for
+reloads).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from nats.aio.msg import Msg
+
+from otao.domain.errors import OtaoError
+from otao.messaging.avro import AvroCodec
+from otao.messaging.connection import NatsConnection
+from otao.messaging.records import (
+    BroadcastConfigurationUpdateEvent,
+    ServiceSpecificConfigurationUpdateEvent,
+    TenantUnregisteredEvent,
+    TenantUpdatedEvent,
+)
+from otao.messaging.subjects import ScmpAction, Subjects, TleEventType
+
+log = logging.getLogger(__name__)
+
+# (tenant id, application name, app version name, correlation id); None = any.
+Reload = Callable[[str | None, str | None, str | None, str], Awaitable[object]]
+
+
+class TenantEvents:
+    def __init__(
+        self,
+        connection: NatsConnection,
+        codec: AvroCodec,
+        subjects: Subjects,
+        updated: Callable[[str], Awaitable[None]],
+        unregistered: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._connection = connection
+        self._codec = codec
+        self._subjects = subjects
+        self._updated = updated
+        self._unregistered = unregistered
+
+    def register(self) -> None:
+        self._connection.subscribe(self._subjects.tle(TleEventType.UPDATED), self._on_updated)
+        self._connection.subscribe(
+            self._subjects.tle(TleEventType.UNREGISTERED), self._on_unregistered
+        )
+
+    async def _on_updated(self, msg: Msg) -> None:
+        try:
+            event = self._codec.decode(TenantUpdatedEvent, msg.data)
+            await self._updated(event.tenant_id)
+        except OtaoError as error:
+            log.warning("tenant update not applied: %s", error.message)
+
+    async def _on_unregistered(self, msg: Msg) -> None:
+        try:
+            event = self._codec.decode(TenantUnregisteredEvent, msg.data)
+            await self._unregistered(event.tenant_id)
+        except OtaoError as error:
+            log.warning("tenant unregistration not applied: %s", error.message)
+
+
+class ConfigurationEvents:
+    """17/SCMP: reload exactly the scope an event names (never acknowledged)."""
+
+    def __init__(
+        self,
+        connection: NatsConnection,
+        codec: AvroCodec,
+        subjects: Subjects,
+        reload: Reload,
+    ) -> None:
+        self._connection = connection
+        self._codec = codec
+        self._subjects = subjects
+        self._reload = reload
+
+    def register(self) -> None:
+        for action in (ScmpAction.UPSERT, ScmpAction.DELETE):
+            self._connection.subscribe(self._subjects.scmp_broadcast(action), self._on_broadcast)
+            self._connection.subscribe(self._subjects.scmp_targeted(action), self._on_targeted)
+
+    async def _on_broadcast(self, msg: Msg) -> None:
+        try:
+            event = self._codec.decode(BroadcastConfigurationUpdateEvent, msg.data)
+            await self._reload(
+                event.tenant_id, event.app_name, event.app_ver_name, event.correlation_id
+            )
+        except OtaoError as error:
+            log.warning("configuration reload failed: %s", error.message)
+
+    async def _on_targeted(self, msg: Msg) -> None:
+        try:
+            event = self._codec.decode(ServiceSpecificConfigurationUpdateEvent, msg.data)
+            await self._reload(
+                event.tenant_id, event.app_name, event.app_ver_name, event.correlation_id
+            )
+        except OtaoError as error:
+            log.warning("configuration reload failed: %s", error.message)

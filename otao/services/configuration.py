@@ -1,0 +1,136 @@
+"""Application configuration from Kaa Tekton, reloaded per 17/SCMP scope without a restart.
+
+A failed fetch keeps the last good configuration and is retried (the whole configuration,
+so nothing announced meanwhile is missed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime
+
+from otao.domain.applications import ApplicationConfig
+from otao.domain.errors import OtaoError
+from otao.integrations.tekton import TektonScope
+from otao.services.applications import ApplicationDirectory
+from otao.services.catalogs import CatalogCache
+from otao.services.push import PushService
+from otao.store.push_jobs import PushJob
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[TektonScope | None], Awaitable[list[ApplicationConfig]]]
+
+
+class TektonConfiguration:
+    def __init__(
+        self,
+        fetch: Fetch,
+        directory: ApplicationDirectory,
+        catalogs: CatalogCache,
+        push: PushService,
+        clock: Callable[[], datetime],
+        retry_seconds: float,
+    ) -> None:
+        self._fetch = fetch
+        self._directory = directory
+        self._catalogs = catalogs
+        self._push = push
+        self._clock = clock
+        self._retry_seconds = retry_seconds
+        self._retry = asyncio.Event()
+        self.loaded = False
+
+    async def run(self) -> None:
+        """Load everything at start, then retry whenever a fetch failed."""
+        self._retry.set()
+        while True:
+            await self._retry.wait()
+            if await self.reload(None, None, None, "start" if not self.loaded else "retry"):
+                self._retry.clear()
+            else:
+                await asyncio.sleep(self._retry_seconds)
+
+    async def reload(
+        self,
+        tenant_id: str | None,
+        app_name: str | None,
+        app_version: str | None,
+        correlation_id: str,
+    ) -> bool:
+        scope = None if tenant_id is None else TektonScope(tenant_id, app_name, app_version)
+        try:
+            fetched = await self._fetch(scope)
+        except OtaoError as error:
+            log.warning(
+                "Tekton fetch failed, keeping the last good configuration: %s", error.message
+            )
+            self._retry.set()
+            return False
+        before = {(a.tenant_id, a.name): a for a in self._directory.all()}
+        if scope is None:
+            self._directory.replace_all(fetched)
+            self.loaded = True
+        elif app_version is not None:
+            self._merge_version(tenant_id or "", app_name, app_version, fetched)
+        else:
+            self._directory.replace_where(
+                lambda a: a.tenant_id == tenant_id and (app_name is None or a.name == app_name),
+                fetched,
+            )
+        await self._after_change(before, correlation_id)
+        return True
+
+    def _merge_version(
+        self,
+        tenant_id: str,
+        app_name: str | None,
+        app_version: str,
+        fetched: list[ApplicationConfig],
+    ) -> None:
+        """A version scope: only that app version's membership is news."""
+        merged: list[ApplicationConfig] = []
+        for application in self._directory.all():
+            if application.tenant_id == tenant_id and app_version in application.app_versions:
+                application = replace(
+                    application,
+                    app_versions=tuple(v for v in application.app_versions if v != app_version),
+                )
+            merged.append(application)
+        by_key = {(a.tenant_id, a.name): a for a in merged}
+        for incoming in fetched:
+            known = by_key.get((incoming.tenant_id, incoming.name))
+            versions = (known.app_versions if known else ()) + tuple(
+                v for v in incoming.app_versions if not known or v not in known.app_versions
+            )
+            by_key[(incoming.tenant_id, incoming.name)] = replace(incoming, app_versions=versions)
+        self._directory.replace_all(by_key.values())
+
+    async def _after_change(
+        self, before: dict[tuple[str, str], ApplicationConfig], correlation_id: str
+    ) -> None:
+        for application in self._directory.all():
+            key = (application.tenant_id, application.name)
+            previous = before.get(key)
+            if previous is None or previous.consent_required == application.consent_required:
+                continue
+            self._catalogs.invalidate(*key)
+            if previous.consent_required and not application.consent_required:
+                # Endpoints that waited for consent may now get their update. The job id is
+                # deterministic: every replica hears the event, one job results.
+                await self._push.enqueue(
+                    PushJob(
+                        id=f"settings:{application.tenant_id}/{application.name}/{correlation_id}",
+                        tenant_id=application.tenant_id,
+                        application=application.name,
+                        version=None,
+                        before=None,
+                        consent_required_before=True,
+                        cursor="",
+                        sent=0,
+                        created_at=self._clock(),
+                    )
+                )
