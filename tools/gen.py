@@ -44,7 +44,7 @@ def generate(out: Path) -> None:
         f"--mypy_grpc_out={out}",
         *protos,
     ]
-    subprocess.run(command, check=True, cwd=ROOT)
+    _protoc(command)
     # Envoy's transcoder renders google.rpc.Status details (BadRequest field violations)
     # as JSON only if their types are in its descriptor set, so they are added here.
     descriptor = [
@@ -59,11 +59,19 @@ def generate(out: Path) -> None:
         *protos,
         *ERROR_DETAIL_PROTOS,
     ]
-    subprocess.run(descriptor, check=True, cwd=ROOT)
+    _protoc(descriptor)
     # Regular packages (not namespace packages), so setuptools and mypy find them plainly.
     for folder in [p for p in out.rglob("*") if p.is_dir()]:
         (folder / "__init__.py").touch()
     (out / "kaa" / "py.typed").touch()
+
+
+def _protoc(command: list[str]) -> None:
+    """Run protoc quietly (mypy-protobuf chatters on stderr); show its output on failure."""
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(done.returncode)
 
 
 def differences(left: Path, right: Path) -> list[str]:
