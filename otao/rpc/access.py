@@ -62,7 +62,8 @@ def bearer_token(context: Context) -> str:
             scheme, _, token = text.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
-    raise Unauthenticated("missing or invalid bearer token")
+    # The same text as every other rejected credential: the caller learns nothing more.
+    raise Unauthenticated("invalid token")
 
 
 def token_access(verifier: TokenVerifier, authorizer: Authorizer) -> Authenticate:
