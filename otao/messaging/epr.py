@@ -104,6 +104,8 @@ class MembershipQueries:
 
     def register(self) -> None:
         self._connection.subscribe(self._subjects.efmp_reply, self._on_response)
+        # An ep-matched event for an endpoint of unknown membership asks EPR the same way.
+        self._filters.use_membership_lookup(self.lookup)
 
     async def _on_response(self, msg: Msg) -> None:
         try:

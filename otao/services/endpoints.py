@@ -11,6 +11,7 @@ from datetime import datetime
 from otao.domain import validation
 from otao.domain.errors import InvalidArgument, NotFound
 from otao.domain.models import Caller, Consent, EndpointKey, EndpointState, Software
+from otao.domain.resolution import EndpointFacts, select
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
 from otao.services.resolution import ResolutionService
@@ -143,6 +144,7 @@ class EndpointsService:
         if not all_versions:
             validation.version(version)
         consent = Consent(None if all_versions else version, all_versions, self._clock())
+        before = await self._endpoints.get(key)
         await self._endpoints.add_consent(key, consent, self._clock())
         await self._audit.record(
             caller.tenant_id,
@@ -151,9 +153,19 @@ class EndpointsService:
             "consent.create",
             f"endpoints/{endpoint_id}/consents/{version or 'all'}",
         )
-        if self._notify is not None:
+        # Push only when the consent makes a different update deliverable (not when consent
+        # is not required, or was already given).
+        if self._notify is not None and await self._deliverable_changed(key, before):
             await self._notify(key)
         return consent
+
+    async def _deliverable_changed(self, key: EndpointKey, before: EndpointState | None) -> bool:
+        catalog = await self._resolution.catalog(key.tenant_id, key.application)
+        after = await self._endpoints.get(key)
+        now = self._clock()
+        was = select(catalog, EndpointFacts.of(before, None), now)
+        becomes = select(catalog, EndpointFacts.of(after, None), now)
+        return becomes is not None and (was is None or was.version != becomes.version)
 
     async def consents(self, caller: Caller, application: str, endpoint_id: str) -> list[Consent]:
         key = self.key(caller, application, endpoint_id)

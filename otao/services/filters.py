@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import datetime
 
 from otao.domain import resolution
@@ -17,6 +16,8 @@ from otao.store.endpoints import EndpointStore
 log = logging.getLogger(__name__)
 
 Notify = Callable[[EndpointKey], Awaitable[bool]]
+# Asks EPR for an endpoint's whole membership and stores it (20/EFMP); None when unanswered.
+MembershipLookup = Callable[[EndpointKey], Awaitable[frozenset[str] | None]]
 
 
 class FilterService:
@@ -33,6 +34,10 @@ class FilterService:
         self._catalogs = catalogs
         self._notify = notify
         self._clock = clock
+        self._lookup: MembershipLookup | None = None
+
+    def use_membership_lookup(self, lookup: MembershipLookup) -> None:
+        self._lookup = lookup
 
     def endpoint(self, app_version_name: str, endpoint_id: str) -> EndpointKey | None:
         application = self._applications.by_app_version(app_version_name)
@@ -41,16 +46,26 @@ class FilterService:
         return EndpointKey(application.tenant_id, application.name, endpoint_id)
 
     async def matched(self, key: EndpointKey, filter_id: str) -> None:
-        """The endpoint joined a filter: push if that changes its deliverable update."""
+        """The endpoint joined a filter: push if that changes its deliverable update.
+
+        One event is one fact, not the endpoint's whole membership: for a known endpoint whose
+        membership otao never learned, EPR is asked first (as a poll would), so the push
+        decision sees every filter the endpoint matches. Endpoints otao has never seen keep
+        the fact only; their first poll asks EPR.
+        """
         before_state = await self._endpoints.get(key)
-        if not await self._endpoints.add_filter(key, filter_id, self._clock()):
+        unknown = before_state is not None and before_state.filters is None
+        if unknown and self._lookup is not None:
+            await self._lookup(key)
+            # EPR's answer may predate the event.
+            await self._endpoints.add_filter(key, filter_id, self._clock())
+        elif not await self._endpoints.add_filter(key, filter_id, self._clock()):
             return
+        after_state = await self._endpoints.get(key)
         catalog = await self._catalogs.get(key.tenant_id, key.application)
         now = self._clock()
-        before = EndpointFacts.of(before_state, None)
-        after = replace(before, filters=(before.filters or frozenset()) | {filter_id})
-        was = resolution.select(catalog, before, now)
-        becomes = resolution.select(catalog, after, now)
+        was = resolution.select(catalog, EndpointFacts.of(before_state, None), now)
+        becomes = resolution.select(catalog, EndpointFacts.of(after_state, None), now)
         if becomes is not None and (was is None or was.version != becomes.version):
             await self._notify(key)
 

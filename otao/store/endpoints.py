@@ -227,9 +227,15 @@ class EndpointStore:
 
     async def members(self, tenant_id: str, application: str, filter_id: str) -> list[str]:
         """Endpoint ids of the application's endpoints known to match ``filter_id``."""
+        # "$in" rather than array-element equality ({"filters": id}): the same on MongoDB,
+        # and nx-27017 matches only the former (measured: equality found no document).
         async with translated("filter members"):
             cursor = self._collection.find(
-                {"tenantId": tenant_id, "application": application, "filters": filter_id},
+                {
+                    "tenantId": tenant_id,
+                    "application": application,
+                    "filters": {"$in": [filter_id]},
+                },
                 {"endpointId": 1},
             )
             return [doc["endpointId"] async for doc in cursor]

@@ -1,0 +1,19 @@
+"""Fixtures for the rollout tests: a Kaa EPR peer on the session's NATS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.support.epr import EprPeer
+from tests.support.otao import RunningOtao
+from tests.support.stack import NatsServer
+
+
+@pytest.fixture
+async def epr(otao: RunningOtao, nats_server: NatsServer) -> AsyncIterator[EprPeer]:
+    """EPR for one test: answers the session otao's filter membership queries."""
+    peer = await EprPeer.connect(nats_server.url, otao.settings.kaa.epr)
+    yield peer
+    await peer.close()

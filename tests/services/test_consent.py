@@ -1,0 +1,133 @@
+"""Consent: awaited, granted (pushed at once), listed, revoked (no further delivery), and
+the application's consentRequired turned off (pushed to the endpoints that waited)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from otao.domain.applications import ApplicationConfig
+from tests.support.cmx import CmxPeer
+from tests.support.operator import (
+    APPS,
+    counts,
+    create_software,
+    explain,
+    ok,
+    patch_software,
+    pushes_done,
+    put_settings,
+    recorded,
+    rollout_status,
+)
+from tests.support.otao import RunningOtao
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def consents_path(application: str, endpoint_id: str) -> str:
+    return f"{APPS}/{application}/endpoints/{endpoint_id}/consents"
+
+
+def pushed(cmx: CmxPeer, app_version: str, endpoint_id: str) -> list[str]:
+    return [
+        u.config_id
+        for u in cmx.updates
+        if u.app_version_name == app_version and u.endpoint_id == endpoint_id
+    ]
+
+
+async def test_consent_is_awaited_then_granting_pushes_at_once_and_revoking_stops_delivery(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    await put_settings(rest, application.name, consent_required=True)
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    for endpoint_id in ("ep-c", "ep-canary"):
+        assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id is None
+        await recorded(otao, application.name, endpoint_id, "1.0.0")
+    assert (await explain(rest, application.name, "ep-c")) == {"1.1.0": "awaiting_consent"}
+    assert counts(await rollout_status(rest, application.name, "1.1.0"))["awaitingConsent"] == 2
+
+    started = time.monotonic()
+    granted = ok(
+        await rest.post(consents_path(application.name, "ep-c"), json={"version": "1.1.0"})
+    )
+    assert granted["version"] == "1.1.0" and granted["allVersions"] is False
+    await cmx.wait_for(lambda: bool(pushed(cmx, app_version, "ep-c")), timeout=5)
+    print(f"consent grant -> ConfigUpdated in {time.monotonic() - started:.3f} s")
+    assert pushed(cmx, app_version, "ep-c") == ["1.1.0"]
+    assert pushed(cmx, app_version, "ep-canary") == []
+    listed = ok(await rest.get(consents_path(application.name, "ep-c")))["consents"]
+    assert [(c["version"], c["allVersions"]) for c in listed] == [("1.1.0", False)]
+    assert (await explain(rest, application.name, "ep-c")) == {"1.1.0": "selected"}
+    assert (await cmx.request(app_version, "ep-c", "1.0.0")).config_id == "1.1.0"
+
+    deleted = await rest.delete(f"{consents_path(application.name, 'ep-c')}/1.1.0")
+    assert deleted.status_code == 200, deleted.text
+    assert ok(await rest.get(consents_path(application.name, "ep-c")))["consents"] == []
+    assert (await cmx.request(app_version, "ep-c", "1.0.0")).config_id is None
+    assert (await explain(rest, application.name, "ep-c")) == {"1.1.0": "awaiting_consent"}
+
+    # A change pushed to consenting endpoints no longer reaches the revoked one.
+    ok(await rest.post(consents_path(application.name, "ep-canary"), json={"allVersions": True}))
+    await cmx.wait_for(lambda: bool(pushed(cmx, app_version, "ep-canary")), timeout=5)
+    await patch_software(rest, application.name, "1.1.0", specification={"image": "v2.bin"})
+    await cmx.wait_for(lambda: len(pushed(cmx, app_version, "ep-canary")) == 2, timeout=5)
+    await asyncio.sleep(0.2)
+    assert pushed(cmx, app_version, "ep-c") == ["1.1.0"]
+
+    # Blanket consent is revoked as "all".
+    deleted = await rest.delete(f"{consents_path(application.name, 'ep-canary')}/all")
+    assert deleted.status_code == 200, deleted.text
+    assert (await cmx.request(app_version, "ep-canary", "1.0.0")).config_id is None
+    missing = await rest.delete(f"{consents_path(application.name, 'ep-canary')}/all")
+    assert missing.status_code == 404
+
+
+async def test_turning_consent_required_off_pushes_to_the_endpoints_that_waited(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    await put_settings(rest, application.name, consent_required=True)
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    waiting = ["ep-w1", "ep-w2"]
+    for endpoint_id in [*waiting, "ep-consented", "ep-elsewhere"]:
+        version = "0.9.0" if endpoint_id == "ep-elsewhere" else "1.0.0"
+        assert (await cmx.request(app_version, endpoint_id, version)).config_id is None
+        await recorded(otao, application.name, endpoint_id, version)
+    ok(await rest.post(consents_path(application.name, "ep-consented"), json={"version": "1.1.0"}))
+    await cmx.wait_for(lambda: bool(pushed(cmx, app_version, "ep-consented")), timeout=5)
+
+    started = time.monotonic()
+    await put_settings(rest, application.name, consent_required=False)
+    await cmx.wait_for(lambda: all(pushed(cmx, app_version, e) for e in waiting), timeout=5)
+    print(f"consentRequired off -> pushes in {time.monotonic() - started:.3f} s")
+    await asyncio.sleep(0.2)
+    assert {e: pushed(cmx, app_version, e) for e in waiting} == {e: ["1.1.0"] for e in waiting}
+    assert pushed(cmx, app_version, "ep-consented") == ["1.1.0"]  # nothing changed for it
+    assert pushed(cmx, app_version, "ep-elsewhere") == []
+
+
+async def test_granting_consent_that_changes_nothing_pushes_nothing(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    """Consent not required, or already given for all versions: the update was deliverable."""
+    app_version = application.app_versions[0]
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    for endpoint_id in ("ep-n1", "ep-n2"):
+        assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id == "1.1.0"
+        await recorded(otao, application.name, endpoint_id, "1.0.0")
+    await pushes_done(otao)
+
+    ok(await rest.post(consents_path(application.name, "ep-n1"), json={"version": "1.1.0"}))
+    await put_settings(rest, application.name, consent_required=True)
+    ok(await rest.post(consents_path(application.name, "ep-n2"), json={"allVersions": True}))
+    await cmx.wait_for(lambda: bool(pushed(cmx, app_version, "ep-n2")), timeout=5)
+    ok(await rest.post(consents_path(application.name, "ep-n2"), json={"version": "1.1.0"}))
+    await asyncio.sleep(0.3)
+    assert pushed(cmx, app_version, "ep-n1") == []
+    assert pushed(cmx, app_version, "ep-n2") == ["1.1.0"]

@@ -1,0 +1,277 @@
+"""Targeted rollouts fed by Kaa EPR: 18/EFE events and 20/EFMP queries over real NATS + Avro.
+
+A CMX peer polls and listens for pushes (6/CDTP); an EPR peer publishes filter events and
+answers (or ignores) membership queries; operators act through REST via Envoy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from otao.domain.applications import ApplicationConfig
+from otao.messaging.subjects import efmp_reply_subject
+from tests.support.cmx import CmxPeer
+from tests.support.epr import EprPeer
+from tests.support.operator import (
+    create_software,
+    patch_software,
+    pushes_done,
+    recorded,
+    stored,
+    until,
+)
+from tests.support.otao import RunningOtao
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def pushed_to(cmx: CmxPeer, app_version: str, endpoint_id: str) -> list[str]:
+    return [
+        u.config_id
+        for u in cmx.updates
+        if u.app_version_name == app_version and u.endpoint_id == endpoint_id
+    ]
+
+
+async def test_targeted_definition_is_pulled_only_by_endpoints_in_a_listed_filter(
+    cmx: CmxPeer, epr: EprPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    epr.membership = {"ep-in": ["beta"], "ep-other": ["gamma"]}
+    await create_software(
+        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
+    )
+
+    assert (await cmx.request(app_version, "ep-in", "1.0.0")).config_id == "1.1.0"
+    assert (await cmx.request(app_version, "ep-other", "1.0.0")).config_id is None
+    # EPR knows no filter of this one: it matches none, never all.
+    assert (await cmx.request(app_version, "ep-none", "1.0.0")).config_id is None
+
+
+async def test_widening_a_targeted_rollout_pushes_only_to_endpoints_of_the_added_filter(
+    otao: RunningOtao,
+    cmx: CmxPeer,
+    epr: EprPeer,
+    rest: httpx.AsyncClient,
+    application: ApplicationConfig,
+) -> None:
+    app_version = application.app_versions[0]
+    epr.membership = {"ep-beta": ["beta"], "ep-gamma": ["gamma"], "ep-none": []}
+    await create_software(
+        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "alpha"}]
+    )
+    for endpoint_id in epr.membership:
+        assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id is None
+        await recorded(otao, application.name, endpoint_id)
+
+    await patch_software(
+        rest, application.name, "1.1.0", filters=[{"filterId": "alpha"}, {"filterId": "beta"}]
+    )
+
+    await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-beta"]))
+    await asyncio.sleep(0.3)  # a stray push to the others would have arrived by now
+    assert await pushed_to(cmx, app_version, "ep-beta") == ["1.1.0"]
+    assert await pushed_to(cmx, app_version, "ep-gamma") == []
+    assert await pushed_to(cmx, app_version, "ep-none") == []
+
+
+async def test_ep_matched_for_a_listed_filter_pushes_the_update_to_that_endpoint(
+    otao: RunningOtao,
+    cmx: CmxPeer,
+    epr: EprPeer,
+    rest: httpx.AsyncClient,
+    application: ApplicationConfig,
+) -> None:
+    app_version = application.app_versions[0]
+    await create_software(
+        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
+    )
+    assert (await cmx.request(app_version, "ep-joins", "1.0.0")).config_id is None
+    await recorded(otao, application.name, "ep-joins")
+    await pushes_done(otao)
+
+    started = time.monotonic()
+    await epr.matched(application.name, app_version, "beta", "ep-joins")
+    await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-joins"]), 5)
+    print(f"ep-matched -> ConfigUpdated in {time.monotonic() - started:.3f} s")
+    assert await pushed_to(cmx, app_version, "ep-joins") == ["1.1.0"]
+    assert (await cmx.request(app_version, "ep-joins", "1.0.0")).config_id == "1.1.0"
+
+
+async def test_ep_matched_for_a_filter_no_definition_lists_pushes_nothing(
+    otao: RunningOtao,
+    cmx: CmxPeer,
+    epr: EprPeer,
+    rest: httpx.AsyncClient,
+    application: ApplicationConfig,
+) -> None:
+    app_version = application.app_versions[0]
+    await create_software(
+        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
+    )
+    assert (await cmx.request(app_version, "ep-elsewhere", "1.0.0")).config_id is None
+    await recorded(otao, application.name, "ep-elsewhere")
+
+    await epr.matched(application.name, app_version, "gamma", "ep-elsewhere")
+
+    async def joined() -> bool:
+        state = await stored(otao, application.name, "ep-elsewhere")
+        return state is not None and "gamma" in (state.filters or ())
+
+    await until(joined, "membership of gamma stored")
+    await asyncio.sleep(0.3)
+    assert await pushed_to(cmx, app_version, "ep-elsewhere") == []
+
+
+async def test_ep_matched_for_an_endpoint_never_asked_about_pushes_the_update(
+    otao: RunningOtao,
+    cmx: CmxPeer,
+    epr: EprPeer,
+    rest: httpx.AsyncClient,
+    application: ApplicationConfig,
+) -> None:
+    """otao saw the endpoint before any targeted definition, so it never asked EPR."""
+    app_version = application.app_versions[0]
+    assert (await cmx.request(app_version, "ep-fresh", "1.0.0")).config_id is None
+    await recorded(otao, application.name, "ep-fresh")
+    await create_software(
+        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
+    )
+    await pushes_done(otao)  # the creation's own push job: nothing for ep-fresh yet
+
+    await epr.matched(application.name, app_version, "beta", "ep-fresh")
+
+    await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-fresh"]), 5)
+    assert await pushed_to(cmx, app_version, "ep-fresh") == ["1.1.0"]
+
+
+async def test_unmatched_endpoint_stops_getting_the_targeted_update(
+    otao: RunningOtao,
+    cmx: CmxPeer,
+    epr: EprPeer,
+    rest: httpx.AsyncClient,
+    application: ApplicationConfig,
+) -> None:
+    app_version = application.app_versions[0]
+    epr.membership = {"ep-leaves": ["beta"], "ep-stays": ["beta"]}
+    await create_software(
+        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
+    )
+    for endpoint_id in epr.membership:
+        assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id == "1.1.0"
+        await recorded(otao, application.name, endpoint_id)
+
+    await epr.unmatched(application.name, app_version, "beta", "ep-leaves")
+
+    async def left() -> bool:
+        return (await cmx.request(app_version, "ep-leaves", "1.0.0")).config_id is None
+
+    await until(left, "ep-leaves no longer offered 1.1.0")
+    # A new specification is pushed to the filter's endpoints: not to the one that left.
+    await patch_software(rest, application.name, "1.1.0", specification={"image": "fixed.bin"})
+    await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-stays"]))
+    await asyncio.sleep(0.2)
+    assert await pushed_to(cmx, app_version, "ep-leaves") == []
+    assert (await cmx.request(app_version, "ep-stays", "1.0.0")).config_id == "1.1.0"
+
+
+async def test_deleted_filter_drops_its_memberships_in_that_application_only(
+    otao: RunningOtao,
+    cmx: CmxPeer,
+    epr: EprPeer,
+    rest: httpx.AsyncClient,
+    application: ApplicationConfig,
+) -> None:
+    app_version = application.app_versions[0]
+    other = otao.add_application()
+    epr.membership = {"ep-d1": ["beta", "gamma"], "ep-d2": ["beta"], "ep-o": ["beta"]}
+    for app in (application.name, other.name):
+        await create_software(rest, app, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}])
+    for endpoint_id in ("ep-d1", "ep-d2"):
+        assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id == "1.1.0"
+    assert (await cmx.request(other.app_versions[0], "ep-o", "1.0.0")).config_id == "1.1.0"
+
+    await epr.deleted(application.name, "beta")
+
+    async def dropped() -> bool:
+        states = [await stored(otao, application.name, e) for e in ("ep-d1", "ep-d2")]
+        return all(s is not None and "beta" not in (s.filters or ()) for s in states)
+
+    await until(dropped, "beta dropped from the application's endpoints")
+    d1 = await stored(otao, application.name, "ep-d1")
+    assert d1 is not None and d1.filters == frozenset({"gamma"})
+    for endpoint_id in ("ep-d1", "ep-d2"):
+        assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id is None
+    kept = await stored(otao, other.name, "ep-o")
+    assert kept is not None and kept.filters == frozenset({"beta"})
+    assert (await cmx.request(other.app_versions[0], "ep-o", "1.0.0")).config_id == "1.1.0"
+
+
+async def test_membership_is_asked_of_epr_on_first_sight_then_cached(
+    otao: RunningOtao,
+    cmx: CmxPeer,
+    epr: EprPeer,
+    rest: httpx.AsyncClient,
+    application: ApplicationConfig,
+) -> None:
+    app_version = application.app_versions[0]
+    epr.membership = {"ep-c": ["beta"]}
+    await create_software(rest, application.name, "1.0.1", ["0.9.0"], "general")
+    await create_software(
+        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
+    )
+
+    # Only a general candidate (or none): no reason to ask EPR.
+    assert (await cmx.request(app_version, "ep-g", "0.9.0")).config_id == "1.0.1"
+    assert (await cmx.request(app_version, "ep-g", "2.0.0")).config_id is None
+    assert epr.requests_for("ep-g") == 0
+
+    assert (await cmx.request(app_version, "ep-c", "1.0.0")).config_id == "1.1.0"
+    assert epr.requests_for("ep-c") == 1
+    assert epr.reply_subjects == [efmp_reply_subject(otao.settings.replica_id)]
+    assert (await cmx.request(app_version, "ep-c", "1.0.0")).config_id == "1.1.0"
+    assert (await cmx.request(app_version, "ep-c", "1.0.0")).config_id == "1.1.0"
+    assert epr.requests_for("ep-c") == 1
+    state = await stored(otao, application.name, "ep-c")
+    assert state is not None and state.filters == frozenset({"beta"})
+
+
+async def test_silent_epr_means_no_delivery_no_hang_and_a_later_poll_asks_again(
+    otao: RunningOtao,
+    cmx: CmxPeer,
+    epr: EprPeer,
+    rest: httpx.AsyncClient,
+    application: ApplicationConfig,
+) -> None:
+    app_version = application.app_versions[0]
+    timeout = otao.settings.kaa.efmp_timeout_seconds
+    epr.membership = {"ep-s": ["beta"], "ep-busy": ["beta"]}
+    epr.silent = {"ep-s"}
+    await create_software(
+        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
+    )
+
+    started = time.monotonic()
+    silent_poll = asyncio.create_task(cmx.request(app_version, "ep-s", "1.0.0", timeout + 3))
+    # Another endpoint's poll is not held up by the unanswered query.
+    other = await cmx.request(app_version, "ep-busy", "1.0.0")
+    assert other.config_id == "1.1.0"
+    assert time.monotonic() - started < timeout / 2
+    assert not silent_poll.done()
+
+    silent = await silent_poll
+    waited = time.monotonic() - started
+    print(f"poll with EPR silent answered after {waited:.3f} s (EFMP timeout {timeout} s)")
+    assert (silent.status_code, silent.config_id) == (200, None)
+    assert waited < timeout + 1.0
+    assert epr.requests_for("ep-s") == 1
+    state = await stored(otao, application.name, "ep-s")
+    assert state is None or state.filters is None  # nothing learned, nothing assumed
+
+    epr.silent = set()
+    assert (await cmx.request(app_version, "ep-s", "1.0.0")).config_id == "1.1.0"
+    assert epr.requests_for("ep-s") == 2
