@@ -117,6 +117,7 @@ class App:
             poll_interval_seconds=settings.push.poll_interval_seconds,
         )
         self.software.on_change(self.push.on_change)
+        self.software.use_report_counts(self.endpoint_store.report_counts)
         self.endpoints.use_notifier(self.push.notify_endpoint)
         self.halts = HaltMonitor(self.catalogs, self.endpoint_store, self.software.halt)
         self.delivery.on_report(self.halts.on_report)

@@ -71,6 +71,9 @@ class Software:
     updated_at: datetime
     etag: str
     halt: RolloutHalt | None = None
+    # (applied, failed) report counts when an operator resumed a halted rollout: the
+    # rolloutPolicy judges only the reports that came after.
+    policy_baseline: tuple[int, int] = (0, 0)
 
     @property
     def version(self) -> str:

@@ -1,7 +1,10 @@
 """6/CDTP provider: answers ConfigRequests, takes ConfigApplied, publishes ConfigUpdated.
 
-Each request is handled in its own task (bounded), so one slow database read never holds up
-the polls behind it; nats-py would otherwise run a subscription's callbacks one by one.
+A poll the in-memory catalog decides (the steady state: nothing new for the endpoint) is
+answered inside the subscription's callback: no task, no suspension, and replies published in
+the same turn of the event loop leave in one socket write. A poll that needs the database is
+handled in its own task (bounded), so one slow read never holds up the polls behind it;
+nats-py would otherwise run a subscription's callbacks one by one.
 """
 
 from __future__ import annotations
@@ -60,8 +63,31 @@ class CdtpProvider:
         )
 
     async def _on_request(self, msg: Msg) -> None:
+        reply = msg.reply
+        if not reply:
+            log.warning("ConfigRequest without a reply subject dropped")
+            return
+        try:
+            request = self._codec.decode(ConfigRequest, msg.data)
+        except InvalidArgument:
+            await self._reply(reply, _failure(None, 400, "malformed ConfigRequest"))
+            return
+        if request.timeout > 0 and request.timestamp + request.timeout < _now_ms():
+            return  # Expired: the consumer stopped waiting; no work for nobody.
+        # The common poll is decided from the in-memory catalog: answered right here, with
+        # no task and no suspension. Anything that needs the database gets a task.
+        try:
+            offer = self._delivery.poll_from_catalog(
+                request.app_version_name, request.endpoint_id, request.config_id
+            )
+        except Exception as error:
+            await self._reply(reply, _error_response(request, error))
+            return
+        if offer is not None:
+            await self._reply(reply, _success(request, offer))
+            return
         await self._slots.acquire()
-        task = asyncio.create_task(self._answer(msg))
+        task = asyncio.create_task(self._answer(reply, request))
         self._in_flight.add(task)
         task.add_done_callback(self._done)
 
@@ -74,28 +100,15 @@ class CdtpProvider:
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=timeout)
 
-    async def _answer(self, msg: Msg) -> None:
-        if not msg.reply:
-            log.warning("ConfigRequest without a reply subject dropped")
-            return
-        try:
-            request = self._codec.decode(ConfigRequest, msg.data)
-        except InvalidArgument:
-            await self._reply(msg.reply, _failure(None, 400, "malformed ConfigRequest"))
-            return
-        if request.timeout > 0 and request.timestamp + request.timeout < _now_ms():
-            return  # Expired: the consumer stopped waiting; no work for nobody.
+    async def _answer(self, reply: str, request: ConfigRequest) -> None:
         try:
             offer = await self._delivery.poll(
                 request.app_version_name, request.endpoint_id, request.config_id
             )
             response = _success(request, offer)
-        except OtaoError as error:
-            response = _failure(request, cdtp_status(error), error.message)
-        except Exception:
-            log.exception("unexpected error answering a ConfigRequest")
-            response = _failure(request, 500, "internal error")
-        await self._reply(msg.reply, response)
+        except Exception as error:
+            response = _error_response(request, error)
+        await self._reply(reply, response)
 
     async def _reply(self, subject: str, response: ConfigResponse) -> None:
         try:
@@ -139,6 +152,13 @@ def _success(request: ConfigRequest, offer: Offer) -> ConfigResponse:
         content=offer.content,
         status_code=200,
     )
+
+
+def _error_response(request: ConfigRequest, error: Exception) -> ConfigResponse:
+    if isinstance(error, OtaoError):
+        return _failure(request, cdtp_status(error), error.message)
+    log.error("unexpected error answering a ConfigRequest", exc_info=error)
+    return _failure(request, 500, "internal error")
 
 
 def _failure(request: ConfigRequest | None, status: int, reason: str) -> ConfigResponse:

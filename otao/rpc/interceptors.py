@@ -4,6 +4,11 @@
 turns ``InvalidArgument`` field violations into ``google.rpc.BadRequest`` details (which
 Envoy's transcoder renders as the HTTP 400 JSON body), and any unexpected exception into
 INTERNAL with a generic message and a log line: no traceback or exception text leaves.
+
+Requests reach the wrapped methods as raw bytes and are parsed here: a message the protobuf
+runtime refuses (a string field with invalid UTF-8, nesting beyond its recursion limit, plain
+garbage) is the caller's error, INVALID_ARGUMENT, not grpc's own UNKNOWN with the parser's
+exception text (which Envoy would turn into a 500 carrying that text).
 """
 
 from __future__ import annotations
@@ -44,6 +49,12 @@ else:  # the grpc runtime classes are not subscriptable
 
 Behavior = Callable[[Any, Context], Awaitable[Any]]
 Authenticate = Callable[[str, Any, Context], Awaitable[Caller]]
+Deserialize = Callable[[bytes], Any]
+
+_UNPARSABLE = (
+    "the request message cannot be parsed (malformed, a string that is not UTF-8, "
+    "or nested too deeply)"
+)
 
 
 def current_caller() -> Caller:
@@ -84,9 +95,24 @@ async def abort_with(context: Context, error: errors.OtaoError) -> None:
     )
 
 
-def _wrap_unary(method: str, behavior: Behavior, authenticate: Authenticate | None) -> Behavior:
-    async def guarded(request: Any, context: Context) -> Any:
+def _parse(deserialize: Deserialize | None, raw: Any) -> Any:
+    if deserialize is None:
+        return raw
+    try:
+        return deserialize(raw)
+    except Exception as exc:  # whatever the parser raises, the bytes are the caller's fault
+        raise errors.InvalidArgument(_UNPARSABLE) from exc
+
+
+def _wrap_unary(
+    method: str,
+    behavior: Behavior,
+    authenticate: Authenticate | None,
+    deserialize: Deserialize | None = None,
+) -> Behavior:
+    async def guarded(raw: Any, context: Context) -> Any:
         try:
+            request = _parse(deserialize, raw)
             if authenticate is not None:
                 _caller.set(await authenticate(method, request, context))
             return await behavior(request, context)
@@ -128,8 +154,14 @@ class ServiceInterceptor(_ServerInterceptor):
         method = handler_call_details.method
         if handler is None or not method.startswith(self._prefix) or handler.unary_unary is None:
             return handler
+        # No request_deserializer: the wrapper parses, so a parse failure is mapped like any
+        # other error (see _parse).
         return grpc.unary_unary_rpc_method_handler(
-            _wrap_unary(method, cast(Behavior, handler.unary_unary), self._authenticate),
-            request_deserializer=handler.request_deserializer,
+            _wrap_unary(
+                method,
+                cast(Behavior, handler.unary_unary),
+                self._authenticate,
+                handler.request_deserializer,
+            ),
             response_serializer=handler.response_serializer,
         )

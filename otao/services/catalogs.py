@@ -39,6 +39,10 @@ class CatalogCache:
         """Called after each change made by this replica (to tell the other replicas)."""
         self._remote_listeners.append(listener)
 
+    def cached(self, tenant_id: str, application: str) -> Catalog | None:
+        """The catalog if it is in memory now, without loading it (None otherwise)."""
+        return self._entries.get((tenant_id, application))
+
     async def get(self, tenant_id: str, application: str) -> Catalog:
         key = (tenant_id, application)
         cached = self._entries.get(key)

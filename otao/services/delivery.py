@@ -12,7 +12,7 @@ from otao.domain.errors import InvalidArgument, NotFound
 from otao.domain.models import AppliedReport, EndpointKey
 from otao.services.applications import ApplicationDirectory
 from otao.services.recorder import SightingRecorder
-from otao.services.resolution import ResolutionService
+from otao.services.resolution import Decision, ResolutionService
 from otao.store.endpoints import EndpointStore
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,31 @@ class DeliveryService:
         """A consumer asks for an endpoint's configuration; ``known`` is its configId."""
         key = self.endpoint_of(app_version_name, endpoint_id)
         decision = await self._resolution.decide(key, known)
-        if known is not None or (decision.state_read and decision.state is None):
-            # Recorded off the response path; see SightingRecorder.
+        return self._answer(key, app_version_name, known, decision)
+
+    def poll_from_catalog(
+        self, app_version_name: str, endpoint_id: str, known: str | None
+    ) -> Offer | None:
+        """``poll``'s answer when the in-memory catalog alone gives it (the steady-state
+        poll), computed without suspending; None when answering needs ``poll``."""
+        key = self.endpoint_of(app_version_name, endpoint_id)
+        decision = self._resolution.decide_from_catalog(key, known)
+        if decision is None:
+            return None
+        return self._answer(key, app_version_name, known, decision)
+
+    def _answer(
+        self, key: EndpointKey, app_version_name: str, known: str | None, decision: Decision
+    ) -> Offer:
+        # Sightings and offers are recorded off the response path; see SightingRecorder.
+        state = decision.state
+        if known is not None and state is not None:
+            if state.app_version == app_version_name and state.current_version:
+                # The record just read already holds what this sighting would write.
+                self._recorder.known(key, app_version_name, known)
+            else:
+                self._recorder.seen(key, app_version_name, known)
+        elif known is not None or (decision.state_read and state is None):
             self._recorder.seen(key, app_version_name, known)
         if decision.selected is None:
             return Offer(decision.current_version)

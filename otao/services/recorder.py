@@ -47,6 +47,14 @@ class SightingRecorder:
         self._pending[key] = sighting
         self._wake.set()
 
+    def known(self, key: EndpointKey, app_version: str, version: str | None) -> None:
+        """The endpoint's stored record, just read, already holds this sighting: nothing to
+        write, and later polls with the same sighting are skipped as if it was written."""
+        if key in self._pending:
+            self.seen(key, app_version, version)
+            return
+        self._remember(key, (app_version, version))
+
     def offered(self, key: EndpointKey, version: str) -> None:
         """A poll offered ``version`` to the endpoint (counted in rollout status)."""
         offer = (key, version)
@@ -107,8 +115,11 @@ class SightingRecorder:
                 return False
             if self._pending.get(key) == sighting:
                 del self._pending[key]
-            self._recorded[key] = sighting
-            self._recorded.move_to_end(key)
-            while len(self._recorded) > self._remembered:
-                self._recorded.popitem(last=False)
+            self._remember(key, sighting)
         return True
+
+    def _remember(self, key: EndpointKey, sighting: Sighting) -> None:
+        self._recorded[key] = sighting
+        self._recorded.move_to_end(key)
+        while len(self._recorded) > self._remembered:
+            self._recorded.popitem(last=False)

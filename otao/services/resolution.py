@@ -50,6 +50,18 @@ class ResolutionService:
     async def catalog(self, tenant_id: str, application: str) -> Catalog:
         return await self._catalogs.get(tenant_id, application)
 
+    def decide_from_catalog(
+        self, key: EndpointKey, reported_version: str | None
+    ) -> Decision | None:
+        """The decision when the catalog in memory alone makes it (the steady-state poll:
+        nothing is upgradable from the reported version); None when ``decide`` must run."""
+        if reported_version is None:
+            return None
+        catalog = self._catalogs.cached(key.tenant_id, key.application)
+        if catalog is None or catalog.candidates(reported_version):
+            return None
+        return Decision(reported_version, None, None, state_read=False)
+
     async def decide(self, key: EndpointKey, reported_version: str | None) -> Decision:
         catalog = await self._catalogs.get(key.tenant_id, key.application)
         if reported_version is not None and not catalog.candidates(reported_version):

@@ -125,6 +125,8 @@ class HaltMonitor:
             return False
         policy = definition.spec.rollout_policy
         applied, failed = await self._endpoints.report_counts(tenant_id, application, version)
+        applied -= definition.policy_baseline[0]
+        failed -= definition.policy_baseline[1]
         reports = applied + failed
         if reports < policy.min_reports or failed / reports <= policy.max_failure_ratio:
             return False

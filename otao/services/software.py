@@ -31,6 +31,12 @@ from otao.store.software import SoftwareStore
 log = logging.getLogger(__name__)
 
 ChangeHandler = Callable[[Change], Awaitable[None]]
+ReportCounts = Callable[[str, str, str], Awaitable[tuple[int, int]]]
+
+
+async def _no_reports(tenant_id: str, application: str, version: str) -> tuple[int, int]:
+    return (0, 0)
+
 
 # Writable fields by their JSON names, as an update mask names them.
 MASKABLE = (
@@ -96,6 +102,11 @@ class SoftwareService:
         self._clock = clock
         self._settings_managed_externally = settings_managed_externally
         self._change_handlers: list[ChangeHandler] = []
+        self._report_counts: ReportCounts = _no_reports
+
+    def use_report_counts(self, counts: ReportCounts) -> None:
+        """Where (applied, failed) counts of a version come from (for resumed rollouts)."""
+        self._report_counts = counts
 
     def on_change(self, handler: ChangeHandler) -> None:
         self._change_handlers.append(handler)
@@ -223,13 +234,20 @@ class SoftwareService:
             strategy_set = action == "software.replace" or (
                 spec.rollout_strategy is not existing.rollout_strategy
             )
+            resumed = strategy_set and existing.halt is not None
             updated = replace(
                 existing,
                 spec=spec,
                 updated_at=self._clock(),
                 etag=_new_etag(),
-                # An operator setting the strategy resumes a halted rollout.
+                # An operator setting the strategy resumes a halted rollout; from then on the
+                # policy judges only new reports.
                 halt=None if strategy_set else existing.halt,
+                policy_baseline=(
+                    await self._report_counts(caller.tenant_id, application, version)
+                    if resumed
+                    else existing.policy_baseline
+                ),
             )
             try:
                 await self._store.replace(updated, existing.etag)

@@ -51,6 +51,7 @@ def to_document(software: Software) -> Document:
             if software.halt
             else None
         ),
+        "policyBaseline": list(software.policy_baseline),
         "createdAt": software.created_at,
         "updatedAt": software.updated_at,
         "etag": software.etag,
@@ -82,7 +83,14 @@ def from_document(doc: Document) -> Software:
         updated_at=doc["updatedAt"],
         etag=doc["etag"],
         halt=RolloutHalt(halt["reason"], halt["haltedAt"]) if halt else None,
+        policy_baseline=_baseline(doc.get("policyBaseline")),
     )
+
+
+def _baseline(stored: object) -> tuple[int, int]:
+    if isinstance(stored, list) and len(stored) == 2:
+        return int(stored[0]), int(stored[1])
+    return (0, 0)
 
 
 class SoftwareStore:

@@ -105,6 +105,13 @@ async def test_failure_ratio_crossing_halts_the_rollout_and_an_operator_resumes_
     status = await rollout_status(rest, application.name, "1.1.0")
     assert status["rolloutStrategy"] == "general" and status.get("halt") in (None, {})
 
+    # The resume lasts: the policy judges only reports made after it, so one more report
+    # (the old failures still on record) does not halt the rollout again.
+    await cmx.applied(app_version, "ep-late", "1.1.0")
+    await reported(otao, application.name, "ep-late", "1.1.0", failed=False)
+    await asyncio.sleep(0.8)  # longer than the health check interval
+    assert (await get_software(rest, application.name, "1.1.0"))["rolloutStrategy"] == "general"
+
 
 async def test_rollout_status_counts_match_what_happened(
     otao: RunningOtao,
