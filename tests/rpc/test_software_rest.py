@@ -335,6 +335,35 @@ async def test_delete_removes_the_definition(
     error(await rest.delete(software_path(application.name, "1.1.0")), 404, NOT_FOUND)
 
 
+async def test_devices_see_a_change_at_once(
+    rest: httpx.AsyncClient, application: ApplicationConfig, cmx: CmxPeer
+) -> None:
+    app_version = application.app_versions[0]
+    await create(rest, application.name, version="1.1.0")
+    await create(rest, application.name, version="1.2.0")
+    assert (await cmx.request(app_version, "ep-c", config_id="1.0.0")).config_id == "1.2.0"
+
+    ok(
+        await rest.patch(
+            software_path(application.name, "1.2.0"), json={"rolloutStrategy": "suspended"}
+        )
+    )
+    assert (await cmx.request(app_version, "ep-c", config_id="1.0.0")).config_id == "1.1.0"
+
+    ok(
+        await rest.put(
+            software_path(application.name, "1.1.0"),
+            json=definition(version="1.1.0", specification={"image": "replaced.bin"}),
+        )
+    )
+    offer = await cmx.request(app_version, "ep-c", config_id="1.0.0")
+    assert offer.content is not None and json.loads(offer.content) == {"image": "replaced.bin"}
+
+    ok(await rest.delete(software_path(application.name, "1.1.0")))
+    offer = await cmx.request(app_version, "ep-c", config_id="1.0.0")
+    assert (offer.status_code, offer.config_id, offer.content) == (200, None, None)
+
+
 # ---------------------------------------------------------------------------------------------
 # 404 and 409 through Envoy
 
@@ -649,8 +678,12 @@ async def test_a_specification_comes_back_and_reaches_the_device_as_posted(
     rest: httpx.AsyncClient, otao: RunningOtao, cmx: CmxPeer, specification: Any
 ) -> None:
     application = otao.add_application()
-    body = definition(version="2.0.0", specification=specification)
-    body["upgradableFrom"] = ["1.0.0"]
+    body = {
+        "version": "2.0.0",
+        "upgradableFrom": ["1.0.0"],
+        "specification": specification,
+        "rolloutStrategy": "general",
+    }
 
     created = ok(await rest.post(software_path(application.name), json=body))
     fetched = ok(await rest.get(software_path(application.name, "2.0.0")))
