@@ -77,8 +77,9 @@ class ResolutionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetUpgradePath(self, request, context):
-        """GetUpgradePath lists the hops from one version to another (default: the highest
-        version reachable).
+        """GetUpgradePath lists the hops from one version to another. Without a target, the path
+        resolution takes when nothing else stands in the way: the highest candidate at each hop.
+        With a target, the path with the fewest hops (higher versions preferred).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

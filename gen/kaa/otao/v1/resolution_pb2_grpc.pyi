@@ -40,8 +40,9 @@ class ResolutionServiceStub:
     ExplainResolution: _grpc.UnaryUnaryMultiCallable[_resolution_pb2.ExplainResolutionRequest, _resolution_pb2.Explanation]
     """ExplainResolution gives every definition's verdict for the endpoint."""
     GetUpgradePath: _grpc.UnaryUnaryMultiCallable[_resolution_pb2.GetUpgradePathRequest, _resolution_pb2.UpgradePath]
-    """GetUpgradePath lists the hops from one version to another (default: the highest
-    version reachable).
+    """GetUpgradePath lists the hops from one version to another. Without a target, the path
+    resolution takes when nothing else stands in the way: the highest candidate at each hop.
+    With a target, the path with the fewest hops (higher versions preferred).
     """
     GetUpgradeGraph: _grpc.UnaryUnaryMultiCallable[_resolution_pb2.GetUpgradeGraphRequest, _resolution_pb2.UpgradeGraph]
     """GetUpgradeGraph returns the application's upgrade graph."""
@@ -58,8 +59,9 @@ class ResolutionServiceAsyncStub(ResolutionServiceStub):
     ExplainResolution: _aio.UnaryUnaryMultiCallable[_resolution_pb2.ExplainResolutionRequest, _resolution_pb2.Explanation]  # type: ignore[assignment]
     """ExplainResolution gives every definition's verdict for the endpoint."""
     GetUpgradePath: _aio.UnaryUnaryMultiCallable[_resolution_pb2.GetUpgradePathRequest, _resolution_pb2.UpgradePath]  # type: ignore[assignment]
-    """GetUpgradePath lists the hops from one version to another (default: the highest
-    version reachable).
+    """GetUpgradePath lists the hops from one version to another. Without a target, the path
+    resolution takes when nothing else stands in the way: the highest candidate at each hop.
+    With a target, the path with the fewest hops (higher versions preferred).
     """
     GetUpgradeGraph: _aio.UnaryUnaryMultiCallable[_resolution_pb2.GetUpgradeGraphRequest, _resolution_pb2.UpgradeGraph]  # type: ignore[assignment]
     """GetUpgradeGraph returns the application's upgrade graph."""
@@ -91,8 +93,9 @@ class ResolutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _resolution_pb2.GetUpgradePathRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_resolution_pb2.UpgradePath, _abc.Awaitable[_resolution_pb2.UpgradePath]]:
-        """GetUpgradePath lists the hops from one version to another (default: the highest
-        version reachable).
+        """GetUpgradePath lists the hops from one version to another. Without a target, the path
+        resolution takes when nothing else stands in the way: the highest candidate at each hop.
+        With a target, the path with the fewest hops (higher versions preferred).
         """
 
     @_abc_1.abstractmethod
