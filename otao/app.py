@@ -168,6 +168,12 @@ class App:
         self._tasks.append(asyncio.create_task(work, name=name))
 
     async def start(self) -> None:
+        # Everything started here (RPC and NATS handlers, background work) runs in tasks that
+        # inherit this: no database operation waits for a database known to be down.
+        with self.mongo.fail_fast():
+            await self._start()
+
+    async def _start(self) -> None:
         if not self.settings.security.enabled:
             log.warning(
                 "SECURITY IS OFF: local development mode, every call runs as tenant %r "
@@ -212,14 +218,22 @@ class App:
             self.health.set(database_ok and self._indexes_ready and self.nats.connected)
             await asyncio.sleep(0.5)
 
+    async def _drain_messages(self, grace: float) -> None:
+        """Take no new shared work (other replicas get it), then finish the CDTP requests
+        taken, including those received just before leaving the queue groups."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self.nats.leave_queue_groups(grace)
+        await self.cdtp.drain(max(0.0, deadline - loop.time()))
+
     async def stop(self) -> None:
         """Graceful: not serving first, then drain in-flight work within the grace period."""
         grace = self.settings.grace_period_seconds
         for task in self._tasks:
             if task.get_name() == "readiness":
                 task.cancel()
-        self.health.set(False)
-        stopping = [self.cdtp.drain(grace)]
+        await self.health.shutdown()
+        stopping = [self._drain_messages(grace)]
         if self.server is not None:
             stopping.append(self.server.stop(grace))
         await asyncio.gather(*stopping)

@@ -33,6 +33,7 @@ class NatsConnection:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._on_reconnect: list[Callable[[], None]] = []
+        self._active: list[Subscription] = []
 
     @property
     def connected(self) -> bool:
@@ -87,7 +88,11 @@ class NatsConnection:
                 delay = min(delay * 2, 5.0)
                 continue
             for subject, queue, handler in self._subscriptions:
-                await client.subscribe(subject, queue=queue, cb=handler, pending_msgs_limit=100_000)
+                self._active.append(
+                    await client.subscribe(
+                        subject, queue=queue, cb=handler, pending_msgs_limit=100_000
+                    )
+                )
             self._client = client
             self._connected.set()
             log.info("connected to NATS", extra={"url": self._url})
@@ -118,6 +123,23 @@ class NatsConnection:
 
     async def raw_subscribe(self, subject: str, handler: Handler) -> Subscription:
         return await self.client.subscribe(subject, cb=handler)
+
+    async def leave_queue_groups(self, timeout: float) -> None:
+        """Graceful shutdown, first step: stop taking shared work.
+
+        Unsubscribes from every queue-group subject, so the broker hands new messages to the
+        other replicas, and waits (at most ``timeout``) until the messages this replica already
+        received are handled. Replies, broadcasts and publishing keep working until ``close``.
+        """
+        shared = [s for s in self._active if s.queue]
+        self._active = [s for s in self._active if not s.queue]
+        if not shared or self._client is None or not self._client.is_connected:
+            return
+        try:
+            drains = (s.drain() for s in shared)  # type: ignore[no-untyped-call]
+            await asyncio.wait_for(asyncio.gather(*drains), timeout)
+        except (NatsError, TimeoutError) as exc:
+            log.warning("leaving the queue groups did not complete: %s", type(exc).__name__)
 
     async def close(self) -> None:
         """Drain: finish handling received messages, flush what was published, then close."""

@@ -1,7 +1,8 @@
 """Kaa platform configuration events: tenants (21/TLE) and Tekton (17/SCMP).
 
 Both are cache reloads, so every replica listens (no queue group, as 3/ISM prescribes for
-reloads).
+reloads). Like every handler in messaging, these never let an exception escape to the NATS
+client (which would report it without a traceback as a connection error).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class TenantEvents:
             await self._updated(event.tenant_id)
         except OtaoError as error:
             log.warning("tenant update not applied: %s", error.message)
+        except Exception:
+            log.exception("unexpected error handling a tenant update")
 
     async def _on_unregistered(self, msg: Msg) -> None:
         try:
@@ -62,6 +65,8 @@ class TenantEvents:
             await self._unregistered(event.tenant_id)
         except OtaoError as error:
             log.warning("tenant unregistration not applied: %s", error.message)
+        except Exception:
+            log.exception("unexpected error handling a tenant unregistration")
 
 
 class ConfigurationEvents:
@@ -92,6 +97,8 @@ class ConfigurationEvents:
             )
         except OtaoError as error:
             log.warning("configuration reload failed: %s", error.message)
+        except Exception:
+            log.exception("unexpected error reloading the configuration")
 
     async def _on_targeted(self, msg: Msg) -> None:
         try:
@@ -101,3 +108,5 @@ class ConfigurationEvents:
             )
         except OtaoError as error:
             log.warning("configuration reload failed: %s", error.message)
+        except Exception:
+            log.exception("unexpected error reloading the configuration")

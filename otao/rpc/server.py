@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
+from grpc_health.v1 import _async as health_aio  # the asyncio servicer, public as health.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from kaa.otao.v1 import (
@@ -26,24 +29,55 @@ SERVICE_NAMES = (
 )
 
 
-class Health:
-    """Serving when every dependency is ready; not serving otherwise or while stopping."""
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+class _HealthServicer(health_aio.HealthServicer):  # type: ignore[misc]
+    """The asyncio health servicer, starting NOT_SERVING for every name (its default is ""
+    SERVING); no Watch stream exists yet, so setting the map is all ``set`` would do."""
 
     def __init__(self) -> None:
-        self.servicer = health.HealthServicer()
+        super().__init__()
+        self._server_status = {name: _NOT_SERVING for name in ("", *SERVICE_NAMES)}
+
+
+class Health:
+    """Serving when every dependency is ready; not serving otherwise or while stopping.
+
+    Backed by the asyncio servicer. The synchronous one served each Watch stream as a blocking
+    generator on a thread of the event loop's default executor that nothing released (not even
+    the client cancelling): every Watch pinned a thread, and one Watch open at shutdown kept
+    ``asyncio.run`` waiting for that thread for ever, so a SIGTERMed otao never exited.
+    """
+
+    def __init__(self) -> None:
+        self.servicer = _HealthServicer()
         self._serving: bool | None = None
+        # The servicer's set() is a coroutine (it wakes Watch streams): changes are published
+        # by tasks, one at a time, each publishing the latest state.
+        self._publishing = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def set(self, serving: bool) -> None:
         if serving == self._serving:
             return
         self._serving = serving
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        for name in ("", *SERVICE_NAMES):
-            self.servicer.set(name, status)
+        task = asyncio.get_running_loop().create_task(self._publish())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self) -> None:
+        async with self._publishing:
+            status = _SERVING if self._serving else _NOT_SERVING
+            for name in ("", *SERVICE_NAMES):
+                await self.servicer.set(name, status)
+
+    async def shutdown(self) -> None:
+        """NOT_SERVING for good, published before this returns (graceful shutdown)."""
+        self._serving = False
+        async with self._publishing:
+            await self.servicer.enter_graceful_shutdown()
 
     @property
     def serving(self) -> bool:

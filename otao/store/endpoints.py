@@ -13,30 +13,43 @@ incompletely (measured: a top-level date in ``$set`` became a string; ``$addToSe
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from otao.domain.errors import Aborted
+from otao.domain.errors import Aborted, OtaoError
 from otao.domain.models import AppliedReport, Consent, EndpointKey, EndpointState
 from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, translated
 
 Change = Callable[[Document], bool]
 
 
+def _progress_id(job_id: str) -> str:
+    return f"push-progress|{job_id}"
+
+
 def endpoint_doc_id(key: EndpointKey) -> str:
     return f"{key.tenant_id}/{key.application}/{key.endpoint_id}"
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 def from_document(doc: Document) -> EndpointState:
-    report = doc.get("lastReport")
+    # Read on every poll that needs state and for every endpoint a push walks: kept lean.
+    get = doc.get
+    report = get("lastReport")
+    failed = get("failedVersions")
+    consents = get("consents")
     return EndpointState(
         tenant_id=doc["tenantId"],
         application=doc["application"],
         endpoint_id=doc["endpointId"],
-        current_version=doc.get("currentVersion"),
+        current_version=get("currentVersion"),
         last_report=(
             AppliedReport(
                 report["configId"],
@@ -47,14 +60,18 @@ def from_document(doc: Document) -> EndpointState:
             if report
             else None
         ),
-        failed_versions=frozenset(doc.get("failedVersions") or ()),
-        consents=tuple(
-            Consent(c.get("version"), bool(c.get("allVersions")), c["grantedAt"])
-            for c in doc.get("consents") or ()
+        failed_versions=frozenset(failed) if failed else _NONE,
+        consents=(
+            tuple(
+                Consent(c.get("version"), bool(c.get("allVersions")), c["grantedAt"])
+                for c in consents
+            )
+            if consents
+            else ()
         ),
-        filters=frozenset(doc.get("filters") or ()) if doc.get("filtersKnown") else None,
-        updated_at=doc.get("updatedAt"),
-        app_version=doc.get("appVersionName"),
+        filters=frozenset(get("filters") or ()) if get("filtersKnown") else None,
+        updated_at=get("updatedAt"),
+        app_version=get("appVersionName"),
     )
 
 
@@ -263,11 +280,77 @@ class EndpointStore:
         query: Document = {"tenantId": tenant_id, "application": application}
         if version:
             query["currentVersion"] = version
-        if after_id:
-            query["_id"] = {"$gt": after_id}
         async with translated("endpoint listing"):
-            cursor = self._collection.find(query).sort("_id", 1).limit(limit)
-            return [from_document(doc) async for doc in cursor]
+            docs = await self._after(query, after_id or None, limit)
+        return [from_document(doc) for doc in docs]
+
+    async def walk(
+        self, tenant_id: str, application: str, after_id: str | None, batch_size: int
+    ) -> AsyncGenerator[list[EndpointState], None]:
+        """Every endpoint of the application after ``after_id``, in ``_id`` order and batches.
+
+        The next batch is read while the caller handles the current one. Whole documents
+        are read: a projection would save bytes on MongoDB, but nx-27017 applies it in
+        Python, document by document, and reads about a third fewer a second with it.
+        Close it (``contextlib.aclosing``) when leaving early.
+        """
+        query: Document = {"tenantId": tenant_id, "application": application}
+
+        async def read(after: str | None) -> list[EndpointState]:
+            async with translated("endpoint listing"):
+                docs = await self._after(query, after, batch_size)
+            return [from_document(doc) for doc in docs]
+
+        pending = asyncio.ensure_future(read(after_id))
+        try:
+            while True:
+                batch = await pending
+                if len(batch) < batch_size:
+                    if batch:
+                        yield batch
+                    return
+                last = batch[-1]
+                pending = asyncio.ensure_future(
+                    read(endpoint_doc_id(EndpointKey(tenant_id, application, last.endpoint_id)))
+                )
+                yield batch
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, OtaoError):
+                    await pending
+
+    async def _after(
+        self,
+        query: Document,
+        after_id: str | None,
+        limit: int,
+        projection: Document | None = None,
+    ) -> list[Document]:
+        """Up to ``limit`` documents matching ``query`` (which names tenantId and application)
+        whose ``_id`` follows ``after_id``, in ``_id`` order.
+
+        The range is given as index bounds on ``_id`` (min/max with a hint), not as an
+        ``_id`` comparison in the filter: the same index range scan on MongoDB, and on the
+        embedded nx-27017 the difference between an index range (milliseconds) and a scan of
+        the whole collection in Python (seconds per page at 100,000 endpoints).
+        """
+        prefix = f"{query['tenantId']}/{query['application']}/"
+        upper = prefix[:-1] + "0"  # "0" follows "/": every _id with the prefix is below
+        lower = after_id if after_id is not None and after_id >= prefix else prefix
+        if lower >= upper or limit <= 0:
+            return []
+        exclusive = lower == after_id  # min() is inclusive
+        cursor = (
+            self._collection.find(query, projection)
+            .sort("_id", 1)
+            .hint([("_id", 1)])
+            .min([("_id", lower)])
+            .max([("_id", upper)])
+            .limit(limit + 1 if exclusive else limit)
+        )
+        docs = [doc async for doc in cursor if not (exclusive and doc["_id"] == lower)]
+        return docs[:limit]
 
     async def all_for_application(self, tenant_id: str, application: str) -> list[EndpointState]:
         async with translated("endpoint listing"):
@@ -315,6 +398,37 @@ class EndpointStore:
                 # Duplicates are offers already recorded; anything else is a real failure.
                 if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
+
+    # A push job records its offers after its notifications leave (see PushService); how far
+    # they are recorded is kept in the offers collection too, in one document per job that no
+    # offer query matches (it has no version).
+
+    async def offers_recorded_through(self, tenant_id: str, application: str, job_id: str) -> str:
+        """The last endpoint ``_id`` through which ``job_id``'s offers are recorded ("": none)."""
+        async with translated("offer progress"):
+            doc = await self._offers.find_one({"_id": _progress_id(job_id)})
+        return str(doc.get("through") or "") if doc else ""
+
+    async def record_offer_progress(
+        self, tenant_id: str, application: str, job_id: str, through: str
+    ) -> None:
+        doc_id = _progress_id(job_id)
+        async with translated("offer progress"):
+            await self._offers.replace_one(
+                {"_id": doc_id},
+                {
+                    "_id": doc_id,
+                    "tenantId": tenant_id,
+                    "application": application,
+                    "pushJob": job_id,
+                    "through": through,
+                },
+                upsert=True,
+            )
+
+    async def forget_offer_progress(self, tenant_id: str, application: str, job_id: str) -> None:
+        async with translated("offer progress"):
+            await self._offers.delete_one({"_id": _progress_id(job_id)})
 
     async def offered_count(self, tenant_id: str, application: str, version: str) -> int:
         async with translated("offer counts"):

@@ -7,8 +7,9 @@ This package is the only importer of pymongo. Everything above it sees domain er
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
@@ -36,6 +37,9 @@ PUSH_JOBS = "push_jobs"
 AUDIT = "audit"
 OFFERS = "offers"
 LEASES = "leases"
+
+# Inside Mongo.fail_fast: tells translated() whether the database is known to be down.
+_known_down: ContextVar[Callable[[], bool] | None] = ContextVar("otao_db_known_down", default=None)
 
 _INDEXES: Mapping[str, list[IndexModel]] = {
     SOFTWARE: [
@@ -72,7 +76,14 @@ _INDEXES: Mapping[str, list[IndexModel]] = {
 
 @asynccontextmanager
 async def translated(what: str) -> AsyncIterator[None]:
-    """Translate driver errors raised inside into domain errors, at the adapter boundary."""
+    """Translate driver errors raised inside into domain errors, at the adapter boundary.
+
+    Inside ``Mongo.fail_fast`` an operation is not even tried while the database is known to
+    be down: Unavailable at once.
+    """
+    known_down = _known_down.get()
+    if known_down is not None and known_down():
+        raise Unavailable("the database is unavailable")
     try:
         yield
     except DuplicateKeyError as exc:
@@ -103,6 +114,28 @@ class Mongo:
 
     def collection(self, name: str) -> AsyncCollection[Document]:
         return self.db[name]
+
+    @contextmanager
+    def fail_fast(self) -> Iterator[None]:
+        """Code run inside this, and in every task it starts, fails fast on a database known
+        to be down.
+
+        While the driver knows no server that could answer (it learns that from the first
+        failed operation or readiness ping, and learns the recovery from the next ping, which
+        ``ping`` does without this check), every operation raises Unavailable at once instead
+        of each waiting out server selection and a retry: up to 2 x timeout_ms apiece, several
+        per request, and meanwhile holding locks other requests wait on. Answers that need no
+        database (the in-memory catalog) still work; a database that is up but slow is still
+        waited for.
+        """
+        token = _known_down.set(self._known_down)
+        try:
+            yield
+        finally:
+            _known_down.reset(token)
+
+    def _known_down(self) -> bool:
+        return not self.client.topology_description.has_readable_server()
 
     async def ensure_indexes(self) -> None:
         async with translated("index creation"):

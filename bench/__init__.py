@@ -1,0 +1,1 @@
+"""otao's benchmarks: ``make bench`` (``python -m bench``); see bench/README.md."""

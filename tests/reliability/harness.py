@@ -1,0 +1,296 @@
+"""Helpers of the reliability suite: dedicated otao instances (in-process or real processes),
+health probes, definitions over gRPC, and peers that speak the Kaa subjects otao listens to.
+
+Every dedicated otao gets Kaa instance names of its own (otao, consumer, EPR, Tekton), so its
+queue groups and subjects never mix with the session otao that shares the same nats-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import yaml
+from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kaa.otao.v1 import software_pb2, software_pb2_grpc
+from pymongo import AsyncMongoClient
+
+from otao.devstack.processes import OtaoProcess, free_port, start_otao, tcp_accepting
+from tests.support.cmx import CmxPeer
+from tests.support.otao import RunningOtao
+from tests.support.otao import start_otao as start_otao_in_process
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class KaaNames:
+    otao: str
+    consumer: str
+    epr: str
+    tekton: str
+
+    @classmethod
+    def fresh(cls) -> KaaNames:
+        tag = secrets.token_hex(4)
+        return cls(f"otao-{tag}", f"cmx-{tag}", f"epr-{tag}", f"tekton-{tag}")
+
+    def settings(self) -> dict[str, str]:
+        return {
+            "otao": self.otao,
+            "consumer": self.consumer,
+            "epr": self.epr,
+            "tekton": self.tekton,
+        }
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+) -> None:
+    """Wait until ``condition()`` (sync or async) is true; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        await asyncio.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------
+# otao in this process
+
+
+@asynccontextmanager
+async def dedicated_otao(
+    nats_url: str, mongo_uri: str, **overrides: Any
+) -> AsyncIterator[tuple[RunningOtao, KaaNames]]:
+    """A fresh otao (own database, own Kaa names) for one test; stopped afterwards."""
+    names = KaaNames.fresh()
+    overrides["kaa"] = {**names.settings(), **overrides.get("kaa", {})}
+    running = await start_otao_in_process(nats_url, mongo_uri, **overrides)
+    try:
+        yield running, names
+    finally:
+        await running.stop()
+
+
+async def connect_cmx(nats_url: str, names: KaaNames) -> CmxPeer:
+    return await CmxPeer.connect(nats_url, otao=names.otao, consumer=names.consumer)
+
+
+async def close_quietly(client: Any, timeout: float = 5.0) -> None:
+    """Close a test's own NATS client or peer (``.close()``), bounded: nats-py's close can
+    hang after the server was restarted under it, and a test must not hang on its cleanup."""
+    with suppress(TimeoutError):
+        await asyncio.wait_for(client.close(), timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# otao as a real process (``python -m otao``)
+
+
+@dataclass
+class OtaoSubprocess:
+    """Settings for ``python -m otao``; ``start()`` (re)starts it on the same port."""
+
+    nats_url: str
+    mongo_uri: str
+    run_dir: Path
+    names: KaaNames
+    applications: list[dict[str, Any]]
+    env_overrides: dict[str, str]
+    database: str = ""
+    port: int = 0
+    process: OtaoProcess | None = None
+
+    def __post_init__(self) -> None:
+        self.database = self.database or f"otao_{secrets.token_hex(4)}"
+        self.port = self.port or free_port()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config = self.run_dir / "otao.yaml"
+        config.write_text(
+            yaml.safe_dump({"applications": self.applications, "kaa": self.names.settings()}),
+            encoding="utf-8",
+        )
+        self._config = config
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTAO_")}
+        env.update(
+            OTAO_NATS_URL=self.nats_url,
+            OTAO_MONGODB_URI=self.mongo_uri,
+            OTAO_MONGODB_DATABASE=self.database,
+            OTAO_MONGODB_TIMEOUT_MS="2000",
+            OTAO_SECURITY__ENABLED="false",
+            OTAO_CONFIG_FILE=str(self._config),
+            OTAO_LOG_JSON="false",
+        )
+        env.update(self.env_overrides)
+        return env
+
+    async def start(self) -> None:
+        log = self.run_dir / "otao.log"
+        self.process = await asyncio.to_thread(
+            start_otao, self.port, log, env=self.env(), ready_timeout=30.0
+        )
+
+    @property
+    def otao_pid(self) -> int:
+        """The pid of ``python -m otao`` itself (the managed pid is its watchdog)."""
+        assert self.process is not None and self.process.pid is not None
+        watchdog = self.process.pid
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with suppress(OSError, IndexError, ValueError):
+                # After "pid (comm)": state, ppid, ...
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == watchdog:
+                    children.append(int(stat.parent.name))
+        assert len(children) == 1, children
+        return children[0]
+
+    async def sigkill(self) -> None:
+        """A crash: SIGKILL to otao and its watchdog at once, no chance to clean up."""
+        assert self.process is not None and self.process.pid is not None
+        otao_pid = self.otao_pid
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        await asyncio.to_thread(self.process.stop, 5.0)
+        # Gone for good (its listening socket with it) before anything restarts on the port.
+        await eventually(lambda: not _alive(otao_pid), 10, "the killed otao gone")
+        await eventually(lambda: not tcp_accepting("127.0.0.1", self.port), 10, "port free")
+
+    def sigterm(self) -> None:
+        """SIGTERM to otao itself (what an orchestrator sends); does not wait."""
+        os.kill(self.otao_pid, signal.SIGTERM)
+
+    async def wait_exit(self, timeout: float) -> int | None:
+        """The exit code once the process ended, or None after ``timeout``."""
+        assert self.process is not None
+        popen = self.process._popen
+        assert popen is not None
+        with suppress(AssertionError):
+            await eventually(lambda: popen.poll() is not None, timeout, "otao exited")
+        return popen.poll()
+
+    async def stop(self) -> None:
+        if self.process is not None:
+            await asyncio.to_thread(self.process.stop, 5.0)
+
+    def log_tail(self) -> str:
+        return self.process.log_tail(80) if self.process is not None else ""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not count: it holds no sockets)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+# ---------------------------------------------------------------------------------------------
+# gRPC
+
+
+async def health(channel: grpc.aio.Channel, timeout: float = 1.0) -> int | None:
+    """grpc.health.v1 overall status, or None when the server does not answer."""
+    try:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=timeout
+        )
+    except grpc.aio.AioRpcError:
+        return None
+    return int(reply.status)
+
+
+def software_message(
+    version: str,
+    upgradable_from: list[str],
+    strategy: str = "general",
+    specification: Any = None,
+    **extra: Any,
+) -> software_pb2.Software:
+    return json_format.ParseDict(
+        {
+            "version": version,
+            "upgradableFrom": upgradable_from,
+            "specification": (
+                specification if specification is not None else {"image": f"fw-{version}.bin"}
+            ),
+            "rolloutStrategy": strategy,
+            **extra,
+        },
+        software_pb2.Software(),
+    )
+
+
+async def define(
+    channel: grpc.aio.Channel,
+    application: str,
+    version: str,
+    upgradable_from: list[str],
+    strategy: str = "general",
+    specification: Any = None,
+    **extra: Any,
+) -> software_pb2.Software:
+    stub = software_pb2_grpc.SoftwareServiceStub(channel)
+    created: software_pb2.Software = await stub.CreateSoftware(
+        software_pb2.CreateSoftwareRequest(
+            application_name=application,
+            software=software_message(version, upgradable_from, strategy, specification, **extra),
+        ),
+        timeout=10,
+    )
+    return created
+
+
+async def set_strategy(
+    channel: grpc.aio.Channel, application: str, version: str, strategy: str
+) -> software_pb2.Software:
+    stub = software_pb2_grpc.SoftwareServiceStub(channel)
+    request = software_pb2.UpdateSoftwareRequest(
+        application_name=application,
+        version=version,
+        software=software_pb2.Software(rollout_strategy=strategy),
+    )
+    request.update_mask.paths.append("rollout_strategy")
+    updated: software_pb2.Software = await stub.UpdateSoftware(request, timeout=10)
+    return updated
+
+
+# ---------------------------------------------------------------------------------------------
+# MongoDB, read directly (what otao stored, not what it answers)
+
+
+@asynccontextmanager
+async def database(mongo_uri: str, name: str) -> AsyncIterator[Any]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    try:
+        yield client[name]
+    finally:
+        await client.close()

@@ -1,0 +1,236 @@
+"""Graceful shutdown: SIGTERM to a real ``python -m otao`` while RPCs and CDTP requests are in
+flight (each waits about a second for EPR's membership answer over 20/EFMP).
+
+Health says NOT_SERVING first (a Watch stream sees it before any in-flight call completes),
+every in-flight RPC and CDTP request completes with its right answer within the grace period,
+new RPCs are refused, and the process exits cleanly well before the grace period is over. With a
+second replica in the queue group, no CDTP request sent during the shutdown is lost: the
+stopping replica stops taking new ones and the other one answers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import nats
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kaa.otao.v1 import resolution_pb2, resolution_pb2_grpc
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from otao.messaging.avro import AvroCodec
+from otao.messaging.records import EndpointFiltersRequest, EndpointFiltersResponse
+from otao.messaging.subjects import efmp_request_subject
+from tests.reliability.harness import (
+    NOT_SERVING,
+    SERVING,
+    KaaNames,
+    OtaoSubprocess,
+    close_quietly,
+    connect_cmx,
+    define,
+    eventually,
+)
+from tests.support.cmx import CmxPeer
+from tests.support.otao import start_otao as start_otao_in_process
+from tests.support.stack import MongoServer, NatsServer
+
+pytestmark = pytest.mark.timeout(120)
+
+GRACE = 6.0
+EPR_DELAY = 1.0
+IN_FLIGHT = 8
+CODEC = AvroCodec()
+
+
+class SlowEpr:
+    """Answers every membership query with filter "beta", after ``EPR_DELAY`` seconds."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.queries = 0
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, url: str, names: KaaNames) -> AsyncIterator[SlowEpr]:
+        epr = cls(await nats.connect(url))
+        await epr.client.subscribe(efmp_request_subject(names.epr), cb=epr._on_query)
+        await epr.client.flush()
+        try:
+            yield epr
+        finally:
+            await close_quietly(epr.client)
+
+    async def _on_query(self, msg: Msg) -> None:
+        self.queries += 1
+        asyncio.get_running_loop().create_task(self._answer(msg))
+
+    async def _answer(self, msg: Msg) -> None:
+        request = CODEC.decode(EndpointFiltersRequest, msg.data)
+        await asyncio.sleep(EPR_DELAY)
+        response = EndpointFiltersResponse(
+            correlation_id=request.correlation_id,
+            timestamp=int(time.time() * 1000),
+            endpoint_id=request.endpoint_id,
+            filter_ids=("beta",),
+            status_code=200,
+        )
+        await self.client.publish(msg.reply, CODEC.encode(response))
+
+
+def _process(nats_url: str, mongo_uri: str, run_dir: Path, names: KaaNames) -> OtaoSubprocess:
+    return OtaoSubprocess(
+        nats_url,
+        mongo_uri,
+        run_dir,
+        names,
+        applications=[{"name": "fleet", "tenant_id": "default", "app_versions": ["fleet-v1"]}],
+        env_overrides={
+            "OTAO_GRACE_PERIOD_SECONDS": str(GRACE),
+            "OTAO_KAA__EFMP_TIMEOUT_SECONDS": "4",
+        },
+    )
+
+
+async def _watch(channel: grpc.aio.Channel, seen: list[tuple[float, int]]) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+    with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+        async for reply in stub.Watch(health_pb2.HealthCheckRequest(service="")):
+            seen.append((time.monotonic(), int(reply.status)))
+
+
+async def _resolve(
+    channel: grpc.aio.Channel, endpoint: str
+) -> tuple[float, resolution_pb2.ResolveUpdateResponse]:
+    stub = resolution_pb2_grpc.ResolutionServiceStub(channel)
+    reply = await stub.ResolveUpdate(
+        resolution_pb2.ResolveUpdateRequest(
+            application_name="fleet", endpoint_id=endpoint, current_version="0.8.0"
+        ),
+        timeout=GRACE + 5,
+    )
+    return time.monotonic(), reply
+
+
+async def _poll(cmx: CmxPeer, endpoint: str) -> tuple[float, int, str | None]:
+    response = await cmx.request("fleet-v1", endpoint, config_id="0.8.0", timeout=GRACE + 5)
+    return time.monotonic(), response.status_code, response.config_id
+
+
+async def test_sigterm_finishes_in_flight_work_after_saying_not_serving(
+    nats_server: NatsServer, mongo_server: MongoServer, tmp_path: Path
+) -> None:
+    names = KaaNames.fresh()
+    otao = _process(nats_server.url, mongo_server.uri, tmp_path / "otao", names)
+    await otao.start()
+    cmx = await connect_cmx(nats_server.url, names)
+    seen: list[tuple[float, int]] = []
+    try:
+        async with (
+            SlowEpr.running(nats_server.url, names) as epr,
+            grpc.aio.insecure_channel(otao.target) as channel,
+            grpc.aio.insecure_channel(otao.target) as watch_channel,
+        ):
+            await define(
+                channel, "fleet", "0.9.0", ["0.8.0"], "targeted", filters=[{"filterId": "beta"}]
+            )
+            watcher = asyncio.create_task(_watch(watch_channel, seen))
+            await eventually(lambda: any(s == SERVING for _, s in seen), 5, "watching health")
+
+            rpcs = [asyncio.create_task(_resolve(channel, f"rpc-{i}")) for i in range(IN_FLIGHT)]
+            polls = [asyncio.create_task(_poll(cmx, f"cdtp-{i}")) for i in range(IN_FLIGHT)]
+            await eventually(lambda: epr.queries >= 2 * IN_FLIGHT, 5, "all of them in flight")
+
+            sigterm_at = time.monotonic()
+            otao.sigterm()
+            await eventually(lambda: any(s == NOT_SERVING for _, s in seen), 2, "NOT_SERVING")
+            watcher.cancel()  # a client that saw NOT_SERVING goes away, as a balancer does
+            not_serving_at = next(t for t, s in seen if s == NOT_SERVING)
+
+            # New RPCs are refused at once.
+            late = resolution_pb2_grpc.ResolutionServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await late.ResolveUpdate(
+                    resolution_pb2.ResolveUpdateRequest(application_name="fleet", endpoint_id="x"),
+                    timeout=2,
+                )
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+            rpc_results = await asyncio.gather(*rpcs)
+            poll_results = await asyncio.gather(*polls)
+            exit_code = await otao.wait_exit(GRACE + 5)
+            exited_at = time.monotonic()
+    finally:
+        await close_quietly(cmx)
+        await otao.stop()
+
+    assert not_serving_at - sigterm_at < 1.0
+    for done_at, reply in rpc_results:
+        assert (reply.update_available, reply.version) == (True, "0.9.0")
+        assert not_serving_at < done_at < sigterm_at + GRACE
+    for done_at, status, version in poll_results:
+        assert (status, version) == (200, "0.9.0")
+        assert not_serving_at < done_at < sigterm_at + GRACE
+    assert exit_code == 0, otao.log_tail()
+    # Done when the work is done, not when the grace period runs out.
+    assert exited_at - sigterm_at < EPR_DELAY + 3.0, exited_at - sigterm_at
+    assert "Traceback" not in otao.log_tail(), otao.log_tail()
+
+
+async def test_no_cdtp_request_is_lost_when_one_of_two_replicas_stops(
+    nats_server: NatsServer, mongo_server: MongoServer, tmp_path: Path
+) -> None:
+    names = KaaNames.fresh()
+    stopping = _process(nats_server.url, mongo_server.uri, tmp_path / "otao", names)
+    await stopping.start()
+    staying = await start_otao_in_process(
+        nats_server.url,
+        mongo_server.uri,
+        database=stopping.database,
+        kaa={**names.settings(), "efmp_timeout_seconds": 4.0},
+        grace_period_seconds=GRACE,
+    )
+    staying.add_application("fleet", ("fleet-v1",))
+    cmx = await connect_cmx(nats_server.url, names)
+    try:
+        async with (
+            SlowEpr.running(nats_server.url, names),
+            grpc.aio.insecure_channel(stopping.target) as channel,
+        ):
+            await define(
+                channel, "fleet", "0.9.0", ["0.8.0"], "targeted", filters=[{"filterId": "beta"}]
+            )
+            # Continuous traffic across the shutdown: each poll waits ~1 s for EPR.
+            sent: list[asyncio.Task[tuple[float, int, str | None]]] = []
+            stop_sending = asyncio.Event()
+
+            async def traffic() -> None:
+                while not stop_sending.is_set():
+                    sent.append(asyncio.create_task(_poll(cmx, f"ep-{uuid.uuid4().hex[:8]}")))
+                    await asyncio.sleep(0.02)
+
+            sender = asyncio.create_task(traffic())
+            await asyncio.sleep(1.0)
+            stopping.sigterm()
+            exit_code = await stopping.wait_exit(GRACE + 5)
+            await asyncio.sleep(0.5)
+            stop_sending.set()
+            await sender
+            results = await asyncio.gather(*sent, return_exceptions=True)
+    finally:
+        await close_quietly(cmx)
+        await stopping.stop()
+        await staying.stop()
+
+    assert exit_code == 0, stopping.log_tail()
+    lost = [r for r in results if isinstance(r, BaseException)]
+    assert len(results) > 50
+    assert not lost, f"{len(lost)} of {len(results)} CDTP requests got no answer"
+    assert {(status, version) for _, status, version in results} == {(200, "0.9.0")}  # type: ignore[misc]

@@ -1,0 +1,280 @@
+"""Fault: the database server crashes mid-traffic and comes back.
+
+While it is down every call that needs it answers UNAVAILABLE (gRPC) / 503 (REST) / CDTP 503:
+within a bound set by ``mongodb_timeout_ms`` while the outage is news (no hang), and within a
+fraction of a second once the driver knows (fail fast); health and Envoy's /healthz say not
+serving, and polls the in-memory catalog can answer still get their answer. When it returns,
+the same otao (never restarted) serves again, and every stored definition is whole: exactly
+what one writer submitted, never a mix or a fragment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from kaa.otao.v1 import (
+    endpoint_pb2,
+    endpoint_pb2_grpc,
+    rollout_pb2,
+    rollout_pb2_grpc,
+    software_pb2,
+    software_pb2_grpc,
+)
+
+from otao.domain.applications import ApplicationConfig
+from tests.reliability.harness import (
+    NOT_SERVING,
+    SERVING,
+    close_quietly,
+    connect_cmx,
+    dedicated_otao,
+    eventually,
+    health,
+    software_message,
+)
+from tests.support.cmx import CmxPeer
+from tests.support.otao import RunningOtao
+from tests.support.stack import EnvoyFactory, MongoServer, NatsServer
+
+pytestmark = pytest.mark.timeout(120)
+
+TIMEOUT_MS = 1000
+# Once the driver knows the server is gone (health says NOT_SERVING by then), a call fails
+# fast: each database operation within otao.store.mongo.FAIL_FAST_SECONDS, a few per call.
+BOUND_SECONDS = 1.5
+# Before that, a call in flight when the server went away waits out at most timeoutMS
+# (2 x TIMEOUT_MS) per operation; no call does more than a handful. Never a hang.
+NO_HANG_SECONDS = 4 * 2 * TIMEOUT_MS / 1000 + 1.0
+UNAVAILABLE_JSON_CODE = 14
+
+
+def body(version: str, marker: int) -> dict[str, Any]:
+    return {
+        "version": version,
+        "upgradableFrom": ["2.0.0", f"0.{marker}.0"],
+        "specification": {"image": f"fw-{version}.bin", "marker": marker, "blob": "x" * 2000},
+        "metadata": {"writer": marker},
+        "rolloutStrategy": "general",
+    }
+
+
+async def timed(call: Awaitable[Any]) -> tuple[float, Any]:
+    started = time.monotonic()
+    try:
+        result: Any = await call
+    except grpc.aio.AioRpcError as error:
+        result = error.code()
+    return time.monotonic() - started, result
+
+
+async def test_mongodb_outage_is_unavailable_quickly_and_recovers_without_restart(
+    nats_server: NatsServer, mongo_server: MongoServer, envoy_factory: EnvoyFactory
+) -> None:
+    async with dedicated_otao(nats_server.url, mongo_server.uri, mongodb_timeout_ms=TIMEOUT_MS) as (
+        otao,
+        names,
+    ):
+        application = otao.add_application()
+        quiet = otao.add_application()
+        envoy = envoy_factory(otao.port, health_check_interval=0.3)
+        cmx = await connect_cmx(nats_server.url, names)
+        channel = grpc.aio.insecure_channel(otao.grpc_target)
+        rest = httpx.AsyncClient(base_url=envoy.base_url, timeout=30)
+        try:
+            await _scenario(mongo_server, otao, application, quiet, cmx, channel, rest)
+        finally:
+            await mongo_server.astart()
+            await rest.aclose()
+            await channel.close()
+            await close_quietly(cmx)
+            envoy.stop()
+
+
+async def _scenario(
+    mongo_server: MongoServer,
+    otao: RunningOtao,
+    application: ApplicationConfig,
+    quiet: ApplicationConfig,
+    cmx: CmxPeer,
+    channel: grpc.aio.Channel,
+    rest: httpx.AsyncClient,
+) -> None:
+    app, app_version = application.name, application.app_versions[0]
+    software = software_pb2_grpc.SoftwareServiceStub(channel)
+    endpoints = endpoint_pb2_grpc.EndpointServiceStub(channel)
+    rollout = rollout_pb2_grpc.RolloutServiceStub(channel)
+    path = f"/api/v1/applications/{app}/software"
+
+    initial = {**body("1.1.0", 0), "upgradableFrom": ["1.0.0"]}
+    assert (await rest.post(path, json=initial)).status_code == 200
+    first = await cmx.request(app_version, "ep-1", config_id="1.0.0")
+    assert (first.status_code, first.config_id) == (200, "1.1.0")
+    # An application nobody writes to: its catalog stays in memory through the outage.
+    quiet_path = f"/api/v1/applications/{quiet.name}/software"
+    assert (await rest.post(quiet_path, json=initial)).status_code == 200
+    warm = await cmx.request(quiet.app_versions[0], "ep-q", config_id="1.1.0")
+    assert (warm.status_code, warm.config_id) == (200, None)
+    await eventually(lambda: _healthz(rest, 200), 10, "Envoy sees otao healthy")
+
+    # Writers keep creating definitions while the database goes away and comes back.
+    submitted: dict[str, tuple[dict[str, Any], int]] = {}
+    latencies: list[float] = []
+    stop = asyncio.Event()
+    numbers = itertools.count(1)
+
+    async def writer() -> None:
+        while not stop.is_set():
+            n = next(numbers)
+            version = f"3.0.{n}"
+            seconds, response = await timed(rest.post(path, json=body(version, n)))
+            submitted[version] = (body(version, n), response.status_code)
+            latencies.append(seconds)
+            await asyncio.sleep(0.02)
+
+    writers = [asyncio.create_task(writer()) for _ in range(3)]
+    try:
+        await eventually(lambda: len(submitted) >= 10, 10, "writes flowing")
+        await mongo_server.akill()
+
+        await eventually(
+            lambda: _status_is(channel, NOT_SERVING), 2 * TIMEOUT_MS / 1000 + 1, "NOT_SERVING"
+        )
+
+        # gRPC: every call needing the database is UNAVAILABLE within the bound.
+        grpc_calls: dict[str, Callable[[], Awaitable[Any]]] = {
+            "GetSoftware": lambda: software.GetSoftware(
+                software_pb2.GetSoftwareRequest(application_name=app, version="1.1.0")
+            ),
+            "ListSoftware": lambda: software.ListSoftware(
+                software_pb2.ListSoftwareRequest(application_name=app)
+            ),
+            "CreateSoftware": lambda: software.CreateSoftware(
+                software_pb2.CreateSoftwareRequest(
+                    application_name=app, software=software_message("4.0.0", ["1.0.0"])
+                )
+            ),
+            "ReplaceSoftware": lambda: software.ReplaceSoftware(
+                software_pb2.ReplaceSoftwareRequest(
+                    application_name=app,
+                    version="1.1.0",
+                    software=software_message("1.1.0", ["1.0.0"], "suspended"),
+                )
+            ),
+            "DeleteSoftware": lambda: software.DeleteSoftware(
+                software_pb2.DeleteSoftwareRequest(application_name=app, version="1.1.0")
+            ),
+            "UpdateApplicationSettings": lambda: software.UpdateApplicationSettings(
+                software_pb2.UpdateApplicationSettingsRequest(
+                    application_name=app,
+                    settings=software_pb2.ApplicationSettings(consent_required=True),
+                )
+            ),
+            "GetEndpointSoftware": lambda: endpoints.GetEndpointSoftware(
+                endpoint_pb2.GetEndpointSoftwareRequest(application_name=app, endpoint_id="ep-1")
+            ),
+            "ListEndpoints": lambda: endpoints.ListEndpoints(
+                endpoint_pb2.ListEndpointsRequest(application_name=app)
+            ),
+            "GetRolloutStatus": lambda: rollout.GetRolloutStatus(
+                rollout_pb2.GetRolloutStatusRequest(application_name=app, version="1.1.0")
+            ),
+        }
+        # All at once: the bound holds for concurrent calls, not only for one at a time.
+        results = await asyncio.gather(*(timed(call()) for call in grpc_calls.values()))
+        for name, (seconds, result) in zip(grpc_calls, results, strict=True):
+            print("LAT", name, round(seconds, 3))
+            assert result == grpc.StatusCode.UNAVAILABLE, (name, result)
+            assert seconds < BOUND_SECONDS, (name, seconds)
+
+        # REST through Envoy: 503 with the google.rpc.Status JSON, within the bound.
+        rest_calls = [
+            ("GET", f"{path}/1.1.0", None),
+            ("GET", path, None),
+            ("POST", path, body("4.0.1", 99)),
+            ("PATCH", f"{path}/1.1.0?updateMask=rolloutStrategy", {"rolloutStrategy": "suspended"}),
+            ("PUT", f"/api/v1/applications/{app}/settings", {"consentRequired": True}),
+            ("GET", f"/api/v1/applications/{app}/endpoints/ep-1/software", None),
+        ]
+        answers = await asyncio.gather(
+            *(timed(rest.request(method, url, json=payload)) for method, url, payload in rest_calls)
+        )
+        for (method, url, _), (seconds, response) in zip(rest_calls, answers, strict=True):
+            assert response.status_code == 503, (method, url, response.text)
+            assert response.json()["code"] == UNAVAILABLE_JSON_CODE, response.text
+            assert seconds < BOUND_SECONDS, (method, url, seconds)
+
+        # CDTP: a poll that needs the endpoint's state is a 503 within the bound...
+        started = time.monotonic()
+        needs_state = await cmx.request(app_version, "ep-1", config_id="1.0.0", timeout=10)
+        assert needs_state.status_code == 503, needs_state
+        assert time.monotonic() - started < BOUND_SECONDS
+        # ...one the in-memory catalog answers (nothing newer than 1.1.0) still succeeds.
+        up_to_date = await cmx.request(quiet.app_versions[0], "ep-q", config_id="1.1.0")
+        assert (up_to_date.status_code, up_to_date.config_id) == (200, None)
+
+        await eventually(lambda: _healthz(rest, 503), 5, "Envoy's /healthz reflects the outage")
+        assert otao.app.health.serving is False
+    except BaseException:
+        stop.set()
+        await asyncio.gather(*writers, return_exceptions=True)
+        raise
+    finally:
+        await mongo_server.astart()
+
+    # Recovery, same process: health, gRPC, REST and CDTP all serve again.
+    await eventually(lambda: _status_is(channel, SERVING), 10, "SERVING after the outage")
+    await eventually(lambda: _healthz(rest, 200), 10, "Envoy's /healthz back to 200")
+    got = await software.GetSoftware(
+        software_pb2.GetSoftwareRequest(application_name=app, version="1.1.0")
+    )
+    assert got.rollout_strategy == "general"
+    again = await cmx.request(app_version, "ep-1", config_id="1.0.0")
+    assert (again.status_code, again.config_id) == (200, "1.1.0")
+    try:
+        await eventually(lambda: _outage_seen(submitted), 10, "writes succeeding again")
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+
+    # Nothing partial: each stored definition is exactly one writer's submission; every write
+    # answered 200 is stored; a write answered 503 is either absent or whole.
+    listed = (await rest.get(path)).json()
+    stored = {item["version"]: item for item in listed}
+    assert "4.0.0" not in stored and "4.0.1" not in stored
+    statuses = {status for _, status in submitted.values()}
+    assert statuses <= {200, 503}, statuses
+    assert 503 in statuses, "no write hit the outage"
+    for version, (sent, status) in submitted.items():
+        if status == 200:
+            assert version in stored, version
+        if version in stored:
+            item = stored[version]
+            for field in ("version", "upgradableFrom", "specification", "metadata"):
+                assert item[field] == sent[field], (version, field)
+            assert item["rolloutStrategy"] == "general" and item["etag"]
+            fetched = (await rest.get(f"{path}/{version}")).json()
+            assert fetched == item
+    assert set(stored) <= {"1.1.0", *submitted}
+    assert max(latencies) < NO_HANG_SECONDS, max(latencies)
+    assert not [t.get_name() for t in otao.app._tasks if t.done()], "a background task died"
+
+
+async def _status_is(channel: grpc.aio.Channel, status: int) -> bool:
+    return await health(channel) == status
+
+
+async def _healthz(rest: httpx.AsyncClient, status: int) -> bool:
+    return (await rest.get("/healthz")).status_code == status
+
+
+def _outage_seen(submitted: dict[str, tuple[dict[str, Any], int]]) -> bool:
+    """Writes failed during the outage and the latest ones succeed again."""
+    statuses = [status for _, status in submitted.values()]
+    return 503 in statuses and statuses[-3:] == [200, 200, 200]
