@@ -211,6 +211,18 @@ def rest_path(application: str, endpoint_id: str, version: str) -> str:
     )
 
 
+@dataclass
+class Comparison:
+    """One scenario: otao's load and its baseline's, with the processes serving each."""
+
+    name: str
+    otao: LoadJob
+    otao_pids: dict[str, int]
+    baseline: LoadJob
+    baseline_pids: dict[str, int]
+    extra: dict[str, Any]
+
+
 class Bench:
     def __init__(self, options: Options, stack: Stack, pool: WorkerPool) -> None:
         self.options = options
@@ -282,21 +294,44 @@ class Bench:
         baseline_pids: dict[str, int],
         **extra: Any,
     ) -> dict[str, Any]:
-        # ABBA: baseline, otao, otao, baseline, so that drift in the machine's load (it is
-        # shared) falls on both alike.
-        base = await self.measure(baseline, baseline_pids)
-        ours = await self.measure(otao, otao_pids)
-        profile = name if self.options.profile else None
-        ours = ours.merge(await self.measure(otao, otao_pids, profile))
-        base = base.merge(await self.measure(baseline, baseline_pids))
+        item = Comparison(name, otao, otao_pids, baseline, baseline_pids, extra)
+        return (await self.compare_all([item]))[0]
+
+    async def compare_all(self, items: list[Comparison]) -> list[dict[str, Any]]:
+        """Windows in the order B1 O1 B2 O2 ... Bn On, then On Bn ... O1 B1: every item is
+        measured ABBA (baseline, otao, otao, baseline), and drift in the machine's load (it is
+        shared) falls alike on otao and its baseline, and across the items of a sweep."""
+        first: list[tuple[Measurement, Measurement]] = []
+        for item in items:
+            base = await self.measure(item.baseline, item.baseline_pids)
+            ours = await self.measure(item.otao, item.otao_pids)
+            first.append((base, ours))
+        merged: dict[int, tuple[Measurement, Measurement]] = {}
+        for index in reversed(range(len(items))):
+            item = items[index]
+            profile = item.name if self.options.profile else None
+            ours = first[index][1].merge(await self.measure(item.otao, item.otao_pids, profile))
+            base = first[index][0].merge(await self.measure(item.baseline, item.baseline_pids))
+            merged[index] = (base, ours)
+        scenarios = []
+        for index, item in enumerate(items):
+            base, ours = merged[index]
+            scenario = self.scenario(item, base, ours)
+            self.scenarios.append(scenario)
+            print(report.line(scenario), flush=True)
+            scenarios.append(scenario)
+        return scenarios
+
+    @staticmethod
+    def scenario(item: Comparison, base: Measurement, ours: Measurement) -> dict[str, Any]:
         scenario: dict[str, Any] = {
-            "name": name,
+            "name": item.name,
             "otao_rps": round(ours.rps, 1),
             "baseline_rps": round(base.rps, 1),
             "ratio": round(ours.rps / base.rps, 3) if base.rps else None,
             "p50_ms": round(ours.p50_ms, 2),
             "p99_ms": round(ours.p99_ms, 2),
-            **extra,
+            **item.extra,
             "baseline_p50_ms": round(base.p50_ms, 2),
             "baseline_p99_ms": round(base.p99_ms, 2),
             "errors": ours.errors,
@@ -310,8 +345,6 @@ class Bench:
         }
         if ours.error_sample or base.error_sample:
             scenario["error_sample"] = ours.error_sample or base.error_sample
-        self.scenarios.append(scenario)
-        print(report.line(scenario), flush=True)
         return scenario
 
     # -- checks: every scenario's answers are verified before they are measured
@@ -441,23 +474,26 @@ class Bench:
     async def definitions_sweep(self) -> None:
         stack = self.stack
         assert stack.baseline_config is not None
+        items = []
         for count in self.options.definitions:
             application = seed.definitions_app(count)
             pool = seed.definitions_pool(count)
             payloads = [cdtp_request(application.app_version, e, v) for e, v in pool]
-            top = seed.chain_version(min(count - 1, (0 % (count - 1)) + 3))
-            await self.check_cdtp(payloads[0], top)
+            # Endpoint 0 reports 1.0.0; 1.1.0, 1.2.0 and 1.3.0 upgrade it: the highest wins.
+            await self.check_cdtp(payloads[0], seed.chain_version(min(count - 1, 3)))
             await self.prime(payloads)
-            await self.compare(
-                f"definitions {count:,} / CDTP update available",
-                self.job(NATS, stack.nats_url, self.subject, payloads),
-                {"otao": stack.otao_pid},
-                self.job(NATS, stack.nats_url, stack.baseline_config.reads_subject, payloads),
-                {"baseline": stack.baselines_pid},
-                door="CDTP",
-                path="update-available",
-                definitions=count,
+            items.append(
+                Comparison(
+                    f"definitions {count:,} / CDTP update available",
+                    self.job(NATS, stack.nats_url, self.subject, payloads),
+                    {"otao": stack.otao_pid},
+                    self.job(NATS, stack.nats_url, stack.baseline_config.reads_subject, payloads),
+                    {"baseline": stack.baselines_pid},
+                    {"door": "CDTP", "path": "update-available", "definitions": count},
+                )
             )
+        # Every size in the same stretch of time (see compare_all): the machine's load drifts.
+        await self.compare_all(items)
 
     async def endpoints_sweep(self, seeder: seed.Seeder) -> None:
         stack = self.stack
@@ -764,6 +800,7 @@ def main(argv: list[str] | None = None) -> None:
     json_path = options.out / "latest.json"
     json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     chart = report.chart(results, options.out / "latest.png")
+    (options.out / "latest.md").write_text(report.markdown(results), encoding="utf-8")
     print(report.summary(results), flush=True)
     print(f"bench: wrote {json_path} and {chart} in {results['timings']['total_s']} s")
     if not options.keep:

@@ -239,11 +239,37 @@ class App:
         await asyncio.gather(*stopping)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        failures = await _finish(self._tasks, grace)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.recorder.flush(), timeout=grace)
         await self.nats.close()
         await self.platform.close()
         await self.mongo.close()
+        if failures:
+            # Closed everything first; a background task that died still fails the stop.
+            raise failures[0]
+
+
+async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> list[BaseException]:
+    """Wait (at most ``timeout``) for cancelled tasks to end; the errors they died of.
+
+    A cancellation can be lost: ``asyncio.wait_for``, which the database driver uses for its
+    socket I/O, may swallow one on Python 3.11 when the I/O completes at the same moment. So
+    a task still running is asked again, rather than awaited for ever (a stop that hung).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            log.error("background tasks did not stop: %s", sorted(t.get_name() for t in pending))
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(0.2, remaining))
+        for task in pending:
+            task.cancel()
+    return [
+        error
+        for task in tasks
+        if task.done() and not task.cancelled() and (error := task.exception()) is not None
+    ]

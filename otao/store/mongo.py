@@ -135,7 +135,11 @@ class Mongo:
             _known_down.reset(token)
 
     def _known_down(self) -> bool:
-        return not self.client.topology_description.has_readable_server()
+        """No server could answer, and that was found out (not merely not checked yet)."""
+        topology = self.client.topology_description
+        if topology.has_readable_server():
+            return False
+        return any(s.error is not None for s in topology.server_descriptions().values())
 
     async def ensure_indexes(self) -> None:
         async with translated("index creation"):

@@ -90,7 +90,10 @@ async def test_concurrent_patch_and_put_with_one_etag_one_winner_per_round(
             assert field is not None
             expected[field] = payload[field]
         else:
-            expected.update({k: payload[k] for k in ("specification", "metadata")})
+            # PUT replaces every writable field, the ones a PATCH changed before included.
+            expected.update(
+                {k: payload[k] for k in ("upgradableFrom", "specification", "metadata")}
+            )
         for key in ("version", "upgradableFrom", "specification", "metadata", "rolloutStrategy"):
             assert winner[key] == expected[key], (round_, method, key)
         assert winner["etag"] not in seen_etags

@@ -74,6 +74,12 @@ async def replicas(
                 database,
                 kaa={"otao": service},
                 replica_id=f"{service}-{index}",
+                # Each replica works only the push jobs of its own changes (it is woken by
+                # them), and the test lets each job finish before the next change, so no
+                # replica meets a job leased by the other: on nx-27017 a lease time written
+                # with $set comes back as a string, and PushJobStore.claim, comparing it with
+                # a datetime, fails (a known gap; not what this test is about).
+                push={"rate_per_second": 0, "poll_interval_seconds": 3600, "lease_seconds": 3},
             )
             started.append(Replica(running, grpc.aio.insecure_channel(running.grpc_target)))
         name = f"app{secrets.token_hex(4)}"
@@ -135,6 +141,14 @@ async def both_answer(cmx: CmxPeer, app_version: str, a: Replica, b: Replica) ->
         assert time.monotonic() < deadline, "a replica never answered"
 
 
+async def pushes_done(replica: Replica) -> None:
+    """Wait until the push jobs of the changes made so far are finished."""
+    deadline = time.monotonic() + 10
+    while await replica.otao.app.push_jobs.pending_count():
+        assert time.monotonic() < deadline, "push jobs still pending"
+        await asyncio.sleep(0.05)
+
+
 def cached_versions(replica: Replica, application: str) -> Callable[[], list[str] | None]:
     def versions() -> list[str] | None:
         catalog = replica.otao.app.catalogs.cached("default", application)
@@ -155,6 +169,8 @@ async def test_a_change_through_one_replica_reaches_the_others_cdtp_answers_prom
         timeout=10,
     )
 
+    await pushes_done(a)
+
     # Both replicas answer from their cached catalogs: nothing is upgradable from 1.0.0.
     await both_answer(cmx, app_version, a, b)
     assert cached_versions(b, application.name)() == ["1.0.0"]
@@ -170,6 +186,7 @@ async def test_a_change_through_one_replica_reaches_the_others_cdtp_answers_prom
     seconds = await until_every_answer(cmx, app_version, "1.1.0", b)
     assert seconds < PROMPTLY
     assert cached_versions(b, application.name)() in (None, ["1.1.0", "1.0.0"])
+    await pushes_done(a)
 
     # And the other way round: B suspends 1.1.0; A's answers stop offering it.
     await b.software.UpdateSoftware(
@@ -183,3 +200,4 @@ async def test_a_change_through_one_replica_reaches_the_others_cdtp_answers_prom
     )
     seconds = await until_every_answer(cmx, app_version, None, a)
     assert seconds < PROMPTLY
+    await pushes_done(b)
