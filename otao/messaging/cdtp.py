@@ -14,11 +14,12 @@ import itertools
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
 
-from otao.domain.errors import InvalidArgument, OtaoError
+from otao.domain.errors import InvalidArgument, OtaoError, Unavailable
 from otao.messaging.avro import AvroCodec
 from otao.messaging.connection import NatsConnection
 from otao.messaging.records import (
@@ -123,13 +124,15 @@ class CdtpProvider:
     async def _on_applied(self, msg: Msg) -> None:
         try:
             event = self._codec.decode(ConfigApplied, msg.data)
-            await self._delivery.applied(
-                event.app_version_name,
-                event.endpoint_id,
-                event.config_id,
-                event.status_code,
-                event.reason_phrase,
-                datetime.fromtimestamp(event.timestamp / 1000, UTC),
+            await _until_the_database_answers(
+                lambda: self._delivery.applied(
+                    event.app_version_name,
+                    event.endpoint_id,
+                    event.config_id,
+                    event.status_code,
+                    event.reason_phrase,
+                    datetime.fromtimestamp(event.timestamp / 1000, UTC),
+                )
             )
         except OtaoError as error:
             log.warning("ConfigApplied not recorded: %s", error.message)
@@ -139,11 +142,35 @@ class CdtpProvider:
     async def _on_unregistered(self, msg: Msg) -> None:
         try:
             event = self._codec.decode(EndpointUnregisteredEvent, msg.data)
-            await self._delivery.unregistered(event.app_version_name, event.endpoint_id)
+            await _until_the_database_answers(
+                lambda: self._delivery.unregistered(event.app_version_name, event.endpoint_id)
+            )
         except OtaoError as error:
             log.warning("endpoint unregistration not handled: %s", error.message)
         except Exception:
             log.exception("unexpected error handling an endpoint unregistration")
+
+
+async def _until_the_database_answers(
+    work: Callable[[], Awaitable[None]], patience_seconds: float = 60.0
+) -> None:
+    """Events are never redelivered by core NATS, so a database outage must not lose them.
+
+    Retries while the database is unavailable, for a bounded time. nats-py runs one
+    subscription's callbacks one after the other, so later events wait, in order, behind
+    this one (buffered by the client) instead of being dropped.
+    """
+    delay = 0.2
+    deadline = time.monotonic() + patience_seconds
+    while True:
+        try:
+            await work()
+            return
+        except Unavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _success(request: ConfigRequest, offer: Offer) -> ConfigResponse:

@@ -205,6 +205,10 @@ class PushService:
                     continue
             except OtaoError as error:
                 log.warning("push worker postponed: %s", error.message)
+            except Exception:
+                # The worker must outlive any one job's surprise; the job stays pending and
+                # is retried (its lease expires if this replica cannot take it up again).
+                log.exception("push job failed unexpectedly; retrying later")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)

@@ -161,6 +161,10 @@ class EndpointStore:
         version = report.config_id
 
         def change(doc: Document) -> bool:
+            previous = (doc.get("lastReport") or {}).get("reportedAt")
+            if isinstance(previous, datetime) and report.reported_at < previous:
+                # A late or replayed older report must not roll the endpoint back.
+                return False
             last = {
                 "configId": version,
                 "statusCode": report.status_code,

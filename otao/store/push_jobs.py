@@ -61,6 +61,7 @@ class PushJobStore:
             "state": "pending",
             "leaseOwner": None,
             "leaseUntil": job.created_at,
+            "rev": 0,
         }
         try:
             async with translated("push job"):
@@ -70,43 +71,54 @@ class PushJobStore:
         return True
 
     async def claim(self, owner: str, now: datetime, until: datetime) -> PushJob | None:
-        """Take the oldest pending job whose lease is free or ours."""
+        """Take the oldest pending job whose lease is free, expired or already ours."""
         async with translated("push job claim"):
             cursor = self._collection.find({"state": "pending"}).sort("createdAt", 1).limit(20)
             candidates = [doc async for doc in cursor]
-            for doc in candidates:
-                if doc.get("leaseOwner") not in (None, owner) and doc["leaseUntil"] > now:
-                    continue
-                # Compare-and-set on the lease we saw: exactly one replica wins it.
-                result = await self._collection.update_one(
-                    {
-                        "_id": doc["_id"],
-                        "leaseUntil": doc["leaseUntil"],
-                        "leaseOwner": doc.get("leaseOwner"),
-                    },
-                    {"$set": {"leaseOwner": owner, "leaseUntil": until}},
-                )
-                if result.modified_count == 1:
-                    return _job(doc)
+        for doc in candidates:
+            lease = doc.get("leaseUntil")
+            held = isinstance(lease, datetime) and lease > now
+            if doc.get("leaseOwner") not in (None, owner) and held:
+                continue
+            # Compare-and-set on the revision we saw: exactly one replica wins the lease.
+            if await self._replace(doc, {"leaseOwner": owner, "leaseUntil": until}):
+                return _job(doc)
         return None
 
     async def advance(
         self, job_id: str, owner: str, cursor: str, sent: int, until: datetime
     ) -> bool:
         """Save progress and extend the lease; False when the lease was lost."""
-        async with translated("push job progress"):
-            result = await self._collection.update_one(
-                {"_id": job_id, "leaseOwner": owner},
-                {"$set": {"cursor": cursor, "sent": sent, "leaseUntil": until}},
-            )
-        return result.matched_count == 1
+        return await self._update_own(
+            job_id, owner, {"cursor": cursor, "sent": sent, "leaseUntil": until}
+        )
 
     async def finish(self, job_id: str, owner: str, sent: int, now: datetime) -> None:
-        async with translated("push job completion"):
-            await self._collection.update_one(
-                {"_id": job_id, "leaseOwner": owner},
-                {"$set": {"state": "done", "sent": sent, "finishedAt": now}},
+        await self._update_own(job_id, owner, {"state": "done", "sent": sent, "finishedAt": now})
+
+    async def _update_own(self, job_id: str, owner: str, fields: Document) -> bool:
+        for _ in range(5):
+            async with translated("push job lookup"):
+                doc = await self._collection.find_one({"_id": job_id})
+            if doc is None or doc.get("leaseOwner") != owner:
+                return False
+            if await self._replace(doc, fields):
+                return True
+        return False
+
+    async def _replace(self, doc: Document, fields: Document) -> bool:
+        """Replace the whole job document if nobody changed it since ``doc`` was read.
+
+        Whole documents rather than ``$set``: nx-27017 stores a top-level date written by
+        ``$set`` as a string, which would break lease comparisons (measured).
+        """
+        revision = int(doc.get("rev", 0))
+        updated = {**doc, **fields, "rev": revision + 1}
+        async with translated("push job update"):
+            result = await self._collection.replace_one(
+                {"_id": doc["_id"], "rev": doc.get("rev")}, updated
             )
+        return result.matched_count == 1
 
     async def get(self, job_id: str) -> Document | None:
         async with translated("push job lookup"):

@@ -4,10 +4,8 @@ The restarted process finishes the job from its saved cursor: every eligible end
 ConfigUpdated for the right version at least once, resends are at most the batch in flight at
 the crash, and no endpoint gets a version it is not eligible for.
 
-The process is restarted as the same replica (``OTAO_REPLICA_ID`` fixed, as a StatefulSet or a
-systemd unit restarts it), so it resumes its own lease at once. Take-over by a replica with
-another id is broken on nx-27017 today (the lease time written with ``$set`` is stored as a
-string; see the reliability report), so this test does not rely on it.
+The process comes back as a different replica (a new ``OTAO_REPLICA_ID``, as a new pod would):
+it may take the job only once the dead replica's lease expires, and then finishes it.
 """
 
 from __future__ import annotations
@@ -96,6 +94,8 @@ async def test_sigkill_mid_push_then_restart_finishes_the_job(
             assert job["state"] == "pending", job
             assert job["sent"] < len(ELIGIBLE), job
 
+            # A new replica: the dead one's lease (2 s) must expire before it takes the job.
+            otao.env_overrides["OTAO_REPLICA_ID"] = f"{names.otao}-1"
             await otao.start()
             assert otao.process is not None and otao.process.running
 

@@ -85,6 +85,20 @@ async def test_a_redelivered_report_changes_nothing(mongo: Mongo, store: Endpoin
     assert await raw(mongo, key()) == before
 
 
+async def test_a_late_older_report_does_not_roll_the_endpoint_back(
+    mongo: Mongo, store: EndpointStore
+) -> None:
+    await store.apply_report(key(), APP_VERSION, report("2.0.0", at=T0 + timedelta(minutes=5)))
+    before = await raw(mongo, key())
+
+    late = await store.apply_report(key(), APP_VERSION, report("1.1.0", at=T0))
+
+    assert late is False
+    assert await raw(mongo, key()) == before
+    state = await store.get(key())
+    assert state is not None and state.current_version == "2.0.0"
+
+
 async def test_a_redelivered_failure_is_recorded_once(mongo: Mongo, store: EndpointStore) -> None:
     await store.apply_report(key(), APP_VERSION, report("1.0.0"))
     assert await store.apply_report(key(), APP_VERSION, report("1.1.0", 500)) is True
