@@ -74,12 +74,6 @@ async def replicas(
                 database,
                 kaa={"otao": service},
                 replica_id=f"{service}-{index}",
-                # Each replica works only the push jobs of its own changes (it is woken by
-                # them), and the test lets each job finish before the next change, so no
-                # replica meets a job leased by the other: on nx-27017 a lease time written
-                # with $set comes back as a string, and PushJobStore.claim, comparing it with
-                # a datetime, fails (a known gap; not what this test is about).
-                push={"rate_per_second": 0, "poll_interval_seconds": 3600, "lease_seconds": 3},
             )
             started.append(Replica(running, grpc.aio.insecure_channel(running.grpc_target)))
         name = f"app{secrets.token_hex(4)}"
@@ -142,7 +136,8 @@ async def both_answer(cmx: CmxPeer, app_version: str, a: Replica, b: Replica) ->
 
 
 async def pushes_done(replica: Replica) -> None:
-    """Wait until the push jobs of the changes made so far are finished."""
+    """Wait until the push jobs of the changes made so far are finished (either replica may
+    work them), so that each step starts from a settled state."""
     deadline = time.monotonic() + 10
     while await replica.otao.app.push_jobs.pending_count():
         assert time.monotonic() < deadline, "push jobs still pending"
