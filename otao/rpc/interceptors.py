@@ -142,6 +142,9 @@ class ServiceInterceptor(_ServerInterceptor):
     def __init__(self, authenticate: Authenticate, prefix: str = "/kaa.otao.v1.") -> None:
         self._authenticate = authenticate
         self._prefix = prefix
+        # One wrapped handler per method, built on first use: every call of that method
+        # reuses it instead of building a handler and closure per request.
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -150,13 +153,16 @@ class ServiceInterceptor(_ServerInterceptor):
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
         method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
         if handler is None or not method.startswith(self._prefix) or handler.unary_unary is None:
             return handler
         # No request_deserializer: the wrapper parses, so a parse failure is mapped like any
         # other error (see _parse).
-        return grpc.unary_unary_rpc_method_handler(
+        wrapped = grpc.unary_unary_rpc_method_handler(
             _wrap_unary(
                 method,
                 cast(Behavior, handler.unary_unary),
@@ -165,3 +171,5 @@ class ServiceInterceptor(_ServerInterceptor):
             ),
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[method] = wrapped
+        return wrapped
