@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 
 from otao.domain.errors import InvalidArgument, OtaoError, Unavailable
 from otao.messaging.avro import AvroCodec
-from otao.messaging.connection import NatsConnection
+from otao.messaging.connection import NatsConnection, event_handler
 from otao.messaging.records import (
     ConfigApplied,
     ConfigRequest,
@@ -121,34 +121,26 @@ class CdtpProvider:
         except OtaoError as error:
             log.warning("ConfigResponse not sent: %s", error.message)
 
+    @event_handler("ConfigApplied")
     async def _on_applied(self, msg: Msg) -> None:
-        try:
-            event = self._codec.decode(ConfigApplied, msg.data)
-            await _until_the_database_answers(
-                lambda: self._delivery.applied(
-                    event.app_version_name,
-                    event.endpoint_id,
-                    event.config_id,
-                    event.status_code,
-                    event.reason_phrase,
-                    datetime.fromtimestamp(event.timestamp / 1000, UTC),
-                )
+        event = self._codec.decode(ConfigApplied, msg.data)
+        await _until_the_database_answers(
+            lambda: self._delivery.applied(
+                event.app_version_name,
+                event.endpoint_id,
+                event.config_id,
+                event.status_code,
+                event.reason_phrase,
+                datetime.fromtimestamp(event.timestamp / 1000, UTC),
             )
-        except OtaoError as error:
-            log.warning("ConfigApplied not recorded: %s", error.message)
-        except Exception:
-            log.exception("unexpected error recording a ConfigApplied")
+        )
 
+    @event_handler("endpoint unregistration")
     async def _on_unregistered(self, msg: Msg) -> None:
-        try:
-            event = self._codec.decode(EndpointUnregisteredEvent, msg.data)
-            await _until_the_database_answers(
-                lambda: self._delivery.unregistered(event.app_version_name, event.endpoint_id)
-            )
-        except OtaoError as error:
-            log.warning("endpoint unregistration not handled: %s", error.message)
-        except Exception:
-            log.exception("unexpected error handling an endpoint unregistration")
+        event = self._codec.decode(EndpointUnregisteredEvent, msg.data)
+        await _until_the_database_answers(
+            lambda: self._delivery.unregistered(event.app_version_name, event.endpoint_id)
+        )
 
 
 async def _until_the_database_answers(

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
+from typing import ParamSpec
 
 import nats
 from nats.aio.client import Client
@@ -17,11 +19,36 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
-from otao.domain.errors import Unavailable
+from otao.domain.errors import OtaoError, Unavailable
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Msg], Awaitable[None]]
+P = ParamSpec("P")
+
+
+def event_handler(
+    what: str,
+) -> Callable[[Callable[P, Awaitable[None]]], Callable[P, Awaitable[None]]]:
+    """Guards a handler of events (never answered), so no failure escapes into nats-py.
+
+    A domain error (undecodable payload, database unavailable...) is logged as a warning;
+    anything else with its traceback. Either way the subscription goes on.
+    """
+
+    def wrap(handle: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
+        @functools.wraps(handle)
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                await handle(*args, **kwargs)
+            except OtaoError as error:
+                log.warning("%s not handled: %s", what, error.message)
+            except Exception:
+                log.exception("unexpected error handling %s", what)
+
+        return guarded
+
+    return wrap
 
 
 class NatsConnection:

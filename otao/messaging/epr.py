@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 from otao.domain.errors import InvalidArgument, OtaoError
 from otao.domain.models import EndpointKey
 from otao.messaging.avro import AvroCodec
-from otao.messaging.connection import NatsConnection
+from otao.messaging.connection import NatsConnection, event_handler
 from otao.messaging.records import (
     EndpointFilterDeletedEvent,
     EndpointFiltersRequest,
@@ -48,36 +48,24 @@ class FilterEvents:
         subscribe(self._subjects.efe(EfeEventType.EP_UNMATCHED), self._on_unmatched, queue=group)
         subscribe(self._subjects.efe(EfeEventType.DELETED), self._on_deleted, queue=group)
 
+    @event_handler("ep-matched event")
     async def _on_matched(self, msg: Msg) -> None:
-        try:
-            event = self._codec.decode(EndpointMatchedFilterEvent, msg.data)
-            key = self._filters.endpoint(event.app_version_name, event.endpoint_id)
-            if key is not None:
-                await self._filters.matched(key, event.filter_id)
-        except OtaoError as error:
-            log.warning("ep-matched event not handled: %s", error.message)
-        except Exception:
-            log.exception("unexpected error handling an ep-matched event")
+        event = self._codec.decode(EndpointMatchedFilterEvent, msg.data)
+        key = self._filters.endpoint(event.app_version_name, event.endpoint_id)
+        if key is not None:
+            await self._filters.matched(key, event.filter_id)
 
+    @event_handler("ep-unmatched event")
     async def _on_unmatched(self, msg: Msg) -> None:
-        try:
-            event = self._codec.decode(EndpointUnmatchedFilterEvent, msg.data)
-            key = self._filters.endpoint(event.app_version_name, event.endpoint_id)
-            if key is not None:
-                await self._filters.unmatched(key, event.filter_id)
-        except OtaoError as error:
-            log.warning("ep-unmatched event not handled: %s", error.message)
-        except Exception:
-            log.exception("unexpected error handling an ep-unmatched event")
+        event = self._codec.decode(EndpointUnmatchedFilterEvent, msg.data)
+        key = self._filters.endpoint(event.app_version_name, event.endpoint_id)
+        if key is not None:
+            await self._filters.unmatched(key, event.filter_id)
 
+    @event_handler("filter deletion")
     async def _on_deleted(self, msg: Msg) -> None:
-        try:
-            event = self._codec.decode(EndpointFilterDeletedEvent, msg.data)
-            await self._filters.deleted(event.application_name, event.filter_id)
-        except OtaoError as error:
-            log.warning("filter deletion not handled: %s", error.message)
-        except Exception:
-            log.exception("unexpected error handling a filter deletion")
+        event = self._codec.decode(EndpointFilterDeletedEvent, msg.data)
+        await self._filters.deleted(event.application_name, event.filter_id)
 
 
 class MembershipQueries:

@@ -7,14 +7,12 @@ client (which would report it without a traceback as a connection error).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
 
-from otao.domain.errors import OtaoError
 from otao.messaging.avro import AvroCodec
-from otao.messaging.connection import NatsConnection
+from otao.messaging.connection import NatsConnection, event_handler
 from otao.messaging.records import (
     BroadcastConfigurationUpdateEvent,
     ServiceSpecificConfigurationUpdateEvent,
@@ -22,8 +20,6 @@ from otao.messaging.records import (
     TenantUpdatedEvent,
 )
 from otao.messaging.subjects import ScmpAction, Subjects, TleEventType
-
-log = logging.getLogger(__name__)
 
 # (tenant id, application name, app version name, correlation id); None = any.
 Reload = Callable[[str | None, str | None, str | None, str], Awaitable[object]]
@@ -50,23 +46,15 @@ class TenantEvents:
             self._subjects.tle(TleEventType.UNREGISTERED), self._on_unregistered
         )
 
+    @event_handler("tenant update")
     async def _on_updated(self, msg: Msg) -> None:
-        try:
-            event = self._codec.decode(TenantUpdatedEvent, msg.data)
-            await self._updated(event.tenant_id)
-        except OtaoError as error:
-            log.warning("tenant update not applied: %s", error.message)
-        except Exception:
-            log.exception("unexpected error handling a tenant update")
+        event = self._codec.decode(TenantUpdatedEvent, msg.data)
+        await self._updated(event.tenant_id)
 
+    @event_handler("tenant unregistration")
     async def _on_unregistered(self, msg: Msg) -> None:
-        try:
-            event = self._codec.decode(TenantUnregisteredEvent, msg.data)
-            await self._unregistered(event.tenant_id)
-        except OtaoError as error:
-            log.warning("tenant unregistration not applied: %s", error.message)
-        except Exception:
-            log.exception("unexpected error handling a tenant unregistration")
+        event = self._codec.decode(TenantUnregisteredEvent, msg.data)
+        await self._unregistered(event.tenant_id)
 
 
 class ConfigurationEvents:
@@ -89,24 +77,16 @@ class ConfigurationEvents:
             self._connection.subscribe(self._subjects.scmp_broadcast(action), self._on_broadcast)
             self._connection.subscribe(self._subjects.scmp_targeted(action), self._on_targeted)
 
+    @event_handler("configuration reload")
     async def _on_broadcast(self, msg: Msg) -> None:
-        try:
-            event = self._codec.decode(BroadcastConfigurationUpdateEvent, msg.data)
-            await self._reload(
-                event.tenant_id, event.app_name, event.app_ver_name, event.correlation_id
-            )
-        except OtaoError as error:
-            log.warning("configuration reload failed: %s", error.message)
-        except Exception:
-            log.exception("unexpected error reloading the configuration")
+        event = self._codec.decode(BroadcastConfigurationUpdateEvent, msg.data)
+        await self._reload(
+            event.tenant_id, event.app_name, event.app_ver_name, event.correlation_id
+        )
 
+    @event_handler("configuration reload")
     async def _on_targeted(self, msg: Msg) -> None:
-        try:
-            event = self._codec.decode(ServiceSpecificConfigurationUpdateEvent, msg.data)
-            await self._reload(
-                event.tenant_id, event.app_name, event.app_ver_name, event.correlation_id
-            )
-        except OtaoError as error:
-            log.warning("configuration reload failed: %s", error.message)
-        except Exception:
-            log.exception("unexpected error reloading the configuration")
+        event = self._codec.decode(ServiceSpecificConfigurationUpdateEvent, msg.data)
+        await self._reload(
+            event.tenant_id, event.app_name, event.app_ver_name, event.correlation_id
+        )
