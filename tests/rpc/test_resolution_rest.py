@@ -20,36 +20,12 @@ from otao.domain.applications import ApplicationConfig
 from otao.domain.models import EndpointKey
 from tests.support.cmx import CmxPeer
 from tests.support.otao import RunningOtao
+from tests.support.rest import NOT_FOUND, error, ok, violated_fields
 
 pytestmark = pytest.mark.timeout(30)
 
 APPS = "/api/v1/applications"
-INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION = 3, 5, 9
-
-
-def ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    return response.json()
-
-
-def error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["message"]
-    return body
-
-
-def violated_fields(response: httpx.Response) -> set[str]:
-    body = error(response, 400, INVALID_ARGUMENT)
-    return {
-        violation["field"]
-        for detail in body["details"]
-        if detail["@type"] == "type.googleapis.com/google.rpc.BadRequest"
-        for violation in detail["fieldViolations"]
-    }
+FAILED_PRECONDITION = 9
 
 
 async def define(

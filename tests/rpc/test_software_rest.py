@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from otao.domain.applications import ApplicationConfig
 from tests.support.cmx import CmxPeer
 from tests.support.otao import RunningOtao
+from tests.support.rest import ok
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,12 +53,6 @@ def definition(
         body["rolloutStrategy"] = strategy
     body.update(extra)
     return body
-
-
-def ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    return response.json()
 
 
 def error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
