@@ -18,17 +18,10 @@ class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
         self._applications = applications
 
     def _key(self, application: str, endpoint_id: str) -> EndpointKey:
-        caller = current_caller()
-        validation.application_name(application)
-        validation.endpoint_id(endpoint_id)
-        self._applications.get(caller.tenant_id, application)
-        return EndpointKey(caller.tenant_id, application, endpoint_id)
+        return self._applications.endpoint(current_caller().tenant_id, application, endpoint_id)
 
     def _application(self, application: str) -> str:
-        caller = current_caller()
-        validation.application_name(application)
-        self._applications.get(caller.tenant_id, application)
-        return caller.tenant_id
+        return self._applications.require(current_caller().tenant_id, application).tenant_id
 
     async def ResolveUpdate(
         self, request: resolution_pb2.ResolveUpdateRequest, context: Context

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from kaa.otao.v1 import rollout_pb2, rollout_pb2_grpc
 
-from otao.domain import validation
 from otao.rpc import convert
 from otao.rpc.interceptors import Context, current_caller
 from otao.services.applications import ApplicationDirectory
@@ -47,8 +46,7 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
         self, request: rollout_pb2.ListAuditEntriesRequest, context: Context
     ) -> rollout_pb2.ListAuditEntriesResponse:
         caller = current_caller()
-        validation.application_name(request.application_name)
-        self._applications.get(caller.tenant_id, request.application_name)
+        self._applications.require(caller.tenant_id, request.application_name)
         limit = page_size(request.page_size)
         entries = await self._audit.page(
             caller.tenant_id, request.application_name, request.page_token or None, limit + 1

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from otao.domain import validation
 from otao.domain.applications import ApplicationConfig
 from otao.domain.errors import NotFound
+from otao.domain.models import EndpointKey
 
 
 class ApplicationDirectory:
@@ -41,6 +43,16 @@ class ApplicationDirectory:
         if application is None:
             raise NotFound(f"application {name} not found")
         return application
+
+    def require(self, tenant_id: str, name: str) -> ApplicationConfig:
+        """The tenant's application named in a request: a valid name, and known (else 404)."""
+        validation.application_name(name)
+        return self.get(tenant_id, name)
+
+    def endpoint(self, tenant_id: str, name: str, endpoint_id: str) -> EndpointKey:
+        """An endpoint of the tenant's application named in a request, both validated."""
+        validation.endpoint_id(endpoint_id)
+        return EndpointKey(tenant_id, self.require(tenant_id, name).name, endpoint_id)
 
     def find(self, tenant_id: str, name: str) -> ApplicationConfig | None:
         return self._by_name.get((tenant_id, name))

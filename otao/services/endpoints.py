@@ -71,14 +71,10 @@ class EndpointsService:
         self._notify = notify
 
     def key(self, caller: Caller, application: str, endpoint_id: str) -> EndpointKey:
-        validation.application_name(application)
-        validation.endpoint_id(endpoint_id)
-        self._applications.get(caller.tenant_id, application)
-        return EndpointKey(caller.tenant_id, application, endpoint_id)
+        return self._applications.endpoint(caller.tenant_id, application, endpoint_id)
 
     def application(self, caller: Caller, application: str) -> str:
-        validation.application_name(application)
-        return self._applications.get(caller.tenant_id, application).name
+        return self._applications.require(caller.tenant_id, application).name
 
     async def software(
         self, caller: Caller, application: str, endpoint_id: str

@@ -46,9 +46,8 @@ class RolloutService:
         self._clock = clock
 
     async def status(self, caller: Caller, application: str, version: str) -> RolloutStatus:
-        validation.application_name(application)
+        self._applications.require(caller.tenant_id, application)
         validation.version(version)
-        self._applications.get(caller.tenant_id, application)
         catalog = await self._catalogs.get(caller.tenant_id, application)
         definition = catalog.get(version)
         if definition is None:

@@ -112,8 +112,7 @@ class SoftwareService:
         self._change_handlers.append(handler)
 
     def _application(self, caller: Caller, application: str) -> str:
-        validation.application_name(application)
-        return self._applications.get(caller.tenant_id, application).name
+        return self._applications.require(caller.tenant_id, application).name
 
     async def list_software(self, caller: Caller, application: str) -> list[Software]:
         self._application(caller, application)
