@@ -55,17 +55,14 @@ class ResolutionService:
     ) -> Decision | None:
         """The decision when the catalog in memory alone makes it (the steady-state poll:
         nothing is upgradable from the reported version); None when ``decide`` must run."""
-        if reported_version is None:
-            return None
         catalog = self._catalogs.cached(key.tenant_id, key.application)
-        if catalog is None or catalog.candidates(reported_version):
-            return None
-        return Decision(reported_version, None, None, state_read=False)
+        return None if catalog is None else _from_catalog_alone(catalog, reported_version)
 
     async def decide(self, key: EndpointKey, reported_version: str | None) -> Decision:
         catalog = await self._catalogs.get(key.tenant_id, key.application)
-        if reported_version is not None and not catalog.candidates(reported_version):
-            return Decision(reported_version, None, None, state_read=False)
+        steady = _from_catalog_alone(catalog, reported_version)
+        if steady is not None:
+            return steady
         state = await self._endpoints.get(key)
         facts = await self._facts(catalog, key, state, reported_version)
         selected = resolution.select(catalog, facts, self._clock())
@@ -110,3 +107,11 @@ class ResolutionService:
 
     async def upgrade_graph(self, tenant_id: str, application: str) -> graph.Graph:
         return graph.graph(await self._catalogs.get(tenant_id, application))
+
+
+def _from_catalog_alone(catalog: Catalog, reported_version: str | None) -> Decision | None:
+    """The steady-state rule: nothing is upgradable from the reported version, so nothing
+    about the endpoint matters and no database read is needed. None when it does matter."""
+    if reported_version is None or catalog.candidates(reported_version):
+        return None
+    return Decision(reported_version, None, None, state_read=False)
