@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from otao.domain.applications import ApplicationConfig
 from tests.support.cmx import CmxPeer
 from tests.support.otao import RunningOtao
-from tests.support.rest import ok
+from tests.support.rest import definition, ok
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,26 +33,6 @@ INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED = 3, 5
 def software_path(application: str, version: str | None = None) -> str:
     path = f"{APPS}/{application}/software"
     return f"{path}/{version}" if version is not None else path
-
-
-def definition(
-    version: str = "1.1.0",
-    upgradable_from: list[str] | None = None,
-    specification: Any = None,
-    strategy: str | None = "general",
-    **extra: Any,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "version": version,
-        "upgradableFrom": ["1.0.0"] if upgradable_from is None else upgradable_from,
-        "specification": (
-            {"image": f"fw-{version}.bin"} if specification is None else specification
-        ),
-    }
-    if strategy is not None:
-        body["rolloutStrategy"] = strategy
-    body.update(extra)
-    return body
 
 
 def error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 from kaa.otao.v1 import software_pb2, software_pb2_grpc
 
 from otao.domain.applications import ApplicationConfig
+from tests.support.rest import definition
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -29,27 +30,6 @@ BLOB_OVERHEAD = len('{"blob":""}')
 @pytest.fixture
 def stub(grpc_channel: grpc.aio.Channel) -> software_pb2_grpc.SoftwareServiceStub:
     return software_pb2_grpc.SoftwareServiceStub(grpc_channel)
-
-
-def definition(
-    version: str = "1.1.0",
-    upgradable_from: list[str] | None = None,
-    specification: Any = None,
-    strategy: str | None = "general",
-    **extra: Any,
-) -> dict[str, Any]:
-    """A valid definition as JSON (the proto's JSON mapping), with overrides."""
-    body: dict[str, Any] = {
-        "version": version,
-        "upgradableFrom": ["1.0.0"] if upgradable_from is None else upgradable_from,
-        "specification": (
-            {"image": f"fw-{version}.bin"} if specification is None else specification
-        ),
-    }
-    if strategy is not None:
-        body["rolloutStrategy"] = strategy
-    body.update(extra)
-    return body
 
 
 def as_proto(body: dict[str, Any]) -> software_pb2.Software:

@@ -32,3 +32,24 @@ def violated_fields(response: httpx.Response) -> set[str]:
         if detail["@type"] == "type.googleapis.com/google.rpc.BadRequest"
         for violation in detail["fieldViolations"]
     }
+
+
+def definition(
+    version: str = "1.1.0",
+    upgradable_from: list[str] | None = None,
+    specification: Any = None,
+    strategy: str | None = "general",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A valid definition as JSON (the proto's JSON mapping), with overrides."""
+    body: dict[str, Any] = {
+        "version": version,
+        "upgradableFrom": ["1.0.0"] if upgradable_from is None else upgradable_from,
+        "specification": (
+            {"image": f"fw-{version}.bin"} if specification is None else specification
+        ),
+    }
+    if strategy is not None:
+        body["rolloutStrategy"] = strategy
+    body.update(extra)
+    return body
