@@ -116,16 +116,31 @@ def grpc_serving(host: str, port: int, timeout: float = 1.0) -> bool:
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+def _stat_fields(stat: Path) -> list[str]:
+    """The fields after "pid (comm)" of a /proc stat file: state, ppid, pgrp, ...; [] if gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _any_thread_alive(pid: int) -> bool:
+    # A killed multi-threaded process shows its leader as a zombie while its other threads are
+    # still exiting, and those still hold the shared file table (its listening socket with it):
+    # the process is gone only when no thread is left that is not a zombie.
+    for stat in Path(f"/proc/{pid}/task").glob("[0-9]*/stat"):
+        fields = _stat_fields(stat)
+        if fields and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
 def _group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group ``pgid``, read from /proc (Linux)."""
+    """Processes of process group ``pgid`` with a thread still alive, read from /proc (Linux)."""
     members: list[int] = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # After "pid (comm)": state, ppid, pgrp, ...
-        if len(fields) > 2 and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+        fields = _stat_fields(stat)
+        if len(fields) > 2 and int(fields[2]) == pgid and _any_thread_alive(int(stat.parent.name)):
             members.append(int(stat.parent.name))
     return members
 
