@@ -135,6 +135,9 @@ class EndpointState:
     updated_at: datetime | None = None
     # The Kaa application version the endpoint last spoke under (for pushes).
     app_version: str | None = None
+    # False: known only from a consent pre-granted before the endpoint ever connected; it is
+    # not a known endpoint (not listed, counted or pushed to) until it polls or reports.
+    seen: bool = True
 
     @property
     def consented_versions(self) -> frozenset[str]:

@@ -186,8 +186,8 @@ class PushService:
         """Push one endpoint its deliverable update now (consent granted, filter joined...)."""
         catalog = await self._catalogs.get(key.tenant_id, key.application)
         state = await self._endpoints.get(key)
-        if state is None:
-            return False
+        if state is None or not state.seen:
+            return False  # never pushed to an endpoint nobody has seen
         selected = resolution.select(catalog, EndpointFacts.of(state, None), self._clock())
         if selected is None or not await self._send(state, selected):
             return False

@@ -3,8 +3,8 @@ the application's consentRequired turned off (pushed to the endpoints that waite
 
 from __future__ import annotations
 
-import asyncio
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +22,7 @@ from tests.support.operator import (
     put_settings,
     recorded,
     rollout_status,
+    settled,
 )
 from tests.support.otao import RunningOtao
 
@@ -77,7 +78,7 @@ async def test_consent_is_awaited_then_granting_pushes_at_once_and_revoking_stop
     await cmx.wait_for(lambda: bool(pushed(cmx, app_version, "ep-canary")), timeout=5)
     await patch_software(rest, application.name, "1.1.0", specification={"image": "v2.bin"})
     await cmx.wait_for(lambda: len(pushed(cmx, app_version, "ep-canary")) == 2, timeout=5)
-    await asyncio.sleep(0.2)
+    await settled(otao, cmx)
     assert pushed(cmx, app_version, "ep-c") == ["1.1.0"]
 
     # Blanket consent is revoked as "all".
@@ -106,7 +107,7 @@ async def test_turning_consent_required_off_pushes_to_the_endpoints_that_waited(
     await put_settings(rest, application.name, consent_required=False)
     await cmx.wait_for(lambda: all(pushed(cmx, app_version, e) for e in waiting), timeout=5)
     print(f"consentRequired off -> pushes in {time.monotonic() - started:.3f} s")
-    await asyncio.sleep(0.2)
+    await settled(otao, cmx)
     assert {e: pushed(cmx, app_version, e) for e in waiting} == {e: ["1.1.0"] for e in waiting}
     assert pushed(cmx, app_version, "ep-consented") == ["1.1.0"]  # nothing changed for it
     assert pushed(cmx, app_version, "ep-elsewhere") == []
@@ -128,6 +129,48 @@ async def test_granting_consent_that_changes_nothing_pushes_nothing(
     ok(await rest.post(consents_path(application.name, "ep-n2"), json={"allVersions": True}))
     await cmx.wait_for(lambda: bool(pushed(cmx, app_version, "ep-n2")), timeout=5)
     ok(await rest.post(consents_path(application.name, "ep-n2"), json={"version": "1.1.0"}))
-    await asyncio.sleep(0.3)
+    await settled(otao, cmx)
     assert pushed(cmx, app_version, "ep-n1") == []
     assert pushed(cmx, app_version, "ep-n2") == ["1.1.0"]
+
+
+def listed_endpoints(found: dict[str, Any]) -> list[str]:
+    return sorted(e["endpointId"] for e in found.get("endpoints", []))
+
+
+async def test_consent_pre_granted_for_an_endpoint_never_seen_applies_once_it_connects(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    """An operator may grant consent before the device ever connects; until it polls, it is
+    not a known endpoint: not listed, not counted in the rollout, never pushed to."""
+    app_version = application.app_versions[0]
+    name = application.name
+    await put_settings(rest, name, consent_required=True)
+    await create_software(rest, name, "1.1.0", ["1.0.0"])
+    assert (await cmx.request(app_version, "ep-real", "1.0.0")).config_id is None
+    await recorded(otao, name, "ep-real", "1.0.0")
+
+    ok(await rest.post(consents_path(name, "ep-ghost"), json={"version": "1.1.0"}))
+
+    listed = ok(await rest.get(consents_path(name, "ep-ghost")))["consents"]
+    assert [(c["version"], c["allVersions"]) for c in listed] == [("1.1.0", False)]
+    assert listed_endpoints(ok(await rest.get(f"{APPS}/{name}/endpoints"))) == ["ep-real"]
+    distribution = ok(await rest.get(f"{APPS}/{name}/software-distribution"))
+    assert int(distribution["totalEndpoints"]) == 1
+    status = counts(await rollout_status(rest, name, "1.1.0"))
+    assert (status["eligible"], status["awaitingConsent"]) == (0, 1)
+    # A change pushed to every eligible endpoint reaches the real one, not the phantom.
+    ok(await rest.post(consents_path(name, "ep-real"), json={"allVersions": True}))
+    await patch_software(rest, name, "1.1.0", specification={"image": "v2.bin"})
+    await cmx.wait_for(lambda: len(pushed(cmx, app_version, "ep-real")) == 2, timeout=5)
+    await settled(otao, cmx)
+    assert pushed(cmx, app_version, "ep-ghost") == []
+
+    # Once it connects, the pre-granted consent applies and it is a known endpoint.
+    assert (await cmx.request(app_version, "ep-ghost", "1.0.0")).config_id == "1.1.0"
+    await recorded(otao, name, "ep-ghost", "1.0.0")
+    found = ok(await rest.get(f"{APPS}/{name}/endpoints"))
+    assert listed_endpoints(found) == ["ep-ghost", "ep-real"]
+    assert counts(await rollout_status(rest, name, "1.1.0"))["eligible"] == 2
+    await patch_software(rest, name, "1.1.0", specification={"image": "v3.bin"})
+    await cmx.wait_for(lambda: bool(pushed(cmx, app_version, "ep-ghost")), timeout=5)

@@ -10,9 +10,11 @@ from collections.abc import Callable
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from otao.messaging.avro import AvroCodec
 from otao.messaging.records import ConfigApplied, ConfigRequest, ConfigResponse, ConfigUpdated
+from tests.support import eventually as waiting
 
 
 class CmxPeer:
@@ -25,6 +27,7 @@ class CmxPeer:
         self.updates: list[ConfigUpdated] = []
         self._waiting: dict[str, asyncio.Future[ConfigResponse]] = {}
         self._raw_replies: asyncio.Queue[ConfigResponse] = asyncio.Queue()
+        self._subscriptions: list[Subscription] = []
 
     @classmethod
     async def connect(cls, url: str, otao: str = "otao", consumer: str = "cmx-ota") -> CmxPeer:
@@ -33,10 +36,12 @@ class CmxPeer:
             otao,
             consumer,
         )
-        await peer.client.subscribe(peer.reply_subject, cb=peer._on_response)
-        await peer.client.subscribe(
-            f"kaa.v1.events.{otao}.endpoint.config.updated", cb=peer._on_update
-        )
+        peer._subscriptions = [
+            await peer.client.subscribe(peer.reply_subject, cb=peer._on_response),
+            await peer.client.subscribe(
+                f"kaa.v1.events.{otao}.endpoint.config.updated", cb=peer._on_update
+            ),
+        ]
         await peer.client.flush()
         return peer
 
@@ -122,11 +127,11 @@ class CmxPeer:
     async def wait_for(
         self, condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(interval)
+        await waiting.eventually(condition, "condition", timeout, interval)
+
+    async def delivered(self) -> None:
+        """Every ConfigUpdated otao published (and flushed) before this call is in ``updates``."""
+        await waiting.delivered(self.client, self._subscriptions)
 
     async def close(self) -> None:
         await self.client.close()
@@ -135,8 +140,4 @@ class CmxPeer:
 async def eventually(
     condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
+    await waiting.eventually(condition, "condition", timeout, interval)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +9,8 @@ from typing import Any
 import httpx
 
 from otao.domain.models import EndpointKey, EndpointState
+from tests.support.cmx import CmxPeer
+from tests.support.eventually import eventually
 from tests.support.otao import RunningOtao
 
 APPS = "/api/v1/applications"
@@ -99,11 +99,7 @@ async def audit(rest: httpx.AsyncClient, application: str, **query: Any) -> dict
 async def until(
     check: Callable[[], Awaitable[bool]], what: str, timeout: float = 8.0, interval: float = 0.05
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not in time: {what}")
-        await asyncio.sleep(interval)
+    await eventually(check, what, timeout, interval)
 
 
 async def stored(otao: RunningOtao, application: str, endpoint_id: str) -> EndpointState | None:
@@ -133,3 +129,15 @@ async def pushes_done(otao: RunningOtao) -> None:
         return await otao.app.push_jobs.pending_count() == 0
 
     await until(check, "push jobs worked")
+
+
+async def settled(otao: RunningOtao, cmx: CmxPeer) -> None:
+    """Every push otao queued so far is sent and arrived at ``cmx``, and every sighting and
+    offer is recorded: what has not arrived now was not sent."""
+    await pushes_done(otao)
+    await until(lambda: _recorder_idle(otao), "sightings recorded")
+    await cmx.delivered()
+
+
+async def _recorder_idle(otao: RunningOtao) -> bool:
+    return otao.app.recorder.pending == 0
