@@ -189,6 +189,7 @@ class App:
             health_state=self.health,
             authenticate=self._authenticate(),
             max_message_bytes=self.settings.max_message_bytes,
+            max_metadata_bytes=self.settings.max_metadata_bytes,
         )
         self.port = self.server.add_insecure_port(
             f"{self.settings.grpc_host}:{self.settings.grpc_port}"

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     grpc_port: int = 50051
     grace_period_seconds: float = 10.0
     max_message_bytes: int = 4 * 1024 * 1024
+    # Request metadata (headers) a gRPC call may carry: large bearer tokens fit. Envoy's
+    # max_request_headers_kb in deploy/envoy.yaml is the same 64 KiB (docs/gateway.md).
+    max_metadata_bytes: int = 64 * 1024
 
     mongodb_uri: str = "mongodb://127.0.0.1:27017"
     mongodb_database: str = "otao"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import copy
 import http.client
 import os
 import shutil
@@ -528,9 +529,12 @@ def render_envoy_config(
     listen_host: str = LOOPBACK,
     grpc_host: str = LOOPBACK,
     health_check_interval: float | None = None,
+    extra_grpc_ports: Sequence[int] = (),
 ) -> Path:
     """Write a copy of ``template`` (deploy/envoy.yaml) with ports, hosts and the descriptor
-    set path replaced, by patching the loaded YAML (not by string templating)."""
+    set path replaced, by patching the loaded YAML (not by string templating).
+
+    ``extra_grpc_ports`` adds more replicas on ``grpc_host`` to the ``otao`` cluster."""
     config: dict[str, Any] = yaml.safe_load(template.read_text(encoding="utf-8"))
     config["admin"]["address"]["socket_address"] = {
         "address": LOOPBACK,
@@ -554,10 +558,14 @@ def render_envoy_config(
 
     cluster = _named(resources["clusters"], OTAO_CLUSTER, "cluster")
     for locality in cluster["load_assignment"]["endpoints"]:
-        for lb_endpoint in locality["lb_endpoints"]:
+        template_endpoint = locality["lb_endpoints"][0]
+        locality["lb_endpoints"] = []
+        for port in (grpc_port, *extra_grpc_ports):
+            lb_endpoint = copy.deepcopy(template_endpoint)
             lb_endpoint["endpoint"]["address"]["socket_address"].update(
-                address=grpc_host, port_value=grpc_port
+                address=grpc_host, port_value=port
             )
+            locality["lb_endpoints"].append(lb_endpoint)
     if health_check_interval is not None:
         for health_check in cluster.get("health_checks", []):
             health_check["interval"] = f"{health_check_interval:g}s"
@@ -615,6 +623,7 @@ def start_envoy(
     listen_host: str = LOOPBACK,
     grpc_host: str = LOOPBACK,
     health_check_interval: float | None = None,
+    extra_grpc_ports: Sequence[int] = (),
     concurrency: int = 2,
     ready_timeout: float = 30.0,
     log_path: Path | None = None,
@@ -640,6 +649,7 @@ def start_envoy(
         listen_host=listen_host,
         grpc_host=grpc_host,
         health_check_interval=health_check_interval,
+        extra_grpc_ports=extra_grpc_ports,
     )
     argv = [
         str(find_binary("envoy")),

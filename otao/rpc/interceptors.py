@@ -38,6 +38,9 @@ _STATUS: dict[type[errors.OtaoError], grpc.StatusCode] = {
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
+# The protection space named in WWW-Authenticate challenges.
+REALM = "otao"
+
 _caller: ContextVar[Caller] = ContextVar("otao_caller")
 
 if TYPE_CHECKING:
@@ -86,13 +89,21 @@ def _details(error: errors.OtaoError, code: grpc.StatusCode) -> bytes:
     return bytes(status.SerializeToString())
 
 
+def _www_authenticate(context: Context) -> str:
+    """RFC 6750 section 3: a request without credentials gets no error code, a request whose
+    token was refused gets ``invalid_token``. Envoy passes it on as the REST 401's header."""
+    sent_token = any(key == "authorization" for key, _ in context.invocation_metadata() or ())
+    return f'Bearer realm="{REALM}"' + (', error="invalid_token"' if sent_token else "")
+
+
 async def abort_with(context: Context, error: errors.OtaoError) -> None:
     code = status_of(error)
-    await context.abort(
-        code,
-        error.message,
-        trailing_metadata=(("grpc-status-details-bin", _details(error, code)),),
+    trailing: tuple[tuple[str, str | bytes], ...] = (
+        ("grpc-status-details-bin", _details(error, code)),
     )
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        trailing += (("www-authenticate", _www_authenticate(context)),)
+    await context.abort(code, error.message, trailing_metadata=trailing)
 
 
 def _parse(deserialize: Deserialize | None, raw: Any) -> Any:

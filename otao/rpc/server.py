@@ -29,6 +29,9 @@ SERVICE_NAMES = (
 )
 
 
+# See build_server: room for the headers Envoy adds to a request within the shared limit.
+METADATA_HEADROOM_BYTES = 8 * 1024
+
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 
@@ -93,12 +96,21 @@ def build_server(
     health_state: Health,
     authenticate: Authenticate,
     max_message_bytes: int,
+    max_metadata_bytes: int = 64 * 1024,
 ) -> grpc.aio.Server:
+    # grpc's defaults are a soft limit of 8 KiB and a hard one of 16 KiB, with requests in
+    # between refused at random (as RESOURCE_EXHAUSTED listing every header): soft and hard
+    # are set equal, so a request passes or not. The headroom covers what Envoy adds to a
+    # request it accepted within the same max_metadata_bytes (x-forwarded-for, x-request-id,
+    # x-envoy-original-path, ...) and grpc's 32 bytes of accounting per entry.
+    metadata_limit = max_metadata_bytes + METADATA_HEADROOM_BYTES
     server = grpc.aio.server(
         interceptors=[ServiceInterceptor(authenticate)],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_metadata_size", metadata_limit),
+            ("grpc.absolute_max_metadata_size", metadata_limit),
             ("grpc.so_reuseport", 0),
         ],
     )

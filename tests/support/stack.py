@@ -143,8 +143,10 @@ class EnvoyFactory:
         *,
         descriptor_path: Path = DESCRIPTOR_SET,
         health_check_interval: float = 1.0,
+        extra_upstream_ports: tuple[int, ...] = (),
     ) -> EnvoyProcess:
-        """A running Envoy: REST on ``.base_url`` -> gRPC on 127.0.0.1:``upstream_port``.
+        """A running Envoy: REST on ``.base_url`` -> gRPC on 127.0.0.1:``upstream_port`` (and
+        the ``extra_upstream_ports`` replicas, balanced per request).
 
         Call ``.stop()`` on it when done, or leave it to the end of the session.
         """
@@ -154,6 +156,7 @@ class EnvoyFactory:
             descriptor_path,
             run_dir=self.run_dir,
             health_check_interval=health_check_interval,
+            extra_grpc_ports=extra_upstream_ports,
         )
         self.started.append(envoy)
         return envoy
