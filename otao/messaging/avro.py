@@ -5,9 +5,13 @@ everything else encode/decode need (field-name maps, getters, and for records of
 fields an encoder compiled for them), so the per-message cost is just the encoding work: CDTP
 requests and responses go through here on every device poll.
 
-Decoding treats the payload as hostile. Whatever is wrong with it (too big, truncated, trailing
-bytes, a foreign schema, bad UTF-8, absurd length prefixes, out-of-range numbers) surfaces as
-``InvalidArgument`` with a fixed message; fastavro's exception text never leaves this module.
+Decoding is tolerant the way Kaa's own readers are (``avro_read``, docs/kaa-protocols.md):
+records of older writers (fields missing at the end, all defaulted) and newer writers (unknown
+fields appended) are read; trailing bytes are counted in ``AvroCodec.trailing_ignored``. It
+still treats the payload as hostile: whatever is wrong inside the fields (too big, truncated in
+a field, bad UTF-8, absurd length prefixes, out-of-range numbers, bad union indexes) surfaces as
+``MalformedPayload`` (an ``InvalidArgument``) with a fixed message, carrying the
+``correlationId`` when it could be read. Writing stays byte for byte what fastavro writes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import dataclasses
 import functools
 import io
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
@@ -23,10 +28,11 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_writer
 from fastavro.types import Schema
 
 from otao.domain.errors import InvalidArgument
+from otao.messaging.avro_read import Decoder, compile_decoder
 from otao.messaging.records import (
     BroadcastConfigurationUpdateEvent,
     ConfigApplied,
@@ -47,7 +53,15 @@ from otao.messaging.records import (
     TenantUpdatedEvent,
 )
 
-__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "FULL_NAMES", "AvroCodec", "load_schema"]
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "FULL_NAMES",
+    "AvroCodec",
+    "MalformedPayload",
+    "load_schema",
+]
+
+log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Record)
 
@@ -122,10 +136,8 @@ class _Binding:
     field_names: tuple[str, ...]
     get_values: Callable[[Any], tuple[Any, ...]]
     int_fields: tuple[str, ...]  # Avro 32-bit "int" fields: fastavro does not range-check them
-    array_attrs: tuple[str, ...]  # fastavro decodes arrays as lists; records hold tuples
-    # Only the canonical (shortest) encoding is accepted, checked by re-encoding. Records with
-    # arrays are exempt because a writer may legally split an array into several blocks.
-    canonical_only: bool
+    decode: Decoder  # the tolerant reader compiled for this record (avro_read)
+    correlation_index: int  # position of correlationId in schema order (echoed on errors)
     # Records whose fields are all primitives or unions of primitives (every CDTP record)
     # are written by a function compiled for them (_compile_flat) from their values in schema
     # order; None: fastavro writes.
@@ -135,8 +147,7 @@ class _Binding:
 # ---------------------------------------------------------------------------------------------
 # Flat records: written here, byte for byte what fastavro writes, at a fraction of the cost
 # (no dict, no BytesIO, no per-call schema handling, straight-line code per record type). The
-# CDTP hot path encodes every reply and re-encodes every request (the canonical-form check)
-# with it; reading stays fastavro's.
+# CDTP hot path encodes every reply with it; reading is avro_read's.
 
 _NULL, _BOOLEAN, _INT, _LONG, _STRING, _BYTES = range(6)
 _PRIMITIVES: Final = {
@@ -362,19 +373,14 @@ def _bind(record_type: type[Record], full_name: str) -> _Binding:
             raise RuntimeError(f"{record_type.__name__}.{attr.name} default differs from schema")
     field_names = tuple(f["name"] for f in avro_fields)
     attr_names = tuple(a.name for a in attrs)
-    arrays = tuple(
-        a.name
-        for f, a in zip(avro_fields, attrs, strict=True)
-        if isinstance(f["type"], dict) and f["type"].get("type") == "array"
-    )
     return _Binding(
         schema=parse_schema(raw),
         attr_to_field=tuple(zip(attr_names, field_names, strict=True)),
         field_names=field_names,
         get_values=attrgetter(*attr_names),
         int_fields=tuple(f["name"] for f in avro_fields if f["type"] == "int"),
-        array_attrs=arrays,
-        canonical_only=not arrays,
+        decode=compile_decoder(record_type, attr_names, avro_fields),
+        correlation_index=field_names.index("correlationId"),
         flat=_flat_encoder(avro_fields),
     )
 
@@ -395,14 +401,15 @@ def _write(schema: Schema, datum: Mapping[str, Any]) -> bytes:
 
 
 class AvroCodec:
-    """Encodes records to, and strictly decodes them from, Avro binary (schemaless)."""
+    """Encodes records to, and tolerantly decodes them from, Avro binary (schemaless)."""
 
-    __slots__ = ("_max_payload_bytes",)
+    __slots__ = ("_max_payload_bytes", "_trailing_ignored")
 
     def __init__(self, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
         if max_payload_bytes <= 0:
             raise ValueError("max_payload_bytes must be positive")
         self._max_payload_bytes = max_payload_bytes
+        self._trailing_ignored = 0
 
     @property
     def max_payload_bytes(self) -> int:
@@ -426,44 +433,46 @@ class AvroCodec:
         except Exception as exc:
             raise ValueError(f"{type(record).__name__} does not fit its Avro schema") from exc
 
-    def decode(self, record_type: type[R], data: bytes) -> R:
-        """The ``record_type`` record encoded in ``data``, which must hold exactly one.
+    @property
+    def trailing_ignored(self) -> int:
+        """How many decoded payloads had bytes after the last known field (newer writers)."""
+        return self._trailing_ignored
 
-        Raises ``InvalidArgument`` for any payload that is not a valid encoding, and
-        ``TypeError`` if ``record_type`` is not a wire record class.
+    def decode(self, record_type: type[R], data: bytes) -> R:
+        """The ``record_type`` record encoded at the start of ``data``.
+
+        Raises ``MalformedPayload`` (an ``InvalidArgument``) for any payload that is not a
+        valid encoding, and ``TypeError`` if ``record_type`` is not a wire record class.
         """
         binding = _binding(record_type)
         if len(data) > self._max_payload_bytes:
-            raise InvalidArgument(_TOO_LARGE)
-        buffer = io.BytesIO(data)
+            raise MalformedPayload(_TOO_LARGE)
+        read: list[Any] = []
         try:
-            datum = schemaless_reader(buffer, binding.schema, None)
-            if not isinstance(datum, dict):
-                raise InvalidArgument(_MALFORMED)
-            if binding.canonical_only:
-                # Catches what fastavro lets through: trailing bytes, negative union indexes
-                # (Python indexing picks the last branch), over-long varints.
-                if binding.flat is not None:
-                    canonical = binding.flat([datum[n] for n in binding.field_names])
-                else:
-                    canonical = _write(binding.schema, datum)
-                if canonical != data:
-                    raise InvalidArgument(_MALFORMED)
-            elif buffer.tell() != len(data):
-                raise InvalidArgument(_MALFORMED)
-            if binding.int_fields and not _ints_in_range(binding, datum):
-                raise InvalidArgument(_MALFORMED)
-            values = {attr: datum[field] for attr, field in binding.attr_to_field}
-            for attr in binding.array_attrs:
-                values[attr] = tuple(values[attr])
-            record: R = record_type(**values)
-        except InvalidArgument:
-            raise
+            record, end = binding.decode(data, read)
         except Exception as exc:
-            # Deliberately broad: corrupted input makes fastavro raise EOFError, IndexError,
-            # UnicodeDecodeError, ValueError, MemoryError, OverflowError, RecursionError...
-            raise InvalidArgument(_MALFORMED) from exc
-        return record
+            # Deliberately broad: corrupted input makes the reader raise IndexError (truncated),
+            # UnicodeDecodeError, ValueError, MemoryError...
+            index = binding.correlation_index
+            correlation = read[index] if len(read) > index else None
+            raise MalformedPayload(_MALFORMED, correlation) from exc
+        if end != len(data):
+            self._trailing_ignored += 1
+            log.debug(
+                "ignored %d bytes after a %s (a newer writer's fields)",
+                len(data) - end,
+                record_type.__name__,
+            )
+        result: R = record
+        return result
+
+
+class MalformedPayload(InvalidArgument):
+    """A payload that is not a valid encoding; ``correlation_id`` when it could be read."""
+
+    def __init__(self, message: str, correlation_id: str | None = None) -> None:
+        super().__init__(message)
+        self.correlation_id = correlation_id
 
 
 def _binding(record_type: type[object]) -> _Binding:
