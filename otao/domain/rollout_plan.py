@@ -227,6 +227,11 @@ def wave_of(plan: RolloutPlan, endpoint_bucket: int) -> int:
     return plan.last_wave
 
 
+def wave_for(plan: RolloutPlan, application: str, endpoint_id: str, version: str) -> int:
+    """The wave an endpoint of the application is in for this version's plan."""
+    return wave_of(plan, bucket(application, endpoint_id, plan.cohort(version)))
+
+
 def is_open_for(plan: RolloutPlan, endpoint_bucket: int, current_wave: int) -> bool:
     """Whether waves 0..current_wave include the bucket (waves only ever open in order)."""
     return wave_of(plan, endpoint_bucket) <= current_wave

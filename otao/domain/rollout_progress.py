@@ -147,6 +147,11 @@ class OutcomeCounts:
             return self.committed + self.unconfirmed + self.failures
         return self.applied + self.failures
 
+    def failure_ratio(self, confirming: bool) -> float | None:
+        """For the rolloutPolicy halt, judged on the same reports as the gates."""
+        reports = self.reports(confirming)
+        return self.failures / reports if reports else None
+
 
 # --- gates ----------------------------------------------------------------------------------
 

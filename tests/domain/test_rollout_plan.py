@@ -27,6 +27,7 @@ from otao.domain.rollout_plan import (
     check_rollout_plan,
     is_open_for,
     rollout_plan,
+    wave_for,
     wave_of,
     wave_state,
 )
@@ -358,6 +359,18 @@ EXAMPLE = rollout_plan(issue_example())
 
 def test_an_endpoint_is_in_the_first_wave_whose_percent_covers_its_bucket() -> None:
     assert [wave_of(EXAMPLE, b) for b in (0, 499, 500, 2499, 2500, 9999)] == [0, 0, 1, 1, 2, 2]
+
+
+def test_an_endpoints_wave_comes_from_its_bucket_in_the_plans_cohort() -> None:
+    shared = rollout_plan(issue_example(cohort_key="canaries"))
+    for n in range(50):
+        endpoint = f"kettle-{n}"
+        assert wave_for(EXAMPLE, "app", endpoint, "2.0.0") == wave_of(
+            EXAMPLE, bucket("app", endpoint, "2.0.0")
+        )
+        assert wave_for(shared, "app", endpoint, "2.0.0") == wave_for(
+            shared, "app", endpoint, "9.0.0"
+        )
 
 
 def test_each_wave_newly_includes_exactly_its_share_of_the_buckets() -> None:

@@ -194,6 +194,15 @@ def test_confirming_counts_committed_as_success_and_waits_for_applied() -> None:
     assert plain.reports(confirming=False) == 12
 
 
+def test_the_failure_ratio_is_judged_on_the_same_reports_as_the_gates() -> None:
+    counts = OutcomeCounts(
+        applied=5, committed=6, unconfirmed=1, rolled_back=1, timed_out=1, failed=1
+    )
+    assert counts.failure_ratio(confirming=True) == 3 / 10
+    assert counts.failure_ratio(confirming=False) == 3 / 8
+    assert OutcomeCounts(offered=3).failure_ratio(confirming=True) is None
+
+
 # --- gates ----------------------------------------------------------------------------------
 
 PLAN = RolloutPlan(
