@@ -48,11 +48,10 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
         caller = current_caller()
         self._applications.require(caller.tenant_id, request.application_name)
         limit = page_size(request.page_size)
-        entries = await self._audit.page(
-            caller.tenant_id, request.application_name, request.page_token or None, limit + 1
+        entries, following = await self._audit.page(
+            caller.tenant_id, request.application_name, request.page_token, limit
         )
-        following = entries[limit - 1].id if len(entries) > limit else ""
         return rollout_pb2.ListAuditEntriesResponse(
-            entries=[convert.audit_to_proto(e) for e in entries[:limit]],
+            entries=[convert.audit_to_proto(e) for e in entries],
             next_page_token=following,
         )

@@ -1,16 +1,85 @@
-"""Appends who changed what, and when, to the audit log."""
+"""Appends who changed what, and when, to the audit log.
+
+An update's ``details`` name each changed field with its value before and after
+(``{"rolloutStrategy": {"before": "suspended", "after": "general"}}``), in the REST JSON
+shape, so an entry says what changed without the entries before it. Listings page newest
+first with an opaque ``pageToken``, like the endpoint listing: a token it did not return is
+INVALID_ARGUMENT.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from otao.domain.models import AuditEntry, JsonValue
+from otao.domain.errors import InvalidArgument
+from otao.domain.models import ApplicationSettings, AuditEntry, JsonValue, SoftwareSpec
+from otao.domain.validation import format_utc_date
 from otao.store.audit import AuditStore
 
 log = logging.getLogger(__name__)
+
+_TOKEN_PREFIX = "audit|"  # noqa: S105 (a page token, not a secret)
+
+
+def software_fields(spec: SoftwareSpec) -> dict[str, JsonValue]:
+    """A definition's writable fields as the REST API names and shows them."""
+    policy = spec.rollout_policy
+    return {
+        "upgradableFrom": list(spec.upgradable_from),
+        "specification": json.loads(spec.specification_json),
+        "metadata": json.loads(spec.metadata_json),
+        "rolloutStrategy": spec.rollout_strategy.value,
+        "filters": [
+            {
+                "filterId": f.filter_id,
+                "rolloutDate": format_utc_date(f.rollout_date) if f.rollout_date else "",
+            }
+            for f in spec.filters
+        ],
+        "rolloutPolicy": (
+            {"maxFailureRatio": policy.max_failure_ratio, "minReports": policy.min_reports}
+            if policy is not None
+            else None
+        ),
+    }
+
+
+def settings_fields(settings: ApplicationSettings) -> dict[str, JsonValue]:
+    return {"consentRequired": settings.consent_required}
+
+
+def changes(
+    before: Mapping[str, JsonValue], after: Mapping[str, JsonValue]
+) -> dict[str, JsonValue]:
+    """``{field: {"before": old, "after": new}}`` for each field whose value differs."""
+    return {
+        name: {"before": before.get(name), "after": after.get(name)}
+        for name in [*before, *(n for n in after if n not in before)]
+        if before.get(name) != after.get(name)
+    }
+
+
+def encode_page_token(entry_id: str, tenant_id: str, application: str) -> str:
+    raw = f"{_TOKEN_PREFIX}{tenant_id}/{application}/{entry_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, tenant_id: str, application: str) -> str:
+    """The entry id a token of this listing names; INVALID_ARGUMENT for anything else."""
+    prefix = f"{_TOKEN_PREFIX}{tenant_id}/{application}/"
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = ""
+    if not raw.startswith(prefix) or len(raw) == len(prefix):
+        raise InvalidArgument.of("pageToken", "not a token this listing returned")
+    return raw[len(prefix) :]
 
 
 class AuditLog:
@@ -43,10 +112,19 @@ class AuditLog:
                 "actor": actor,
                 "action": action,
                 "resource": resource,
+                # Names only: a changed specification may be large.
+                "changed": ",".join(details or {}),
             },
         )
 
     async def page(
-        self, tenant_id: str, application: str, before_id: str | None, limit: int
-    ) -> list[AuditEntry]:
-        return await self._store.page(tenant_id, application, before_id, limit)
+        self, tenant_id: str, application: str, token: str, limit: int
+    ) -> tuple[list[AuditEntry], str]:
+        """Up to ``limit`` entries newest first, after the one ``token`` names; and the
+        token of the next page ("" on the last)."""
+        before_id = decode_page_token(token, tenant_id, application) if token else None
+        entries = await self._store.page(tenant_id, application, before_id, limit + 1)
+        if len(entries) <= limit:
+            return entries, ""
+        entries = entries[:limit]
+        return entries, encode_page_token(entries[-1].id, tenant_id, application)

@@ -24,7 +24,7 @@ from otao.domain.models import (
 )
 from otao.domain.validation import SoftwareInput
 from otao.services.applications import ApplicationDirectory
-from otao.services.audit import AuditLog
+from otao.services.audit import AuditLog, changes, settings_fields, software_fields
 from otao.services.catalogs import CatalogCache
 from otao.store.software import SoftwareStore
 
@@ -261,7 +261,7 @@ class SoftwareService:
                 caller.subject,
                 action,
                 f"software/{version}",
-                {"rolloutStrategy": spec.rollout_strategy.value},
+                changes(software_fields(existing.spec), software_fields(spec)),
             )
             return updated
         raise Aborted("the definition is being changed concurrently; try again")
@@ -315,7 +315,10 @@ class SoftwareService:
                 SYSTEM_ACTOR,
                 "rollout.halt",
                 f"software/{version}",
-                {"reason": reason},
+                {
+                    "reason": reason,
+                    **changes(software_fields(existing.spec), software_fields(halted.spec)),
+                },
             )
             return
 
@@ -341,7 +344,7 @@ class SoftwareService:
             caller.subject,
             "settings.update",
             "settings",
-            {"consentRequired": settings.consent_required},
+            changes(settings_fields(before), settings_fields(settings)),
         )
         return settings
 

@@ -73,8 +73,14 @@ async def test_every_operator_change_is_audited_newest_first_with_who_what_and_w
     assert times == sorted(times, reverse=True)
     assert started <= times[-1] and times[0] <= datetime.now(UTC) + timedelta(seconds=1)
     by_action = {e["action"]: e.get("details") for e in entries}
-    assert by_action["software.update"] == {"rolloutStrategy": "general"}
-    assert by_action["settings.update"] == {"consentRequired": True}
+    assert by_action["software.update"] == {
+        "rolloutStrategy": {"before": "suspended", "after": "general"}
+    }
+    # create_software gave {"image": "fw-1.1.0.bin"}; the PUT changed only the specification.
+    assert by_action["software.replace"] == {
+        "specification": {"before": {"image": "fw-1.1.0.bin"}, "after": {"image": "b.bin"}}
+    }
+    assert by_action["settings.update"] == {"consentRequired": {"before": False, "after": True}}
 
     # Pages: newest first, each continuing where the previous one stopped.
     first = await audit(rest, name, pageSize=4)
@@ -84,6 +90,48 @@ async def test_every_operator_change_is_audited_newest_first_with_who_what_and_w
         e["id"] for e in entries
     ]
     assert third["nextPageToken"] == ""
+
+
+async def test_an_update_records_before_and_after_of_each_changed_field_only(
+    rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    name = application.name
+    await create_software(rest, name, "1.1.0", ["1.0.0"], "general")
+    await patch_software(
+        rest,
+        name,
+        "1.1.0",
+        upgradableFrom=["1.0.0", "1.0.1"],
+        rolloutPolicy={"maxFailureRatio": 0.2, "minReports": 10},
+    )
+    await patch_software(rest, name, "1.1.0", rolloutStrategy="general")  # changes nothing
+
+    unchanged, updated = [e.get("details", {}) for e in (await audit(rest, name))["entries"][:2]]
+    assert unchanged == {}
+    assert updated == {
+        "upgradableFrom": {"before": ["1.0.0"], "after": ["1.0.0", "1.0.1"]},
+        "rolloutPolicy": {"before": None, "after": {"maxFailureRatio": 0.2, "minReports": 10}},
+    }
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["garbage", "Z2FyYmFnZQ", "!!!", "YXVkaXR8ZGVmYXVsdC9vdGhlci8xMjM"],
+    ids=["not-base64", "base64-of-garbage", "not-a-token", "another-applications-token"],
+)
+async def test_a_page_token_this_listing_did_not_return_is_400_naming_page_token(
+    rest: httpx.AsyncClient, application: ApplicationConfig, token: str
+) -> None:
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+
+    response = await rest.get(f"{APPS}/{application.name}/audit", params={"pageToken": token})
+
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == 3  # INVALID_ARGUMENT
+    violations = [v for d in body.get("details", []) for v in d.get("fieldViolations", [])]
+    assert [v["field"] for v in violations] == ["pageToken"]
+    assert "entries" not in body
 
 
 async def test_failed_change_leaves_no_audit_entry(
