@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
 
-from otao.domain.errors import InvalidArgument, OtaoError, Unavailable
-from otao.messaging.avro import AvroCodec
+from otao.domain.errors import OtaoError, Unavailable
+from otao.messaging.avro import AvroCodec, MalformedPayload
 from otao.messaging.connection import NatsConnection, event_handler
 from otao.messaging.records import (
     ConfigApplied,
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 
 _SEQUENCE_MASK = (1 << 64) - 1
+# ConfigRequest.configName: absent (every Kaa 1.0-1.5 CMX) or "default" is the OTA software.
+_OTA_CONFIG_NAMES = frozenset({None, "default"})
 
 
 def _now_ms() -> int:
@@ -74,8 +76,13 @@ class CdtpProvider:
             return
         try:
             request = self._codec.decode(ConfigRequest, msg.data)
-        except InvalidArgument:
-            await self._reply(reply, _failure(None, 400, "malformed ConfigRequest"))
+        except MalformedPayload as error:
+            await self._reply(reply, _failure(None, 400, "malformed ConfigRequest", error))
+            return
+        if request.config_name not in _OTA_CONFIG_NAMES:
+            # otao serves one configuration, the OTA software; another name is not ours.
+            reason = f"unknown configuration {request.config_name!r}: otao serves only 'default'"
+            await self._reply(reply, _failure(request, 404, reason))
             return
         if request.timeout > 0 and request.timestamp + request.timeout < _now_ms():
             return  # Expired: the consumer stopped waiting; no work for nobody.
@@ -184,9 +191,17 @@ def _error_response(request: ConfigRequest, error: Exception) -> ConfigResponse:
     return _failure(request, 500, "internal error")
 
 
-def _failure(request: ConfigRequest | None, status: int, reason: str) -> ConfigResponse:
+def _failure(
+    request: ConfigRequest | None,
+    status: int,
+    reason: str,
+    malformed: MalformedPayload | None = None,
+) -> ConfigResponse:
+    # A malformed request's correlationId is echoed when it could be read, so the consumer
+    # can still match the error to its request.
+    echoed = malformed.correlation_id if malformed is not None else None
     return ConfigResponse(
-        correlation_id=request.correlation_id if request else "",
+        correlation_id=request.correlation_id if request else (echoed or ""),
         timestamp=_now_ms(),
         app_version_name=request.app_version_name if request else "",
         endpoint_id=request.endpoint_id if request else "",

@@ -1,6 +1,6 @@
 """The Kaa wire records otao sends and receives, as plain immutable values.
 
-One class per Avro record in ``schemas/`` (see KAA-PROTOCOLS.md). Attributes are the Avro fields
+One class per Avro record in ``schemas/`` (see docs/kaa-protocols.md). Attributes are the Avro fields
 in snake_case, declared in schema order, with the schema's defaults; ``otao.messaging.avro`` checks
 both at import, so a drift between a class and its ``.avsc`` fails loudly instead of on the wire.
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import time
+import uuid
 
+import fastavro
 import grpc
 import pytest
 from google.protobuf import json_format
 from kaa.otao.v1 import endpoint_pb2, endpoint_pb2_grpc, software_pb2, software_pb2_grpc
 
 from otao.domain.applications import ApplicationConfig
-from otao.domain.models import EndpointKey
+from otao.domain.models import AppliedReport, EndpointKey
 from tests.support.cmx import CmxPeer, eventually
 from tests.support.otao import RunningOtao
 
@@ -223,3 +227,177 @@ async def test_unregistered_endpoint_is_forgotten(
         assert time.monotonic() < deadline, "the endpoint was not forgotten"
     raw = await otao.app.mongo.collection("endpoints").count_documents({"endpointId": "ep-gone"})
     assert raw == 0
+
+
+# --- What released Kaa services send: records written by fastavro from the RFC schemas as the
+# kaa-rfcs history has them (docs/kaa-protocols.md, "Kaa releases").
+
+
+def _rfc_schema(name: str, namespace: str, fields: list[dict[str, object]]) -> dict[str, object]:
+    return {"type": "record", "name": name, "namespace": namespace, "fields": fields}
+
+
+_HEAD: list[dict[str, object]] = [
+    {"name": "correlationId", "type": "string"},
+    {"name": "timestamp", "type": "long"},
+    {"name": "timeout", "type": "long", "default": 0},
+    {"name": "appVersionName", "type": "string"},
+    {"name": "endpointId", "type": "string"},
+]
+_OPTIONAL_STRING: list[object] = ["null", "string"]
+_CDTP = "org.kaaproject.ipc.cdtp.gen.v1"
+_CONFIG_EVENTS = "org.kaaproject.ipc.event.gen.v1.endpoint.config"
+# 6/CDTP ConfigRequest from 2017-09-03 until configName was appended on 2026-01-15 (Kaa 1.0-1.5).
+CONFIG_REQUEST_PRE_2026 = _rfc_schema(
+    "ConfigRequest",
+    _CDTP,
+    [*_HEAD, {"name": "configId", "type": _OPTIONAL_STRING, "default": None}],
+)
+CONFIG_REQUEST_2026 = _rfc_schema(
+    "ConfigRequest",
+    _CDTP,
+    [
+        *_HEAD,
+        {"name": "configId", "type": _OPTIONAL_STRING, "default": None},
+        {"name": "configName", "type": _OPTIONAL_STRING, "default": None},
+    ],
+)
+# ConfigApplied before statusCode/reasonPhrase were appended on 2020-05-08 (Kaa 1.1 and older).
+CONFIG_APPLIED_PRE_2020 = _rfc_schema(
+    "ConfigApplied",
+    _CONFIG_EVENTS,
+    [
+        *_HEAD,
+        {"name": "configId", "type": "string"},
+        {"name": "originatorReplicaId", "type": _OPTIONAL_STRING, "default": None},
+    ],
+)
+# A newer writer than otao knows: one more optional field appended.
+CONFIG_APPLIED_NEWER = _rfc_schema(
+    "ConfigApplied",
+    _CONFIG_EVENTS,
+    [
+        *CONFIG_APPLIED_PRE_2020["fields"],  # type: ignore[list-item]
+        {"name": "statusCode", "type": "int", "default": 200},
+        {"name": "reasonPhrase", "type": _OPTIONAL_STRING, "default": None},
+        {"name": "appliedAt", "type": ["null", "long"], "default": None},
+    ],
+)
+
+
+def written_by_fastavro(schema: dict[str, object], datum: dict[str, object]) -> bytes:
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(schema), datum)
+    return buffer.getvalue()
+
+
+def kaa_request(app_version: str, endpoint_id: str, **more: object) -> dict[str, object]:
+    return {
+        "correlationId": uuid.uuid4().hex,
+        "timestamp": int(time.time() * 1000),
+        "timeout": 0,
+        "appVersionName": app_version,
+        "endpointId": endpoint_id,
+        **more,
+    }
+
+
+async def test_a_kaa_1_x_cmx_request_without_config_name_gets_the_update_and_its_correlation_id(
+    cmx: CmxPeer, grpc_channel: grpc.aio.Channel, application: ApplicationConfig
+) -> None:
+    await define(grpc_channel, application.name, "1.1.0", ["1.0.0"])
+    datum = kaa_request(application.app_versions[0], "ep-old-cmx", configId="1.0.0")
+    response = await cmx.send_raw(written_by_fastavro(CONFIG_REQUEST_PRE_2026, datum))
+    assert (response.status_code, response.config_id) == (200, "1.1.0")
+    assert response.correlation_id == datum["correlationId"]
+    assert json.loads(response.content or b"") == {"image": "fw-1.1.0.bin"}
+
+
+@pytest.mark.parametrize("config_name", [None, "default"])
+async def test_a_current_request_for_the_default_configuration_gets_the_update(
+    cmx: CmxPeer,
+    grpc_channel: grpc.aio.Channel,
+    application: ApplicationConfig,
+    config_name: str | None,
+) -> None:
+    await define(grpc_channel, application.name, "1.1.0", ["1.0.0"])
+    datum = kaa_request(
+        application.app_versions[0], "ep-new-cmx", configId="1.0.0", configName=config_name
+    )
+    response = await cmx.send_raw(written_by_fastavro(CONFIG_REQUEST_2026, datum))
+    assert (response.status_code, response.config_id) == (200, "1.1.0")
+    assert response.correlation_id == datum["correlationId"]
+
+
+async def test_a_request_for_another_configuration_gets_404_naming_it(
+    cmx: CmxPeer, grpc_channel: grpc.aio.Channel, application: ApplicationConfig
+) -> None:
+    await define(grpc_channel, application.name, "1.1.0", ["1.0.0"])
+    datum = kaa_request(
+        application.app_versions[0], "ep-net", configId="1.0.0", configName="network"
+    )
+    response = await cmx.send_raw(written_by_fastavro(CONFIG_REQUEST_2026, datum))
+    assert response.status_code == 404
+    assert response.reason_phrase and "network" in response.reason_phrase
+    assert response.correlation_id == datum["correlationId"]
+    assert (response.config_id, response.content) == (None, None)
+
+
+async def test_a_request_broken_after_its_correlation_id_gets_400_echoing_it(
+    cmx: CmxPeer, application: ApplicationConfig
+) -> None:
+    datum = kaa_request(application.app_versions[0], "ep-broken", configId="1.0.0")
+    payload = written_by_fastavro(CONFIG_REQUEST_PRE_2026, datum)
+    response = await cmx.send_raw(payload[:-3])  # cut inside configId
+    assert (response.status_code, response.reason_phrase) == (400, "malformed ConfigRequest")
+    assert response.correlation_id == datum["correlationId"]
+
+
+async def last_report(otao: RunningOtao, application: str, endpoint_id: str) -> AppliedReport:
+    key = EndpointKey("default", application, endpoint_id)
+    deadline = time.monotonic() + 5
+    while True:
+        state = await otao.app.endpoint_store.get(key)
+        if state is not None and state.last_report is not None:
+            return state.last_report
+        assert time.monotonic() < deadline, "the report was not recorded"
+        await asyncio.sleep(0.05)
+
+
+async def publish_applied(cmx: CmxPeer, payload: bytes) -> None:
+    await cmx.client.publish(f"kaa.v1.events.{cmx.consumer}.endpoint.config.applied", payload)
+    await cmx.client.flush()
+
+
+async def test_a_report_from_a_newer_writer_with_an_appended_field_is_recorded(
+    cmx: CmxPeer, otao: RunningOtao, application: ApplicationConfig
+) -> None:
+    datum = kaa_request(
+        application.app_versions[0],
+        "ep-newer",
+        configId="1.1.0",
+        originatorReplicaId="cmx-9",
+        statusCode=500,
+        reasonPhrase="flash failed",
+        appliedAt=int(time.time() * 1000),
+    )
+    ignored_before = otao.app.codec.trailing_ignored
+    await publish_applied(cmx, written_by_fastavro(CONFIG_APPLIED_NEWER, datum))
+    report = await last_report(otao, application.name, "ep-newer")
+    assert (report.config_id, report.status_code, report.reason_phrase) == (
+        "1.1.0",
+        500,
+        "flash failed",
+    )
+    assert otao.app.codec.trailing_ignored > ignored_before
+
+
+async def test_a_pre_2020_report_without_a_status_code_counts_as_applied(
+    cmx: CmxPeer, otao: RunningOtao, application: ApplicationConfig
+) -> None:
+    datum = kaa_request(
+        application.app_versions[0], "ep-older", configId="1.1.0", originatorReplicaId=None
+    )
+    await publish_applied(cmx, written_by_fastavro(CONFIG_APPLIED_PRE_2020, datum))
+    report = await last_report(otao, application.name, "ep-older")
+    assert (report.config_id, report.status_code, report.reason_phrase) == ("1.1.0", 200, None)
