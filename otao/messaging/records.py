@@ -2,7 +2,8 @@
 
 One class per Avro record in ``schemas/`` (see docs/kaa-protocols.md). Attributes are the Avro
 fields in snake_case, declared in schema order, with the schema's defaults; ``otao.messaging.avro``
-checks both at import, so a drift between a class and its ``.avsc`` fails loudly instead of on the wire.
+checks both at import, so a drift between a class and its ``.avsc`` fails loudly instead of on the
+wire.
 
 The classes are keyword-only because Kaa schemas put defaulted fields (``timeout``) before
 required ones, which positional dataclass fields cannot express. Arrays are tuples so that every
