@@ -373,6 +373,12 @@ def test_an_endpoints_wave_comes_from_its_bucket_in_the_plans_cohort() -> None:
         )
 
 
+def test_the_worked_example_of_the_docs_puts_94_407_and_1499_kettles_in_its_waves() -> None:
+    waves = [wave_for(EXAMPLE, "smart-kettle", f"kettle-{n:04d}", "2.0.0") for n in range(2000)]
+    assert [waves.count(w) for w in range(3)] == [94, 407, 1499]
+    assert (waves[5], waves[2]) == (1, 0)
+
+
 def test_each_wave_newly_includes_exactly_its_share_of_the_buckets() -> None:
     assert [bucket_range(EXAMPLE, w) for w in range(3)] == [
         range(0, 500),

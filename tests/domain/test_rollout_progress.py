@@ -351,3 +351,32 @@ def test_an_exhausted_budget_says_when_offers_resume() -> None:
     assert offer_budget_exhausted_reason(50, NOW + timedelta(seconds=30)) == (
         "this minute's budget of 50 first offers is used; more from 2024-06-01T12:01:00Z"
     )
+
+
+def test_the_worked_example_of_the_docs_reads_as_documented() -> None:
+    """docs/rollouts.md, steps 2-6: the gate as the operator sees it."""
+    plan = RolloutPlan(waves=PLAN.waves, confirm_seconds=CONFIRM, apply_timeout_seconds=TIMEOUT)
+    noon = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+    one = noon + timedelta(hours=1)
+
+    def minutes(m: int) -> datetime:
+        return noon + timedelta(minutes=m)
+
+    steps = [
+        (0, noon, OutcomeCounts(offered=40, applied=22, committed=15, failed=1), minutes(20)),
+        (0, noon, OutcomeCounts(5, 3, 83, failed=2, rolled_back=1), minutes(45)),
+        (0, noon, OutcomeCounts(0, 1, 89, 1, 0, 1, 2), minutes(60)),
+        (1, one, OutcomeCounts(0, 1, 89, 1, 0, 1, 2), minutes(60)),
+        (1, one, OutcomeCounts(21, 20, 450, 6, 0, 1, 3), minutes(150)),
+        (1, one, OutcomeCounts(0, 1, 490, 6, 0, 1, 3), minutes(190)),
+        (2, minutes(190), OutcomeCounts(), minutes(190)),
+    ]
+    assert [gate(plan, *step).reason for step in steps] == [
+        "16 of 20 reports needed; success 0.93 < 0.95; soaking until 2024-06-01T13:00:00Z",
+        "soaking until 2024-06-01T13:00:00Z",
+        "met (93 reports, success 0.95); opening wave 1",
+        "93 of 100 reports needed; success 0.95 < 0.98; soaking until 2024-06-01T15:00:00Z",
+        "success 0.97 < 0.98; soaking until 2024-06-01T15:00:00Z",
+        "met (500 reports, success 0.98); opening wave 2",
+        "the last wave is open: every eligible endpoint is included",
+    ]
