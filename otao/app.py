@@ -128,11 +128,16 @@ class App:
             self.applications, self.endpoint_store, self.catalogs, self.push.notify_endpoint, clock
         )
         FilterEvents(self.nats, self.codec, self.subjects, self.filters).register()
-        membership = MembershipQueries(
-            self.nats, self.codec, self.subjects, self.filters, settings.kaa.efmp_timeout_seconds
+        self.membership = MembershipQueries(
+            self.nats,
+            self.codec,
+            self.subjects,
+            self.filters,
+            settings.kaa.efmp_timeout_seconds,
+            settings.kaa.efmp_absent_backoff_seconds,
         )
-        membership.register()
-        self.resolution.use_membership_lookup(membership.lookup)
+        self.membership.register()
+        self.resolution.use_membership_lookup(self.membership.lookup)
         self.scheduler = RolloutDateScheduler(
             self.applications,
             self.catalogs,

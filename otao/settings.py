@@ -39,6 +39,8 @@ class KaaNames(BaseModel):
     tekton: str = "tekton"
     # How long to wait for EPR's answer to a filter membership query (20/EFMP).
     efmp_timeout_seconds: float = 2.0
+    # After NATS answered "no responders" (no EPR on the subject): how long to ask no more.
+    efmp_absent_backoff_seconds: float = 60.0
 
 
 class SecuritySettings(BaseModel):

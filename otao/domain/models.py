@@ -119,6 +119,20 @@ class Consent:
     granted_at: datetime
 
 
+class FilterSource(StrEnum):
+    EFMP = "efmp"  # EPR's answer to a membership query (the whole membership)
+    EFE = "efe"  # one ep-matched event (one fact)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterBelief:
+    """One filter otao believes an endpoint matches, and since when, on whose word."""
+
+    filter_id: str
+    source: FilterSource
+    at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointState:
     """Everything otao holds about one endpoint of one application: one record, one read."""
@@ -130,11 +144,16 @@ class EndpointState:
     last_report: AppliedReport | None = None
     failed_versions: frozenset[str] = frozenset()
     consents: tuple[Consent, ...] = ()
-    # None: otao has never learned which filters this endpoint matches.
+    # The filters otao believes the endpoint matches; None: no fact about any filter yet.
     filters: frozenset[str] | None = None
     updated_at: datetime | None = None
     # The Kaa application version the endpoint last spoke under (for pushes).
     app_version: str | None = None
+    # True once EPR answered a membership query (20/EFMP): ``filters`` is then the whole
+    # membership, not only the facts single 18/EFE events gave.
+    filters_known: bool = False
+    # Where each belief in ``filters`` came from (explain shows them).
+    filter_beliefs: tuple[FilterBelief, ...] = ()
     # False: known only from a consent pre-granted before the endpoint ever connected; it is
     # not a known endpoint (not listed, counted or pushed to) until it polls or reports.
     seen: bool = True

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 
@@ -24,6 +25,9 @@ from otao.messaging.subjects import EfeEventType, Subjects
 from otao.services.filters import FilterService
 
 log = logging.getLogger(__name__)
+
+# The status header NATS puts on its reply to a request nobody subscribes to.
+_NO_RESPONDERS = "503"
 
 
 class FilterEvents:
@@ -68,11 +72,23 @@ class FilterEvents:
         await self._filters.deleted(event.application_name, event.filter_id)
 
 
+@dataclass(slots=True)
+class _Question:
+    endpoint_id: str
+    answer: asyncio.Future[EndpointFiltersResponse | None]  # None: EPR is not there
+
+
 class MembershipQueries:
     """Asks EPR which filters an endpoint matches (20/EFMP), replies on this replica.
 
-    An unanswered query yields None: the endpoint matches no filter for this request (never
-    all), and the next request asks again.
+    An unanswered query yields None: the endpoint matches no filter otao has no fact about
+    (never all), and a later request asks again. A query never waits longer than the EFMP
+    timeout, and not at all while EPR is known to be absent: NATS answers a request nobody
+    subscribes to with a "no responders" status at once, which is taken as "EPR is not
+    there": one warning, then no question for ``absent_backoff_seconds``.
+
+    Counters (read by tests and logs): ``asked``, ``waited_out`` (queries that waited the
+    whole timeout), ``no_responders``, ``skipped_absent`` (queries not asked in the backoff).
     """
 
     def __init__(
@@ -82,54 +98,110 @@ class MembershipQueries:
         subjects: Subjects,
         filters: FilterService,
         timeout_seconds: float,
+        absent_backoff_seconds: float = 60.0,
     ) -> None:
         self._connection = connection
         self._codec = codec
         self._subjects = subjects
         self._filters = filters
         self._timeout = timeout_seconds
-        self._waiting: dict[str, asyncio.Future[EndpointFiltersResponse]] = {}
+        self._backoff = absent_backoff_seconds
+        self._pending: dict[str, _Question] = {}  # by correlationId
+        self._absent_until = 0.0  # monotonic
+        self._absent_warned = False
+        self.asked = 0
+        self.waited_out = 0
+        self.no_responders = 0
+        self.skipped_absent = 0
 
     def register(self) -> None:
         self._connection.subscribe(self._subjects.efmp_reply, self._on_response)
         # An ep-matched event for an endpoint of unknown membership asks EPR the same way.
         self._filters.use_membership_lookup(self.lookup)
 
+    @property
+    def epr_absent(self) -> bool:
+        return time.monotonic() < self._absent_until
+
     async def _on_response(self, msg: Msg) -> None:
+        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
+            self._epr_is_absent()
+            return
         try:
             response = self._codec.decode(EndpointFiltersResponse, msg.data)
         except InvalidArgument:
             log.warning("malformed EndpointFiltersResponse ignored")
             return
-        waiter = self._waiting.pop(response.correlation_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(response)
+        # RFC 20 does not promise that EPR echoes correlationId: fall back on the endpoint.
+        question = self._pending.pop(response.correlation_id, None)
+        if question is None:
+            correlation = next(
+                (c for c, q in self._pending.items() if q.endpoint_id == response.endpoint_id),
+                None,
+            )
+            question = self._pending.pop(correlation) if correlation is not None else None
+        if question is None:
+            log.debug("EndpointFiltersResponse for no pending question ignored")
+            return
+        if self._absent_warned:
+            log.info("EPR answers filter membership queries again")
+            self._absent_warned = False
+        if not question.answer.done():
+            question.answer.set_result(response)
+
+    def _epr_is_absent(self) -> None:
+        """The broker says nobody listens on the EFMP subject: stop asking for a while."""
+        self.no_responders += 1
+        self._absent_until = time.monotonic() + self._backoff
+        if not self._absent_warned:
+            log.warning(
+                "no EPR answers filter membership queries (NATS: no responders); "
+                "not asking again for %.0f s",
+                self._backoff,
+            )
+            self._absent_warned = True
+        # One status message stands for every question in flight: none can be answered.
+        pending, self._pending = self._pending, {}
+        for question in pending.values():
+            if not question.answer.done():
+                question.answer.set_result(None)
 
     async def lookup(self, key: EndpointKey) -> frozenset[str] | None:
+        if self.epr_absent:
+            self.skipped_absent += 1
+            return None
         correlation = uuid.uuid4().hex
+        asked_at = self._filters.now()
         request = EndpointFiltersRequest(
             correlation_id=correlation,
             timestamp=int(time.time() * 1000),
             timeout=int(self._timeout * 1000),
             endpoint_id=key.endpoint_id,
         )
-        waiter: asyncio.Future[EndpointFiltersResponse] = asyncio.get_running_loop().create_future()
-        self._waiting[correlation] = waiter
+        answer: asyncio.Future[EndpointFiltersResponse | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._pending[correlation] = _Question(key.endpoint_id, answer)
+        self.asked += 1
         try:
             await self._connection.publish(
                 self._subjects.efmp_request,
                 self._codec.encode(request),
                 reply=self._subjects.efmp_reply,
             )
-            response = await asyncio.wait_for(waiter, self._timeout)
-        except (TimeoutError, OtaoError):
+            response = await asyncio.wait_for(answer, self._timeout)
+        except TimeoutError:
+            self.waited_out += 1
             log.warning("EPR did not answer a filter membership query in time")
             return None
+        except OtaoError:
+            log.warning("filter membership query not sent: the broker is unavailable")
+            return None
         finally:
-            self._waiting.pop(correlation, None)
+            self._pending.pop(correlation, None)
+        if response is None:
+            return None
         if not 200 <= response.status_code < 300:
             log.warning("EPR answered a filter membership query with %s", response.status_code)
             return None
-        learned = frozenset(response.filter_ids)
-        await self._filters.learned(key, learned)
-        return learned
+        return await self._filters.learned(key, frozenset(response.filter_ids), asked_at)

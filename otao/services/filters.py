@@ -48,16 +48,17 @@ class FilterService:
     async def matched(self, key: EndpointKey, filter_id: str) -> None:
         """The endpoint joined a filter: push if that changes its deliverable update.
 
-        One event is one fact, not the endpoint's whole membership: for a known endpoint whose
+        One event is one fact, not the endpoint's whole membership, but it always counts,
+        whether or not EPR ever answered a membership query. For a known endpoint whose
         membership otao never learned, EPR is asked first (as a poll would), so the push
-        decision sees every filter the endpoint matches. Endpoints otao has never seen keep
-        the fact only; their first poll asks EPR.
+        decision sees every filter the endpoint matches; the fact is recorded after the
+        answer, so the answer (which may predate the event) never overrides it. Endpoints otao
+        has never seen keep the fact only; their first poll asks EPR.
         """
         before_state = await self._endpoints.get(key)
-        unknown = before_state is not None and before_state.filters is None
+        unknown = before_state is not None and not before_state.filters_known
         if unknown and self._lookup is not None:
-            await self._lookup(key)
-            # EPR's answer may predate the event.
+            await self._lookup(key)  # None at once when EPR is absent (no responders)
             await self._endpoints.add_filter(key, filter_id, self._clock())
         elif not await self._endpoints.add_filter(key, filter_id, self._clock()):
             return
@@ -85,5 +86,12 @@ class FilterService:
                 dropped += await self._endpoints.remove_filter(key, filter_id, self._clock())
         return dropped
 
-    async def learned(self, key: EndpointKey, filters: frozenset[str]) -> None:
-        await self._endpoints.set_filters(key, filters, self._clock())
+    def now(self) -> datetime:
+        return self._clock()
+
+    async def learned(
+        self, key: EndpointKey, filters: frozenset[str], asked_at: datetime
+    ) -> frozenset[str]:
+        """EPR's answer to a question asked at ``asked_at``, merged with the events that
+        arrived after it (they are newer); returns the membership otao now believes."""
+        return await self._endpoints.set_filters(key, filters, asked_at, self._clock())

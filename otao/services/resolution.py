@@ -8,7 +8,7 @@ catalog holds a candidate for the endpoint's version.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from otao.domain import graph, resolution
@@ -82,21 +82,15 @@ class ResolutionService:
         reported_version: str | None,
     ) -> EndpointFacts:
         facts = EndpointFacts.of(state, reported_version)
-        if facts.filters is None and self._membership is not None:
-            targeted = any(
-                c.rollout_strategy is RolloutStrategy.TARGETED
-                for c in catalog.candidates(facts.current_version)
-            )
-            if targeted:
-                learned = await self._membership(key)
-                if learned is not None:
-                    facts = EndpointFacts(
-                        facts.current_version,
-                        learned,
-                        facts.consented_versions,
-                        facts.consent_all,
-                        facts.failed_versions,
-                    )
+        known = state is not None and state.filters_known
+        if (
+            not known
+            and self._membership is not None
+            and _membership_matters(catalog, facts, self._clock())
+        ):
+            learned = await self._membership(key)
+            if learned is not None:
+                facts = replace(facts, filters=learned)
         return facts
 
     async def upgrade_path(
@@ -107,6 +101,19 @@ class ResolutionService:
 
     async def upgrade_graph(self, tenant_id: str, application: str) -> graph.Graph:
         return graph.graph(await self._catalogs.get(tenant_id, application))
+
+
+def _membership_matters(catalog: Catalog, facts: EndpointFacts, now: datetime) -> bool:
+    """Whether EPR's answer could change the decision: only when a targeted candidate above
+    what the facts already select is blocked for want of a matching filter. Otherwise the
+    poll does not wait for EPR at all."""
+    selected = resolution.select(catalog, facts, now)
+    for candidate in catalog.candidates(facts.current_version):
+        if candidate is selected:
+            return False
+        if candidate.rollout_strategy is RolloutStrategy.TARGETED:
+            return True
+    return False
 
 
 def _from_catalog_alone(catalog: Catalog, reported_version: str | None) -> Decision | None:

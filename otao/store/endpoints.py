@@ -22,7 +22,14 @@ from datetime import datetime
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from otao.domain.errors import Aborted, OtaoError
-from otao.domain.models import AppliedReport, Consent, EndpointKey, EndpointState
+from otao.domain.models import (
+    AppliedReport,
+    Consent,
+    EndpointKey,
+    EndpointState,
+    FilterBelief,
+    FilterSource,
+)
 from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, translated
 
 Change = Callable[[Document], bool]
@@ -75,11 +82,33 @@ def from_document(doc: Document) -> EndpointState:
             if consents
             else ()
         ),
-        filters=frozenset(get("filters") or ()) if get("filtersKnown") else None,
+        # Any fact counts (an ep-matched event alone included), not only a learned membership.
+        filters=(
+            frozenset(get("filters") or ())
+            if get("filtersKnown") or get("filters") or get("filterFacts")
+            else None
+        ),
         updated_at=get("updatedAt"),
         app_version=get("appVersionName"),
         seen=not get(UNSEEN),
+        filters_known=bool(get("filtersKnown")),
+        filter_beliefs=tuple(
+            FilterBelief(f["filterId"], FilterSource(f["source"]), f["at"])
+            for f in get("filterFacts") or ()
+            if f["matched"]
+        ),
     )
+
+
+def _filter_fact(
+    doc: Document, filter_id: str, matched: bool, source: FilterSource, at: datetime
+) -> bool:
+    """Record one membership fact (``filterFacts``: per filter, the latest word and its
+    source) and keep ``filters``, the matched ids the members query reads, in step."""
+    facts = [f for f in doc.get("filterFacts") or [] if f["filterId"] != filter_id]
+    facts.append({"filterId": filter_id, "matched": matched, "source": source.value, "at": at})
+    doc["filterFacts"] = facts
+    return (_add if matched else _remove)(doc, "filters", filter_id)
 
 
 def _seen(doc: Document) -> bool:
@@ -244,24 +273,56 @@ class EndpointStore:
 
         return await self._mutate(key, change, now, create=False)
 
-    async def set_filters(self, key: EndpointKey, filters: frozenset[str], now: datetime) -> None:
+    async def set_filters(
+        self, key: EndpointKey, filters: frozenset[str], asked_at: datetime, now: datetime
+    ) -> frozenset[str]:
+        """EPR's whole membership, asked at ``asked_at``, merged with the events (18/EFE)
+        that arrived after the question: those are newer news and are kept. Returns the
+        merged membership."""
+        merged: set[str] = set()
+
         def change(doc: Document) -> bool:
-            doc["filters"] = sorted(filters)
+            later = {
+                f["filterId"]: f
+                for f in doc.get("filterFacts") or []
+                if f["source"] == FilterSource.EFE.value and f["at"] > asked_at
+            }
+            facts = {
+                filter_id: {
+                    "filterId": filter_id,
+                    "matched": True,
+                    "source": FilterSource.EFMP.value,
+                    "at": now,
+                }
+                for filter_id in sorted(filters)
+            }
+            facts.update(later)
+            doc["filterFacts"] = list(facts.values())
+            doc["filters"] = sorted(f for f, fact in facts.items() if fact["matched"])
             doc["filtersKnown"] = True
+            merged.clear()
+            merged.update(doc["filters"])
             _seen(doc)  # the endpoint register knows it
             return True
 
         await self._mutate(key, change, now)
+        return frozenset(merged)
 
     async def add_filter(self, key: EndpointKey, filter_id: str, now: datetime) -> bool:
-        """The endpoint joined a filter; True when that is news."""
+        """The endpoint joined a filter (an ep-matched event); True when that is news."""
         return await self._mutate(
-            key, lambda doc: _add(doc, "filters", filter_id) | _seen(doc), now
+            key,
+            lambda doc: _filter_fact(doc, filter_id, True, FilterSource.EFE, now) | _seen(doc),
+            now,
         )
 
     async def remove_filter(self, key: EndpointKey, filter_id: str, now: datetime) -> bool:
+        """The endpoint left a filter (ep-unmatched, or the filter was deleted)."""
         return await self._mutate(
-            key, lambda doc: _remove(doc, "filters", filter_id), now, create=False
+            key,
+            lambda doc: _filter_fact(doc, filter_id, False, FilterSource.EFE, now),
+            now,
+            create=False,
         )
 
     async def members(self, tenant_id: str, application: str, filter_id: str) -> list[str]:

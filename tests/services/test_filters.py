@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from collections.abc import AsyncIterator
 
+import grpc
 import httpx
+import nats
 import pytest
+from google.protobuf import json_format
+from kaa.otao.v1 import software_pb2, software_pb2_grpc
 
 from otao.domain.applications import ApplicationConfig
+from otao.domain.models import FilterSource
 from otao.messaging.subjects import efmp_reply_subject
 from tests.support.cmx import CmxPeer
 from tests.support.epr import EprPeer
@@ -24,9 +31,34 @@ from tests.support.operator import (
     stored,
     until,
 )
-from tests.support.otao import RunningOtao
+from tests.support.otao import RunningOtao, start_otao
+from tests.support.stack import MongoServer, NatsServer
 
 pytestmark = pytest.mark.timeout(30)
+
+
+async def define(
+    channel: grpc.aio.Channel,
+    application: str,
+    version: str,
+    sources: list[str],
+    strategy: str = "general",
+    filters: list[str] | None = None,
+) -> None:
+    """A definition created over gRPC (for an otao of a test's own, without Envoy)."""
+    software = json_format.ParseDict(
+        {
+            "version": version,
+            "upgradableFrom": sources,
+            "specification": {"image": f"fw-{version}.bin"},
+            "rolloutStrategy": strategy,
+            "filters": [{"filterId": f} for f in filters or ()],
+        },
+        software_pb2.Software(),
+    )
+    await software_pb2_grpc.SoftwareServiceStub(channel).CreateSoftware(
+        software_pb2.CreateSoftwareRequest(application_name=application, software=software)
+    )
 
 
 async def pushed_to(cmx: CmxPeer, app_version: str, endpoint_id: str) -> list[str]:
@@ -275,3 +307,61 @@ async def test_silent_epr_means_no_delivery_no_hang_and_a_later_poll_asks_again(
     epr.silent = set()
     assert (await cmx.request(app_version, "ep-s", "1.0.0")).config_id == "1.1.0"
     assert epr.requests_for("ep-s") == 2
+
+
+@pytest.fixture
+async def otao_without_epr_queries(
+    nats_server: NatsServer, mongo_server: MongoServer
+) -> AsyncIterator[RunningOtao]:
+    """An otao of its own (own instance names, so no other test's peer hears it) whose EPR
+    publishes 18/EFE events but serves no 20/EFMP: NATS answers its queries "no responders"."""
+    suffix = uuid.uuid4().hex[:8]
+    running = await start_otao(
+        nats_server.url, mongo_server.uri, kaa={"otao": f"otao-{suffix}", "epr": f"epr-{suffix}"}
+    )
+    yield running
+    await running.stop()
+
+
+async def test_without_efmp_ep_matched_alone_pushes_and_no_poll_waits_for_epr(
+    otao_without_epr_queries: RunningOtao, nats_server: NatsServer
+) -> None:
+    otao = otao_without_epr_queries
+    names = otao.settings.kaa
+    membership = otao.app.membership
+    application = otao.add_application()
+    app_version = application.app_versions[0]
+    cmx = await CmxPeer.connect(nats_server.url, otao=names.otao)
+    # EPR's events only: this peer never subscribes to the EFMP request subject.
+    epr = EprPeer(await nats.connect(nats_server.url), names.epr)
+    try:
+        async with grpc.aio.insecure_channel(otao.grpc_target) as channel:
+            await define(channel, application.name, "1.0.1", ["1.0.0"])
+            await define(
+                channel, application.name, "1.1.0", ["1.0.0"], "targeted", filters=["beta"]
+            )
+        first = [await cmx.request(app_version, f"ep-{i}", "1.0.0") for i in range(5)]
+        assert [r.config_id for r in first] == ["1.0.1"] * 5
+        # The first query learned at once that nobody serves EFMP; the others were not asked.
+        assert membership.no_responders == 1
+        assert membership.asked == 1
+        assert membership.skipped_absent == 4
+        await recorded(otao, application.name, "ep-0")
+        await pushes_done(otao)
+
+        await epr.matched(application.name, app_version, "beta", "ep-0")
+
+        await cmx.wait_for(lambda: bool(cmx.updates_for("ep-0")), 5)
+        assert [u.config_id for u in cmx.updates_for("ep-0")] == ["1.1.0"]
+        assert (await cmx.request(app_version, "ep-0", "1.0.0")).config_id == "1.1.0"
+        assert (await cmx.request(app_version, "ep-1", "1.0.0")).config_id == "1.0.1"
+        state = await stored(otao, application.name, "ep-0")
+        assert state is not None and state.filters == frozenset({"beta"})
+        assert [(b.filter_id, b.source) for b in state.filter_beliefs] == [
+            ("beta", FilterSource.EFE)
+        ]
+        # Counted, not timed: no poll (nor the event) waited for the EFMP timeout.
+        assert membership.waited_out == 0
+    finally:
+        await cmx.close()
+        await epr.close()
