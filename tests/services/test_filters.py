@@ -20,9 +20,11 @@ from kaa.otao.v1 import software_pb2, software_pb2_grpc
 
 from otao.domain.applications import ApplicationConfig
 from otao.domain.models import FilterSource
+from otao.messaging.records import EndpointFiltersResponse
 from otao.messaging.subjects import efmp_reply_subject
 from tests.support.cmx import CmxPeer
 from tests.support.epr import EprPeer
+from tests.support.eventually import eventually
 from tests.support.operator import (
     create_software,
     patch_software,
@@ -365,3 +367,46 @@ async def test_without_efmp_ep_matched_alone_pushes_and_no_poll_waits_for_epr(
     finally:
         await cmx.close()
         await epr.close()
+
+
+async def test_a_late_efmp_answer_without_the_correlation_id_is_merged_with_newer_events(
+    otao: RunningOtao,
+    cmx: CmxPeer,
+    epr: EprPeer,
+    rest: httpx.AsyncClient,
+    application: ApplicationConfig,
+) -> None:
+    app_version = application.app_versions[0]
+    await create_software(
+        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "gamma"}]
+    )
+    epr.silent = {"ep-m"}  # answered by hand below, late
+    poll = asyncio.create_task(cmx.request(app_version, "ep-m", "1.0.0"))
+    await eventually(lambda: epr.requests_for("ep-m") >= 1, "EFMP question asked")
+    question = next(r for r in epr.requests if r.endpoint_id == "ep-m")
+
+    # While the question is out, EPR says the endpoint joined gamma.
+    await epr.matched(application.name, app_version, "gamma", "ep-m")
+
+    async def fact_stored() -> bool:
+        state = await stored(otao, application.name, "ep-m")
+        return state is not None and "gamma" in (state.filters or ())
+
+    await until(fact_stored, "the ep-matched fact stored")
+    # EPR's answer, computed before the event (no gamma), and without echoing correlationId.
+    stale = EndpointFiltersResponse(
+        correlation_id="",
+        timestamp=int(time.time() * 1000),
+        endpoint_id="ep-m",
+        filter_ids=("beta",),
+        status_code=200,
+    )
+    await epr.client.publish(efmp_reply_subject(otao.settings.replica_id), epr.codec.encode(stale))
+
+    answer = await poll
+    assert answer.config_id == "1.1.0"  # gamma survived the stale answer
+    state = await stored(otao, application.name, "ep-m")
+    assert state is not None and state.filters == frozenset({"beta", "gamma"})
+    sources = {b.filter_id: b.source for b in state.filter_beliefs}
+    assert sources == {"beta": FilterSource.EFMP, "gamma": FilterSource.EFE}
+    assert question.correlation_id != stale.correlation_id
