@@ -3,6 +3,10 @@
 otao device poll --app-version smart-kettle-v1 --endpoint kettle-1 --config-id 1.0.0
 otao device applied --app-version smart-kettle-v1 --endpoint kettle-1 --config-id 1.1.0
 otao device watch
+
+``poll`` and ``applied`` give up after ``--timeout`` seconds (connecting included) with one
+line on stderr. Exit codes: 0 done, 1 no answer from otao, 2 otao answered with an error
+status, 3 NATS unreachable.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import argparse
 import asyncio
 import sys
 
-from otao.messaging.device import applied, poll, watch
+from otao.messaging.device import Unreachable, applied, poll, watch
+
+UNREACHABLE = 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,16 +34,18 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--app-version", required=True)
         command.add_argument("--endpoint", required=True)
         command.add_argument("--config-id", required=name == "applied")
+        command.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
         if name == "applied":
             command.add_argument("--status", type=int, default=200)
             command.add_argument("--reason")
-        else:
-            command.add_argument("--timeout", type=float, default=5.0)
     device.add_parser("watch")
     args = parser.parse_args(argv)
     runner = {"poll": poll, "applied": applied, "watch": watch}[args.command]
     try:
         return asyncio.run(runner(args))
+    except Unreachable as error:
+        print(f"otao device {args.command}: {error}", file=sys.stderr)
+        return UNREACHABLE
     except KeyboardInterrupt:
         return 0
 
