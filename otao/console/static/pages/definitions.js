@@ -1,0 +1,228 @@
+// Definitions of one application (newest SemVer first) with rollout progress, the
+// "New version" form, and one definition's page (edit with its etag, delete, suspend/resume).
+
+import { api, enc } from '../api.js';
+import { errorBox, field, formatTime, h, jsonBlock, jsonEditor, replace, strategyBadges } from '../dom.js';
+import { newestFirst } from '../semver.js';
+
+const STRATEGIES = ['suspended', 'targeted', 'general'];
+
+export const softwarePath = (app, version) => `/applications/${enc(app)}/software${version ? `/${enc(version)}` : ''}`;
+
+// Resuming goes back to targeted when the definition has filters, else to general.
+export const resumeStrategy = (definition) => ((definition.filters || []).length ? 'targeted' : 'general');
+
+export async function setStrategy(app, definition, strategy) {
+  return api('PATCH', softwarePath(app, definition.version), {
+    query: { updateMask: 'rolloutStrategy', etag: definition.etag },
+    body: { rolloutStrategy: strategy },
+  });
+}
+
+// A modal confirmation (an in-page <dialog>, reachable by keyboard; no window.confirm).
+export function confirmDialog(question, action) {
+  return new Promise((resolve) => {
+    const dialog = h('dialog', { 'aria-label': question },
+      h('p', {}, question),
+      h('form', { method: 'dialog', class: 'actions' },
+        h('button', { value: 'yes', class: 'danger' }, action),
+        h('button', { value: 'no', autofocus: true }, 'Cancel')));
+    dialog.addEventListener('close', () => { dialog.remove(); resolve(dialog.returnValue === 'yes'); });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+function progress(status) {
+  if (!status) return h('span', { class: 'muted' }, '—');
+  if (Array.isArray(status.waves) && status.waves.length) {
+    // Staged rollouts: one bar per wave (only when the API reports waves).
+    return h('div', {}, status.waves.map((wave, i) => waveBar(wave, i)));
+  }
+  const total = Math.max(1, Number(status.eligible) + Number(status.notYetEligible || 0));
+  const bar = h('div', { class: 'progress', 'aria-hidden': 'true' });
+  for (const key of ['applied', 'offered', 'failed']) {
+    const part = h('div', { class: key });
+    part.style.width = `${(100 * Number(status[key] || 0)) / total}%`;
+    bar.append(part);
+  }
+  return h('div', { class: 'inline' }, bar,
+    h('span', {}, `offered ${status.offered} · applied ${status.applied} · failed ${status.failed}`));
+}
+
+export function waveBar(wave, index) {
+  const name = wave.name || `wave ${index + 1}`;
+  const total = Math.max(1, Number(wave.eligible || wave.size || 0));
+  const bar = h('div', { class: 'progress', 'aria-hidden': 'true' });
+  for (const key of ['applied', 'offered', 'failed']) {
+    const part = h('div', { class: key });
+    part.style.width = `${(100 * Number(wave[key] || 0)) / total}%`;
+    bar.append(part);
+  }
+  return h('div', { class: 'inline', 'data-wave': name }, h('span', {}, name), bar,
+    h('span', {}, `${wave.state || ''} applied ${wave.applied || 0} · failed ${wave.failed || 0}`));
+}
+
+function splitVersions(text) {
+  return text.split(/[\s,]+/).map((v) => v.trim()).filter(Boolean);
+}
+
+// The form for a new definition, or (with `existing`) for replacing one with its etag.
+export function definitionForm(app, { existing, versions = [], onSaved }) {
+  const editing = Boolean(existing);
+  const version = h('input', { name: 'version', required: true, autocomplete: 'off', readonly: editing, placeholder: '1.2.0' });
+  const from = h('input', { name: 'upgradableFrom', autocomplete: 'off', placeholder: '1.0.0, 1.1.0' });
+  const strategy = h('select', { name: 'rolloutStrategy' }, STRATEGIES.map((s) => h('option', { value: s }, s)));
+  const filters = jsonEditor('Filters', { name: 'filters', hint: 'For targeted: [{"filterId": "beta", "rolloutDate": "2026-01-01T00:00:00Z"}]' });
+  const spec = jsonEditor('Specification', { name: 'specification', hint: 'Sent to endpoints as stored, e.g. {"url": "https://...", "sha256": "..."}' });
+  const meta = jsonEditor('Metadata', { name: 'metadata', hint: 'For operators; never sent to endpoints.' });
+  const policy = jsonEditor('Rollout policy', { name: 'rolloutPolicy', hint: 'Optional: {"maxFailureRatio": 0.2, "minReports": 20} halts the rollout when crossed.' });
+  if (editing) {
+    version.value = existing.version;
+    from.value = (existing.upgradableFrom || []).join(', ');
+    strategy.value = existing.rolloutStrategy;
+    for (const [editor, value] of [[filters, existing.filters && existing.filters.length ? existing.filters : undefined],
+      [spec, existing.specification], [meta, existing.metadata], [policy, existing.rolloutPolicy]]) {
+      if (value !== undefined && value !== null) editor.control.value = JSON.stringify(value, null, 2);
+    }
+  } else {
+    strategy.value = 'general';
+  }
+  const picks = versions.filter((v) => !editing || v !== existing.version).slice(0, 12).map((v) => h('button', {
+    type: 'button', 'aria-label': `Add ${v} to Upgradable from`,
+    onclick: () => { const list = splitVersions(from.value); if (!list.includes(v)) from.value = [...list, v].join(', '); },
+  }, `+ ${v}`));
+  const fromField = field('Upgradable from', from, { name: 'upgradableFrom', hint: 'Versions that may upgrade to this one, comma-separated.' });
+  if (picks.length) fromField.insertBefore(h('div', { class: 'inline' }, picks), fromField.violation);
+  const fields = [
+    field('Version', version, { name: 'version', hint: 'SemVer 2.0' }),
+    fromField,
+    field('Rollout strategy', strategy, { name: 'rolloutStrategy' }),
+    filters, spec, meta, policy,
+  ];
+  const errorSlot = h('div', { 'aria-live': 'polite' });
+  const submit = h('button', { type: 'submit', class: 'primary' }, editing ? 'Save' : 'Create');
+  const form = h('form', { class: 'card', 'aria-label': editing ? `Edit ${existing.version}` : 'New version', novalidate: true },
+    h('h3', {}, editing ? `Edit ${existing.version}` : 'New version'),
+    h('div', { class: 'fields' }, fields), errorSlot, h('div', { class: 'actions' }, submit));
+
+  function clearViolations() {
+    for (const f of fields) { f.violation.textContent = ''; f.control.removeAttribute('aria-invalid'); }
+    replace(errorSlot);
+  }
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearViolations();
+    const editors = [filters, spec, meta, policy];
+    if (!editors.every((e) => e.valid())) {
+      replace(errorSlot, errorBox(new Error('Fix the JSON errors shown above first.')));
+      return;
+    }
+    const body = {
+      version: version.value.trim(), upgradableFrom: splitVersions(from.value), rolloutStrategy: strategy.value,
+    };
+    for (const [key, editor] of [['filters', filters], ['specification', spec], ['metadata', meta], ['rolloutPolicy', policy]]) {
+      const value = editor.value();
+      if (value !== undefined) body[key] = value;
+    }
+    submit.disabled = true;
+    try {
+      const saved = editing
+        ? await api('PUT', softwarePath(app, existing.version), { query: { etag: existing.etag }, body })
+        : await api('POST', softwarePath(app), { body });
+      submit.disabled = false;
+      if (!editing) form.reset();
+      replace(errorSlot, h('p', { class: 'notice', role: 'status' }, `${editing ? 'Saved' : 'Created'} ${saved.version}.`));
+      if (onSaved) onSaved(saved);
+    } catch (error) {
+      submit.disabled = error.status === 403;
+      const unplaced = [];
+      for (const violation of error.violations || []) {
+        const head = String(violation.field).replace(/^software\./, '').split(/[.[]/)[0];
+        const target = fields.find((f) => f.dataset.field === head);
+        if (target) {
+          target.violation.textContent = [target.violation.textContent, violation.description].filter(Boolean).join('; ');
+          target.control.setAttribute('aria-invalid', 'true');
+        } else unplaced.push(violation);
+      }
+      replace(errorSlot, errorBox(Object.assign(error, { violations: unplaced })));
+    }
+  });
+  return form;
+}
+
+async function loadStatuses(app, definitions) {
+  // In parallel, not one after the other: one request per row, all at once.
+  const statuses = await Promise.all(definitions.map((d) => api('GET', `${softwarePath(app, d.version)}/rollout`).catch(() => null)));
+  return new Map(definitions.map((d, i) => [d.version, statuses[i]]));
+}
+
+export async function renderDefinitions(root, { app }) {
+  const tableSlot = h('div', { 'aria-live': 'polite' });
+  const formSlot = h('div');
+  root.append(h('h2', {}, `Definitions · ${app}`), tableSlot, formSlot);
+
+  async function load() {
+    const definitions = (await api('GET', softwarePath(app))).sort((a, b) => newestFirst(a.version, b.version));
+    const statuses = await loadStatuses(app, definitions);
+    const rows = definitions.map((d) => h('tr', { 'data-version': d.version },
+      h('th', { scope: 'row' }, h('a', { href: `#/apps/${enc(app)}/software/${enc(d.version)}` }, d.version)),
+      h('td', {}, strategyBadges(d)),
+      h('td', {}, (d.upgradableFrom || []).join(', ') || h('span', { class: 'muted' }, '—')),
+      h('td', {}, progress(statuses.get(d.version))),
+      h('td', {}, formatTime(d.updatedAt)),
+      h('td', {}, h('div', { class: 'inline' },
+        h('a', { href: `#/apps/${enc(app)}/rollout/${enc(d.version)}` }, 'Rollout'),
+        d.rolloutStrategy === 'suspended'
+          ? h('button', { type: 'button', 'aria-label': `Resume ${d.version}`, onclick: () => act(() => setStrategy(app, d, resumeStrategy(d))) }, 'Resume')
+          : h('button', { type: 'button', 'aria-label': `Suspend ${d.version}`, onclick: () => act(() => setStrategy(app, d, 'suspended')) }, 'Suspend'),
+        h('button', {
+          type: 'button', class: 'danger', 'aria-label': `Delete ${d.version}`,
+          onclick: async () => { if (await confirmDialog(`Delete definition ${d.version}?`, 'Delete')) act(() => api('DELETE', softwarePath(app, d.version), { query: { etag: d.etag } })); },
+        }, 'Delete')))));
+    replace(tableSlot, h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Definitions' },
+      h('thead', {}, h('tr', {}, ['Version', 'Strategy', 'Upgradable from', 'Rollout', 'Updated', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No definitions yet: create the first version below.'))))));
+    return definitions;
+  }
+
+  async function act(action) {
+    try { await action(); await load(); } catch (error) { tableSlot.prepend(errorBox(error)); }
+  }
+
+  let definitions = [];
+  try { definitions = await load(); } catch (error) { replace(tableSlot, errorBox(error)); }
+  replace(formSlot, definitionForm(app, { versions: definitions.map((d) => d.version), onSaved: () => load().catch((error) => replace(tableSlot, errorBox(error))) }));
+}
+
+export async function renderDefinition(root, { app, arg: version }) {
+  const definition = await api('GET', softwarePath(app, version));
+  const errorSlot = h('div');
+  const list = await api('GET', softwarePath(app)).catch(() => []);
+  root.append(
+    h('h2', {}, `Definition ${definition.version} · ${app}`),
+    h('p', {}, strategyBadges(definition)),
+    h('div', { class: 'inline' },
+      h('a', { href: `#/apps/${enc(app)}/rollout/${enc(version)}` }, 'Rollout'),
+      h('a', { href: `#/apps/${enc(app)}/graph` }, 'Upgrade graph'),
+      h('button', {
+        type: 'button', class: 'danger',
+        onclick: async () => {
+          if (!(await confirmDialog(`Delete definition ${version}?`, 'Delete'))) return;
+          try {
+            await api('DELETE', softwarePath(app, version), { query: { etag: definition.etag } });
+            window.location.hash = `#/apps/${enc(app)}/definitions`;
+          } catch (error) { replace(errorSlot, errorBox(error)); }
+        },
+      }, 'Delete')),
+    errorSlot,
+    h('p', { class: 'muted' }, `Created ${formatTime(definition.createdAt)} · updated ${formatTime(definition.updatedAt)} · etag ${definition.etag}`),
+    definitionForm(app, {
+      existing: definition,
+      versions: list.map((d) => d.version).sort(newestFirst),
+      onSaved: (saved) => { Object.assign(definition, saved); },
+    }),
+    h('details', {}, h('summary', {}, 'As JSON'), jsonBlock(definition)),
+  );
+}

@@ -1,0 +1,104 @@
+"""The Definitions page: the table, the "New version" form and its field violations."""
+
+from __future__ import annotations
+
+import httpx
+
+from otao.domain.applications import ApplicationConfig
+from tests.support.browser import Console, expect
+from tests.support.rest import definition, ok
+
+
+async def test_a_version_created_through_the_form_appears_in_the_table(
+    console: Console, application: ApplicationConfig, api: httpx.AsyncClient
+) -> None:
+    ok(
+        await api.post(
+            f"/api/v1/applications/{application.name}/software", json=definition("1.0.0", [])
+        )
+    )
+    await console.open(f"#/apps/{application.name}/definitions")
+    page = console.page
+    form = page.get_by_role("form", name="New version")
+    await form.get_by_label("Version", exact=True).fill("1.1.0")
+    await form.get_by_role("button", name="Add 1.0.0 to Upgradable from").click()
+    await expect(form.get_by_role("textbox", name="Upgradable from")).to_have_value("1.0.0")
+    await form.get_by_label("Rollout strategy").select_option("suspended")
+    await form.get_by_label("Specification").fill('{"url": "https://fw.example.com/1.1.0.bin"}')
+    await form.get_by_label("Metadata").fill('{"notes": "from the console"}')
+    await form.get_by_label("Rollout policy").fill('{"maxFailureRatio": 0.5, "minReports": 2}')
+    await form.get_by_role("button", name="Create").click()
+
+    table = page.get_by_role("table", name="Definitions")
+    row = table.locator("tr[data-version='1.1.0']")
+    await expect(row).to_contain_text("suspended")
+    # Newest first.
+    await expect(table.locator("tbody tr").first).to_have_attribute("data-version", "1.1.0")
+    stored = ok(await api.get(f"/api/v1/applications/{application.name}/software/1.1.0"))
+    assert stored["upgradableFrom"] == ["1.0.0"]
+    assert stored["metadata"] == {"notes": "from the console"}
+    assert stored["rolloutPolicy"] == {"maxFailureRatio": 0.5, "minReports": 2}
+
+
+async def test_a_bad_version_shows_the_servers_violation_next_to_the_version_field(
+    console: Console, application: ApplicationConfig, api: httpx.AsyncClient
+) -> None:
+    await console.open(f"#/apps/{application.name}/definitions")
+    form = console.page.get_by_role("form", name="New version")
+    await form.get_by_label("Version", exact=True).fill("not-a-version")
+    await form.get_by_role("button", name="Create").click()
+    version_field = form.locator("[data-field='version']")
+    await expect(version_field.locator(".violation")).to_contain_text(
+        "not a Semantic Versioning 2.0 version"
+    )
+    await expect(form.get_by_label("Version", exact=True)).to_have_attribute("aria-invalid", "true")
+    # Nothing was created.
+    assert ok(await api.get(f"/api/v1/applications/{application.name}/software")) == []
+
+
+async def test_json_editors_show_parse_errors_while_typing(
+    console: Console, application: ApplicationConfig
+) -> None:
+    await console.open(f"#/apps/{application.name}/definitions")
+    form = console.page.get_by_role("form", name="New version")
+    await form.get_by_label("Specification").fill('{"url": ')
+    await expect(form.locator("[data-field='specification'] .parse-error")).to_contain_text(
+        "Not valid JSON"
+    )
+    await form.get_by_label("Specification").fill('{"url": "x"}')
+    await expect(form.locator("[data-field='specification'] .parse-error")).to_be_empty()
+
+
+async def test_editing_with_a_stale_etag_explains_the_conflict(
+    console: Console, application: ApplicationConfig, api: httpx.AsyncClient
+) -> None:
+    base = f"/api/v1/applications/{application.name}/software"
+    ok(await api.post(base, json=definition("1.0.0", [])))
+    await console.open(f"#/apps/{application.name}/software/1.0.0")
+    form = console.page.get_by_role("form", name="Edit 1.0.0")
+    await expect(form.get_by_label("Version", exact=True)).to_have_value("1.0.0")
+    # Someone else changes the definition after the page loaded it.
+    ok(await api.patch(f"{base}/1.0.0", params={"updateMask": "metadata"}, json={"metadata": 1}))
+    await form.get_by_label("Metadata").fill('{"by": "console"}')
+    await form.get_by_role("button", name="Save").click()
+    await expect(form.get_by_role("alert")).to_contain_text(
+        "Someone changed it since you loaded it"
+    )
+
+
+async def test_delete_asks_first_and_then_removes_the_row(
+    console: Console, application: ApplicationConfig, api: httpx.AsyncClient
+) -> None:
+    ok(
+        await api.post(
+            f"/api/v1/applications/{application.name}/software", json=definition("1.0.0", [])
+        )
+    )
+    await console.open(f"#/apps/{application.name}/definitions")
+    page = console.page
+    await page.get_by_role("button", name="Delete 1.0.0").click()
+    dialog = page.get_by_role("dialog", name="Delete definition 1.0.0?")
+    await dialog.get_by_role("button", name="Delete").click()
+    await expect(page.get_by_role("table", name="Definitions")).to_contain_text(
+        "No definitions yet"
+    )
