@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from otao.domain.catalog import Catalog
-from otao.domain.models import EndpointState, RolloutStrategy, Software
+from otao.domain.models import EndpointState, FilterBelief, RolloutStrategy, Software
 
 
 class VerdictKind(StrEnum):
@@ -42,6 +42,8 @@ class EndpointFacts:
     consented_versions: frozenset[str] = frozenset()
     consent_all: bool = False
     failed_versions: frozenset[str] = frozenset()
+    # Where each filter in ``filters`` came from (an EFMP answer or an EFE event, and when).
+    filter_beliefs: tuple[FilterBelief, ...] = ()
 
     @classmethod
     def of(cls, state: EndpointState | None, current_version: str | None) -> EndpointFacts:
@@ -53,6 +55,7 @@ class EndpointFacts:
             consented_versions=state.consented_versions,
             consent_all=state.consent_all,
             failed_versions=state.failed_versions,
+            filter_beliefs=state.filter_beliefs,
         )
 
 
@@ -61,6 +64,8 @@ class Explanation:
     current_version: str | None
     selected: Software | None
     verdicts: tuple[Verdict, ...]
+    # The filters otao believes the endpoint matches, each with its source and time.
+    filters: tuple[FilterBelief, ...] = ()
 
 
 def blocker(
@@ -139,4 +144,11 @@ def explain(catalog: Catalog, facts: EndpointFacts, now: datetime) -> Explanatio
                     f"lower than the selected version {selected.version if selected else ''}",
                 )
             )
-    return Explanation(current, selected, tuple(verdicts))
+    believed = facts.filters or frozenset()
+    beliefs = tuple(
+        sorted(
+            (b for b in facts.filter_beliefs if b.filter_id in believed),
+            key=lambda b: b.filter_id,
+        )
+    )
+    return Explanation(current, selected, tuple(verdicts), beliefs)

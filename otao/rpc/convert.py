@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from kaa.otao.v1 import endpoint_pb2, rollout_pb2, software_pb2
+from kaa.otao.v1 import endpoint_pb2, resolution_pb2, rollout_pb2, software_pb2
 
 from otao.domain import validation
 from otao.domain.models import (
@@ -14,6 +14,7 @@ from otao.domain.models import (
     AppliedReport,
     AuditEntry,
     Consent,
+    FilterBelief,
     JsonValue,
     Software,
 )
@@ -131,7 +132,23 @@ def software_to_json(software: Software) -> dict[str, JsonValue]:
     # back the stored JSON so numbers print as Envoy prints them.
     document["specification"] = json.loads(software.spec.specification_json)
     document["metadata"] = json.loads(software.spec.metadata_json)
+    # Kaa omits rolloutDate for a filter without one (rather than printing "").
+    filters = document.get("filters")
+    for rollout_filter in filters if isinstance(filters, list) else ():
+        if isinstance(rollout_filter, dict) and not rollout_filter.get("rolloutDate"):
+            rollout_filter.pop("rolloutDate", None)
     return document
+
+
+def filter_beliefs_to_proto(
+    beliefs: tuple[FilterBelief, ...],
+) -> list[resolution_pb2.FilterBelief]:
+    return [
+        resolution_pb2.FilterBelief(
+            filter_id=b.filter_id, source=b.source.value, since=timestamp(b.at)
+        )
+        for b in beliefs
+    ]
 
 
 def settings_to_proto(settings: ApplicationSettings) -> software_pb2.ApplicationSettings:

@@ -52,6 +52,7 @@ class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
                 resolution_pb2.Verdict(version=v.version, verdict=v.kind.value, reason=v.reason)
                 for v in explanation.verdicts
             ],
+            filters=convert.filter_beliefs_to_proto(explanation.filters),
         )
 
     async def GetUpgradePath(

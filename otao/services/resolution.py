@@ -72,6 +72,10 @@ class ResolutionService:
         catalog = await self._catalogs.get(key.tenant_id, key.application)
         state = await self._endpoints.get(key)
         facts = await self._facts(catalog, key, state, reported_version)
+        if facts.filters != (state.filters if state else None):
+            # EPR was just asked: the stored beliefs now say where each filter came from.
+            learned = await self._endpoints.get(key)
+            facts = replace(facts, filter_beliefs=learned.filter_beliefs if learned else ())
         return resolution.explain(catalog, facts, self._clock())
 
     async def _facts(

@@ -410,3 +410,10 @@ async def test_a_late_efmp_answer_without_the_correlation_id_is_merged_with_newe
     sources = {b.filter_id: b.source for b in state.filter_beliefs}
     assert sources == {"beta": FilterSource.EFMP, "gamma": FilterSource.EFE}
     assert question.correlation_id != stale.correlation_id
+    explained = await rest.get(
+        f"/api/v1/applications/{application.name}/endpoints/ep-m/software:explain"
+    )
+    assert explained.status_code == 200, explained.text
+    beliefs = explained.json()["filters"]
+    assert {(b["filterId"], b["source"]) for b in beliefs} == {("beta", "efmp"), ("gamma", "efe")}
+    assert all(b["since"].endswith("Z") for b in beliefs)

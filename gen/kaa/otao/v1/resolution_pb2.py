@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ckaa/otao/v1/resolution.proto\x12\x0bkaa.otao.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"^\n\x14ResolveUpdateRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x03 \x01(\t\"\x8a\x01\n\x15ResolveUpdateResponse\x12\x17\n\x0f\x63urrent_version\x18\x01 \x01(\t\x12\x18\n\x10update_available\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\t\x12-\n\rspecification\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\"b\n\x18\x45xplainResolutionRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x03 \x01(\t\"}\n\x0b\x45xplanation\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x02 \x01(\t\x12\x18\n\x10selected_version\x18\x03 \x01(\t\x12&\n\x08verdicts\x18\x04 \x03(\x0b\x32\x14.kaa.otao.v1.Verdict\";\n\x07Verdict\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07verdict\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"e\n\x15GetUpgradePathRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x1a\n\x0c\x66rom_version\x18\x02 \x01(\tR\x04\x66rom\x12\x16\n\nto_version\x18\x03 \x01(\tR\x02to\"O\n\x0bUpgradePath\x12\x1a\n\x0c\x66rom_version\x18\x01 \x01(\tR\x04\x66rom\x12\x16\n\nto_version\x18\x02 \x01(\tR\x02to\x12\x0c\n\x04hops\x18\x03 \x03(\t\"2\n\x16GetUpgradeGraphRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\"\\\n\x0cUpgradeGraph\x12%\n\x05nodes\x18\x01 \x03(\x0b\x32\x16.kaa.otao.v1.GraphNode\x12%\n\x05\x65\x64ges\x18\x02 \x03(\x0b\x32\x16.kaa.otao.v1.GraphEdge\"G\n\tGraphNode\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65\x66ined\x18\x02 \x01(\x08\x12\x18\n\x10rollout_strategy\x18\x03 \x01(\t\"?\n\tGraphEdge\x12\x1a\n\x0c\x66rom_version\x18\x01 \x01(\tR\x04\x66rom\x12\x16\n\nto_version\x18\x02 \x01(\tR\x02to2\x99\x05\n\x11ResolutionService\x12\xb0\x01\n\rResolveUpdate\x12!.kaa.otao.v1.ResolveUpdateRequest\x1a\".kaa.otao.v1.ResolveUpdateResponse\"X\x82\xd3\xe4\x93\x02R\x12P/api/v1/applications/{application_name}/endpoints/{endpoint_id}/software:resolve\x12\xae\x01\n\x11\x45xplainResolution\x12%.kaa.otao.v1.ExplainResolutionRequest\x1a\x18.kaa.otao.v1.Explanation\"X\x82\xd3\xe4\x93\x02R\x12P/api/v1/applications/{application_name}/endpoints/{endpoint_id}/software:explain\x12\x8c\x01\n\x0eGetUpgradePath\x12\".kaa.otao.v1.GetUpgradePathRequest\x1a\x18.kaa.otao.v1.UpgradePath\"<\x82\xd3\xe4\x93\x02\x36\x12\x34/api/v1/applications/{application_name}/upgrade-path\x12\x90\x01\n\x0fGetUpgradeGraph\x12#.kaa.otao.v1.GetUpgradeGraphRequest\x1a\x19.kaa.otao.v1.UpgradeGraph\"=\x82\xd3\xe4\x93\x02\x37\x12\x35/api/v1/applications/{application_name}/upgrade-graphb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ckaa/otao/v1/resolution.proto\x12\x0bkaa.otao.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"^\n\x14ResolveUpdateRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x03 \x01(\t\"\x8a\x01\n\x15ResolveUpdateResponse\x12\x17\n\x0f\x63urrent_version\x18\x01 \x01(\t\x12\x18\n\x10update_available\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\t\x12-\n\rspecification\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\"b\n\x18\x45xplainResolutionRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x03 \x01(\t\"\xa9\x01\n\x0b\x45xplanation\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x02 \x01(\t\x12\x18\n\x10selected_version\x18\x03 \x01(\t\x12&\n\x08verdicts\x18\x04 \x03(\x0b\x32\x14.kaa.otao.v1.Verdict\x12*\n\x07\x66ilters\x18\x05 \x03(\x0b\x32\x19.kaa.otao.v1.FilterBelief\"\\\n\x0c\x46ilterBelief\x12\x11\n\tfilter_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\";\n\x07Verdict\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07verdict\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"e\n\x15GetUpgradePathRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x1a\n\x0c\x66rom_version\x18\x02 \x01(\tR\x04\x66rom\x12\x16\n\nto_version\x18\x03 \x01(\tR\x02to\"O\n\x0bUpgradePath\x12\x1a\n\x0c\x66rom_version\x18\x01 \x01(\tR\x04\x66rom\x12\x16\n\nto_version\x18\x02 \x01(\tR\x02to\x12\x0c\n\x04hops\x18\x03 \x03(\t\"2\n\x16GetUpgradeGraphRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\"\\\n\x0cUpgradeGraph\x12%\n\x05nodes\x18\x01 \x03(\x0b\x32\x16.kaa.otao.v1.GraphNode\x12%\n\x05\x65\x64ges\x18\x02 \x03(\x0b\x32\x16.kaa.otao.v1.GraphEdge\"G\n\tGraphNode\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65\x66ined\x18\x02 \x01(\x08\x12\x18\n\x10rollout_strategy\x18\x03 \x01(\t\"?\n\tGraphEdge\x12\x1a\n\x0c\x66rom_version\x18\x01 \x01(\tR\x04\x66rom\x12\x16\n\nto_version\x18\x02 \x01(\tR\x02to2\x99\x05\n\x11ResolutionService\x12\xb0\x01\n\rResolveUpdate\x12!.kaa.otao.v1.ResolveUpdateRequest\x1a\".kaa.otao.v1.ResolveUpdateResponse\"X\x82\xd3\xe4\x93\x02R\x12P/api/v1/applications/{application_name}/endpoints/{endpoint_id}/software:resolve\x12\xae\x01\n\x11\x45xplainResolution\x12%.kaa.otao.v1.ExplainResolutionRequest\x1a\x18.kaa.otao.v1.Explanation\"X\x82\xd3\xe4\x93\x02R\x12P/api/v1/applications/{application_name}/endpoints/{endpoint_id}/software:explain\x12\x8c\x01\n\x0eGetUpgradePath\x12\".kaa.otao.v1.GetUpgradePathRequest\x1a\x18.kaa.otao.v1.UpgradePath\"<\x82\xd3\xe4\x93\x02\x36\x12\x34/api/v1/applications/{application_name}/upgrade-path\x12\x90\x01\n\x0fGetUpgradeGraph\x12#.kaa.otao.v1.GetUpgradeGraphRequest\x1a\x19.kaa.otao.v1.UpgradeGraph\"=\x82\xd3\xe4\x93\x02\x37\x12\x35/api/v1/applications/{application_name}/upgrade-graphb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,28 +42,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESOLUTIONSERVICE'].methods_by_name['GetUpgradePath']._serialized_options = b'\202\323\344\223\0026\0224/api/v1/applications/{application_name}/upgrade-path'
   _globals['_RESOLUTIONSERVICE'].methods_by_name['GetUpgradeGraph']._loaded_options = None
   _globals['_RESOLUTIONSERVICE'].methods_by_name['GetUpgradeGraph']._serialized_options = b'\202\323\344\223\0027\0225/api/v1/applications/{application_name}/upgrade-graph'
-  _globals['_RESOLVEUPDATEREQUEST']._serialized_start=105
-  _globals['_RESOLVEUPDATEREQUEST']._serialized_end=199
-  _globals['_RESOLVEUPDATERESPONSE']._serialized_start=202
-  _globals['_RESOLVEUPDATERESPONSE']._serialized_end=340
-  _globals['_EXPLAINRESOLUTIONREQUEST']._serialized_start=342
-  _globals['_EXPLAINRESOLUTIONREQUEST']._serialized_end=440
-  _globals['_EXPLANATION']._serialized_start=442
-  _globals['_EXPLANATION']._serialized_end=567
-  _globals['_VERDICT']._serialized_start=569
-  _globals['_VERDICT']._serialized_end=628
-  _globals['_GETUPGRADEPATHREQUEST']._serialized_start=630
-  _globals['_GETUPGRADEPATHREQUEST']._serialized_end=731
-  _globals['_UPGRADEPATH']._serialized_start=733
-  _globals['_UPGRADEPATH']._serialized_end=812
-  _globals['_GETUPGRADEGRAPHREQUEST']._serialized_start=814
-  _globals['_GETUPGRADEGRAPHREQUEST']._serialized_end=864
-  _globals['_UPGRADEGRAPH']._serialized_start=866
-  _globals['_UPGRADEGRAPH']._serialized_end=958
-  _globals['_GRAPHNODE']._serialized_start=960
-  _globals['_GRAPHNODE']._serialized_end=1031
-  _globals['_GRAPHEDGE']._serialized_start=1033
-  _globals['_GRAPHEDGE']._serialized_end=1096
-  _globals['_RESOLUTIONSERVICE']._serialized_start=1099
-  _globals['_RESOLUTIONSERVICE']._serialized_end=1764
+  _globals['_RESOLVEUPDATEREQUEST']._serialized_start=138
+  _globals['_RESOLVEUPDATEREQUEST']._serialized_end=232
+  _globals['_RESOLVEUPDATERESPONSE']._serialized_start=235
+  _globals['_RESOLVEUPDATERESPONSE']._serialized_end=373
+  _globals['_EXPLAINRESOLUTIONREQUEST']._serialized_start=375
+  _globals['_EXPLAINRESOLUTIONREQUEST']._serialized_end=473
+  _globals['_EXPLANATION']._serialized_start=476
+  _globals['_EXPLANATION']._serialized_end=645
+  _globals['_FILTERBELIEF']._serialized_start=647
+  _globals['_FILTERBELIEF']._serialized_end=739
+  _globals['_VERDICT']._serialized_start=741
+  _globals['_VERDICT']._serialized_end=800
+  _globals['_GETUPGRADEPATHREQUEST']._serialized_start=802
+  _globals['_GETUPGRADEPATHREQUEST']._serialized_end=903
+  _globals['_UPGRADEPATH']._serialized_start=905
+  _globals['_UPGRADEPATH']._serialized_end=984
+  _globals['_GETUPGRADEGRAPHREQUEST']._serialized_start=986
+  _globals['_GETUPGRADEGRAPHREQUEST']._serialized_end=1036
+  _globals['_UPGRADEGRAPH']._serialized_start=1038
+  _globals['_UPGRADEGRAPH']._serialized_end=1130
+  _globals['_GRAPHNODE']._serialized_start=1132
+  _globals['_GRAPHNODE']._serialized_end=1203
+  _globals['_GRAPHEDGE']._serialized_start=1205
+  _globals['_GRAPHEDGE']._serialized_end=1268
+  _globals['_RESOLUTIONSERVICE']._serialized_start=1271
+  _globals['_RESOLUTIONSERVICE']._serialized_end=1936
 # @@protoc_insertion_point(module_scope)

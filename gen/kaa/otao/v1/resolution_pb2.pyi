@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -113,12 +114,17 @@ class Explanation(_message.Message):
     CURRENT_VERSION_FIELD_NUMBER: _builtins.int
     SELECTED_VERSION_FIELD_NUMBER: _builtins.int
     VERDICTS_FIELD_NUMBER: _builtins.int
+    FILTERS_FIELD_NUMBER: _builtins.int
     endpoint_id: _builtins.str
     current_version: _builtins.str
     selected_version: _builtins.str
     """The chosen version; empty when nothing is deliverable."""
     @_builtins.property
     def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Verdict]: ...
+    @_builtins.property
+    def filters(self) -> _containers.RepeatedCompositeFieldContainer[Global___FilterBelief]:
+        """The filters otao believes the endpoint matches, each with where that belief came from."""
+
     def __init__(
         self,
         *,
@@ -126,14 +132,46 @@ class Explanation(_message.Message):
         current_version: _builtins.str = ...,
         selected_version: _builtins.str = ...,
         verdicts: _abc.Iterable[Global___Verdict] | None = ...,
+        filters: _abc.Iterable[Global___FilterBelief] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_version", b"current_version", "endpoint_id", b"endpoint_id", "selected_version", b"selected_version", "verdicts", b"verdicts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_version", b"current_version", "endpoint_id", b"endpoint_id", "filters", b"filters", "selected_version", b"selected_version", "verdicts", b"verdicts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Explanation: _TypeAlias = Explanation  # noqa: Y015
+
+@_typing.final
+class FilterBelief(_message.Message):
+    """FilterBelief is one filter otao believes an endpoint matches, and on whose word."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    filter_id: _builtins.str
+    source: _builtins.str
+    """"efmp": EPR's answer to a membership query (20/EFMP); "efe": an ep-matched event (18/EFE)."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """When otao learned it."""
+
+    def __init__(
+        self,
+        *,
+        filter_id: _builtins.str = ...,
+        source: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter_id", b"filter_id", "since", b"since", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FilterBelief: _TypeAlias = FilterBelief  # noqa: Y015
 
 @_typing.final
 class Verdict(_message.Message):
