@@ -417,3 +417,22 @@ async def test_a_late_efmp_answer_without_the_correlation_id_is_merged_with_newe
     beliefs = explained.json()["filters"]
     assert {(b["filterId"], b["source"]) for b in beliefs} == {("beta", "efmp"), ("gamma", "efe")}
     assert all(b["since"].endswith("Z") for b in beliefs)
+
+
+async def test_a_filter_without_a_rollout_date_is_listed_without_one(
+    rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    await create_software(
+        rest,
+        application.name,
+        "1.1.0",
+        ["1.0.0"],
+        "targeted",
+        [{"filterId": "beta"}, {"filterId": "gamma", "rolloutDate": "2030-01-01T00:00:00Z"}],
+    )
+    listed = await rest.get(f"/api/v1/applications/{application.name}/software")
+    assert listed.status_code == 200, listed.text
+    assert listed.json()[0]["filters"] == [
+        {"filterId": "beta"},
+        {"filterId": "gamma", "rolloutDate": "2030-01-01T00:00:00Z"},
+    ]
