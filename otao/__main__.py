@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 
 from otao import logs
-from otao.app import App
 from otao.settings import Settings
 
 log = logging.getLogger("otao")
 
 
 async def serve(settings: Settings) -> None:
+    # Imported here: settings are checked first, so a refused start prints only its reason
+    # (not the import-time warnings of the libraries the app pulls in).
+    from otao.app import App
+
     app = App(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -28,6 +32,11 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = Settings()
+    problems = settings.startup_problems()
+    if problems:
+        for problem in problems:
+            print(f"otao: cannot start: {problem}", file=sys.stderr)
+        sys.exit(2)
     logs.configure(settings.log_level, settings.log_json)
     asyncio.run(serve(settings))
 

@@ -104,6 +104,19 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    def startup_problems(self) -> list[str]:
+        """Why otao must not start with these settings (checked by ``python -m otao``)."""
+        problems: list[str] = []
+        if self.security.enabled and not self.security.client_secret.strip():
+            # Service calls (Tenant Manager, EPR's platform APIs, UMA) would fail one by one
+            # at run time with a 401 from Keycloak; refuse at start instead.
+            problems.append(
+                "security is on but OTAO_SECURITY__CLIENT_SECRET is empty: set the secret of "
+                f"client {self.security.client_id!r} in realm {self.security.service_realm!r} "
+                "(or OTAO_SECURITY__ENABLED=false for local development only)"
+            )
+        return problems
+
     @classmethod
     def settings_customise_sources(
         cls,
