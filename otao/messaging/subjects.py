@@ -1,4 +1,4 @@
-"""NATS subjects of the Kaa protocols otao speaks (3/ISM conventions; see KAA-PROTOCOLS.md).
+"""NATS subjects of the Kaa protocols otao speaks (3/ISM conventions; see docs/kaa-protocols.md).
 
 Pure string building: instance names come in as arguments (from settings), nothing is read from
 the environment. ``Subjects`` bundles them for one otao process and validates them once, because
