@@ -154,8 +154,9 @@ class EndpointState:
     filters_known: bool = False
     # Where each belief in ``filters`` came from (explain shows them).
     filter_beliefs: tuple[FilterBelief, ...] = ()
-    # False: known only from a consent pre-granted before the endpoint ever connected; it is
-    # not a known endpoint (not listed, counted or pushed to) until it polls or reports.
+    # False: known only from a pre-granted consent or an EPR filter event, never from the
+    # endpoint itself; not a known endpoint (not listed, counted or pushed to) until it polls
+    # or reports.
     seen: bool = True
 
     @property

@@ -34,9 +34,10 @@ from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, translated
 
 Change = Callable[[Document], bool]
 
-# An endpoint an operator pre-granted consent for before it ever connected has a document
-# (its consent must apply once it connects) marked UNSEEN: it is not a known endpoint (not
-# listed, counted nor pushed to) until a poll, a report or the endpoint register names it.
+# An endpoint an operator pre-granted consent for before it ever connected, or that EPR named
+# in a filter event before it ever polled, has a document (the fact must apply once it
+# connects) marked UNSEEN: it is not a known endpoint (not listed, counted nor pushed to)
+# until it polls or reports.
 UNSEEN = "unseen"
 KNOWN: Document = {UNSEEN: {"$ne": True}}
 
@@ -114,6 +115,11 @@ def _filter_fact(
 def _seen(doc: Document) -> bool:
     """Mark the endpoint as seen; True when it was not before."""
     return doc.pop(UNSEEN, None) is not None
+
+
+def _unseen_if_new(doc: Document) -> None:
+    if "rev" not in doc:  # a new document: the endpoint itself has not been heard from
+        doc[UNSEEN] = True
 
 
 def _add(doc: Document, field: str, value: str) -> bool:
@@ -249,8 +255,7 @@ class EndpointStore:
                 }
             )
             doc["consents"] = kept
-            if "rev" not in doc:
-                doc[UNSEEN] = True  # a new document: nobody has seen this endpoint yet
+            _unseen_if_new(doc)
             return True
 
         await self._mutate(key, change, now)
@@ -302,7 +307,7 @@ class EndpointStore:
             doc["filtersKnown"] = True
             merged.clear()
             merged.update(doc["filters"])
-            _seen(doc)  # the endpoint register knows it
+            _unseen_if_new(doc)
             return True
 
         await self._mutate(key, change, now)
@@ -310,11 +315,12 @@ class EndpointStore:
 
     async def add_filter(self, key: EndpointKey, filter_id: str, now: datetime) -> bool:
         """The endpoint joined a filter (an ep-matched event); True when that is news."""
-        return await self._mutate(
-            key,
-            lambda doc: _filter_fact(doc, filter_id, True, FilterSource.EFE, now) | _seen(doc),
-            now,
-        )
+
+        def change(doc: Document) -> bool:
+            _unseen_if_new(doc)
+            return _filter_fact(doc, filter_id, True, FilterSource.EFE, now)
+
+        return await self._mutate(key, change, now)
 
     async def remove_filter(self, key: EndpointKey, filter_id: str, now: datetime) -> bool:
         """The endpoint left a filter (ep-unmatched, or the filter was deleted)."""
