@@ -149,6 +149,10 @@ class MembershipQueries:
         if not question.answer.done():
             question.answer.set_result(response)
 
+    def forget_absence(self) -> None:
+        """Ask EPR again at the next need, backoff or not (EPR is known to be back)."""
+        self._absent_until = 0.0
+
     def _epr_is_absent(self) -> None:
         """The broker says nobody listens on the EFMP subject: stop asking for a while."""
         self.no_responders += 1

@@ -94,4 +94,4 @@ class FilterService:
     ) -> frozenset[str]:
         """EPR's answer to a question asked at ``asked_at``, merged with the events that
         arrived after it (they are newer); returns the membership otao now believes."""
-        return await self._endpoints.set_filters(key, filters, asked_at, self._clock())
+        return await self._endpoints.set_filters(key, filters, self._clock(), asked_at)

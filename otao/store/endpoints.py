@@ -279,12 +279,17 @@ class EndpointStore:
         return await self._mutate(key, change, now, create=False)
 
     async def set_filters(
-        self, key: EndpointKey, filters: frozenset[str], asked_at: datetime, now: datetime
+        self,
+        key: EndpointKey,
+        filters: frozenset[str],
+        now: datetime,
+        asked_at: datetime | None = None,
     ) -> frozenset[str]:
-        """EPR's whole membership, asked at ``asked_at``, merged with the events (18/EFE)
-        that arrived after the question: those are newer news and are kept. Returns the
-        merged membership."""
+        """EPR's whole membership, asked at ``asked_at`` (default ``now``), merged with the
+        events (18/EFE) that arrived after the question: those are newer news and are kept.
+        Returns the merged membership."""
         merged: set[str] = set()
+        asked_at = asked_at or now
 
         def change(doc: Document) -> bool:
             later = {
