@@ -24,6 +24,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from otao.domain import errors
 from otao.domain.models import Caller
+from otao.rpc.rest_query import ORIGINAL_PATH, query_rule
+from otao.rpc.strict_json import fill_from_json_body
 
 log = logging.getLogger(__name__)
 
@@ -115,17 +117,30 @@ def _parse(deserialize: Deserialize | None, raw: Any) -> Any:
         raise errors.InvalidArgument(_UNPARSABLE) from exc
 
 
+def _original_path(context: Context) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == ORIGINAL_PATH:
+            return value.decode("latin-1") if isinstance(value, bytes) else value
+    return ""
+
+
 def _wrap_unary(
     method: str,
     behavior: Behavior,
     authenticate: Authenticate | None,
     deserialize: Deserialize | None = None,
 ) -> Behavior:
+    rest_query = query_rule(method)
+
     async def guarded(raw: Any, context: Context) -> Any:
         try:
             request = _parse(deserialize, raw)
             if authenticate is not None:
                 _caller.set(await authenticate(method, request, context))
+            # After authentication: an unauthenticated caller learns nothing about the API.
+            if rest_query is not None:
+                rest_query.check(_original_path(context))
+            fill_from_json_body(request)
             return await behavior(request, context)
         except errors.OtaoError as error:
             await abort_with(context, error)

@@ -226,7 +226,9 @@ class Secured:
                 as_json.pop(descriptor.json_name, None)
         body = None
         if body_field:
-            body = as_json.pop(request.DESCRIPTOR.fields_by_name[body_field].json_name, {})
+            # A <field>_json HttpBody route carries <field> as the JSON body (strict_json).
+            typed = body_field.removesuffix("_json")
+            body = as_json.pop(request.DESCRIPTOR.fields_by_name[typed].json_name, {})
         headers = {}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"

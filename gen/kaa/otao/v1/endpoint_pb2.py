@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from kaa.otao.v1 import software_pb2 as kaa_dot_otao_dot_v1_dot_software__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1akaa/otao/v1/endpoint.proto\x12\x0bkaa.otao.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1akaa/otao/v1/software.proto\"\x7f\n\rAppliedReport\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\x12\x15\n\rreason_phrase\x18\x03 \x01(\t\x12/\n\x0breported_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x1aGetEndpointSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"\xb6\x01\n\x10\x45ndpointSoftware\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x02 \x01(\t\x12/\n\x0blast_report\x18\x03 \x01(\x0b\x32\x1a.kaa.otao.v1.AppliedReport\x12*\n\x0bnext_update\x18\x04 \x01(\x0b\x32\x15.kaa.otao.v1.Software\x12\x17\n\x0f\x66\x61iled_versions\x18\x05 \x03(\t\"\x99\x01\n\x08\x45ndpoint\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x02 \x01(\t\x12/\n\x0blast_report\x18\x03 \x01(\x0b\x32\x1a.kaa.otao.v1.AppliedReport\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x14ListEndpointsRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"Z\n\x15ListEndpointsResponse\x12(\n\tendpoints\x18\x01 \x03(\x0b\x32\x15.kaa.otao.v1.Endpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x1eGetSoftwareDistributionRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\"\\\n\x14SoftwareDistribution\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.kaa.otao.v1.VersionCount\x12\x17\n\x0ftotal_endpoints\x18\x02 \x01(\x03\"7\n\x0cVersionCount\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0e\x65ndpoint_count\x18\x02 \x01(\x03\"^\n\x1c\x44\x65leteEndpointFailureRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x1f\n\x1d\x44\x65leteEndpointFailureResponse\"`\n\x07\x43onsent\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0c\x61ll_versions\x18\x02 \x01(\x08\x12.\n\ngranted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x14\x43reateConsentRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12%\n\x07\x63onsent\x18\x03 \x01(\x0b\x32\x14.kaa.otao.v1.Consent\"D\n\x13ListConsentsRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\">\n\x14ListConsentsResponse\x12&\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\x14.kaa.otao.v1.Consent\"V\n\x14\x44\x65leteConsentRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x17\n\x15\x44\x65leteConsentResponse2\xda\t\n\x0f\x45ndpointService\x12\xaf\x01\n\x13GetEndpointSoftware\x12\'.kaa.otao.v1.GetEndpointSoftwareRequest\x1a\x1d.kaa.otao.v1.EndpointSoftware\"P\x82\xd3\xe4\x93\x02J\x12H/api/v1/applications/{application_name}/endpoints/{endpoint_id}/software\x12\x91\x01\n\rListEndpoints\x12!.kaa.otao.v1.ListEndpointsRequest\x1a\".kaa.otao.v1.ListEndpointsResponse\"9\x82\xd3\xe4\x93\x02\x33\x12\x31/api/v1/applications/{application_name}/endpoints\x12\xb0\x01\n\x17GetSoftwareDistribution\x12+.kaa.otao.v1.GetSoftwareDistributionRequest\x1a!.kaa.otao.v1.SoftwareDistribution\"E\x82\xd3\xe4\x93\x02?\x12=/api/v1/applications/{application_name}/software-distribution\x12\xca\x01\n\x15\x44\x65leteEndpointFailure\x12).kaa.otao.v1.DeleteEndpointFailureRequest\x1a*.kaa.otao.v1.DeleteEndpointFailureResponse\"Z\x82\xd3\xe4\x93\x02T*R/api/v1/applications/{application_name}/endpoints/{endpoint_id}/failures/{version}\x12\xa3\x01\n\rCreateConsent\x12!.kaa.otao.v1.CreateConsentRequest\x1a\x14.kaa.otao.v1.Consent\"Y\x82\xd3\xe4\x93\x02S\"H/api/v1/applications/{application_name}/endpoints/{endpoint_id}/consents:\x07\x63onsent\x12\xa5\x01\n\x0cListConsents\x12 .kaa.otao.v1.ListConsentsRequest\x1a!.kaa.otao.v1.ListConsentsResponse\"P\x82\xd3\xe4\x93\x02J\x12H/api/v1/applications/{application_name}/endpoints/{endpoint_id}/consents\x12\xb2\x01\n\rDeleteConsent\x12!.kaa.otao.v1.DeleteConsentRequest\x1a\".kaa.otao.v1.DeleteConsentResponse\"Z\x82\xd3\xe4\x93\x02T*R/api/v1/applications/{application_name}/endpoints/{endpoint_id}/consents/{version}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1akaa/otao/v1/endpoint.proto\x12\x0bkaa.otao.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1akaa/otao/v1/software.proto\"\x7f\n\rAppliedReport\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\x12\x15\n\rreason_phrase\x18\x03 \x01(\t\x12/\n\x0breported_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x1aGetEndpointSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"\xb6\x01\n\x10\x45ndpointSoftware\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x02 \x01(\t\x12/\n\x0blast_report\x18\x03 \x01(\x0b\x32\x1a.kaa.otao.v1.AppliedReport\x12*\n\x0bnext_update\x18\x04 \x01(\x0b\x32\x15.kaa.otao.v1.Software\x12\x17\n\x0f\x66\x61iled_versions\x18\x05 \x03(\t\"\x99\x01\n\x08\x45ndpoint\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x02 \x01(\t\x12/\n\x0blast_report\x18\x03 \x01(\x0b\x32\x1a.kaa.otao.v1.AppliedReport\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x14ListEndpointsRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"Z\n\x15ListEndpointsResponse\x12(\n\tendpoints\x18\x01 \x03(\x0b\x32\x15.kaa.otao.v1.Endpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x1eGetSoftwareDistributionRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\"\\\n\x14SoftwareDistribution\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.kaa.otao.v1.VersionCount\x12\x17\n\x0ftotal_endpoints\x18\x02 \x01(\x03\"7\n\x0cVersionCount\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0e\x65ndpoint_count\x18\x02 \x01(\x03\"^\n\x1c\x44\x65leteEndpointFailureRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x1f\n\x1d\x44\x65leteEndpointFailureResponse\"`\n\x07\x43onsent\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0c\x61ll_versions\x18\x02 \x01(\x08\x12.\n\ngranted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x01\n\x14\x43reateConsentRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12%\n\x07\x63onsent\x18\x03 \x01(\x0b\x32\x14.kaa.otao.v1.Consent\x12*\n\x0c\x63onsent_json\x18\x04 \x01(\x0b\x32\x14.google.api.HttpBody\"D\n\x13ListConsentsRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\">\n\x14ListConsentsResponse\x12&\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\x14.kaa.otao.v1.Consent\"V\n\x14\x44\x65leteConsentRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x17\n\x15\x44\x65leteConsentResponse2\xdf\t\n\x0f\x45ndpointService\x12\xaf\x01\n\x13GetEndpointSoftware\x12\'.kaa.otao.v1.GetEndpointSoftwareRequest\x1a\x1d.kaa.otao.v1.EndpointSoftware\"P\x82\xd3\xe4\x93\x02J\x12H/api/v1/applications/{application_name}/endpoints/{endpoint_id}/software\x12\x91\x01\n\rListEndpoints\x12!.kaa.otao.v1.ListEndpointsRequest\x1a\".kaa.otao.v1.ListEndpointsResponse\"9\x82\xd3\xe4\x93\x02\x33\x12\x31/api/v1/applications/{application_name}/endpoints\x12\xb0\x01\n\x17GetSoftwareDistribution\x12+.kaa.otao.v1.GetSoftwareDistributionRequest\x1a!.kaa.otao.v1.SoftwareDistribution\"E\x82\xd3\xe4\x93\x02?\x12=/api/v1/applications/{application_name}/software-distribution\x12\xca\x01\n\x15\x44\x65leteEndpointFailure\x12).kaa.otao.v1.DeleteEndpointFailureRequest\x1a*.kaa.otao.v1.DeleteEndpointFailureResponse\"Z\x82\xd3\xe4\x93\x02T*R/api/v1/applications/{application_name}/endpoints/{endpoint_id}/failures/{version}\x12\xa8\x01\n\rCreateConsent\x12!.kaa.otao.v1.CreateConsentRequest\x1a\x14.kaa.otao.v1.Consent\"^\x82\xd3\xe4\x93\x02X\"H/api/v1/applications/{application_name}/endpoints/{endpoint_id}/consents:\x0c\x63onsent_json\x12\xa5\x01\n\x0cListConsents\x12 .kaa.otao.v1.ListConsentsRequest\x1a!.kaa.otao.v1.ListConsentsResponse\"P\x82\xd3\xe4\x93\x02J\x12H/api/v1/applications/{application_name}/endpoints/{endpoint_id}/consents\x12\xb2\x01\n\rDeleteConsent\x12!.kaa.otao.v1.DeleteConsentRequest\x1a\".kaa.otao.v1.DeleteConsentResponse\"Z\x82\xd3\xe4\x93\x02T*R/api/v1/applications/{application_name}/endpoints/{endpoint_id}/consents/{version}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,45 +44,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENDPOINTSERVICE'].methods_by_name['DeleteEndpointFailure']._loaded_options = None
   _globals['_ENDPOINTSERVICE'].methods_by_name['DeleteEndpointFailure']._serialized_options = b'\202\323\344\223\002T*R/api/v1/applications/{application_name}/endpoints/{endpoint_id}/failures/{version}'
   _globals['_ENDPOINTSERVICE'].methods_by_name['CreateConsent']._loaded_options = None
-  _globals['_ENDPOINTSERVICE'].methods_by_name['CreateConsent']._serialized_options = b'\202\323\344\223\002S\"H/api/v1/applications/{application_name}/endpoints/{endpoint_id}/consents:\007consent'
+  _globals['_ENDPOINTSERVICE'].methods_by_name['CreateConsent']._serialized_options = b'\202\323\344\223\002X\"H/api/v1/applications/{application_name}/endpoints/{endpoint_id}/consents:\014consent_json'
   _globals['_ENDPOINTSERVICE'].methods_by_name['ListConsents']._loaded_options = None
   _globals['_ENDPOINTSERVICE'].methods_by_name['ListConsents']._serialized_options = b'\202\323\344\223\002J\022H/api/v1/applications/{application_name}/endpoints/{endpoint_id}/consents'
   _globals['_ENDPOINTSERVICE'].methods_by_name['DeleteConsent']._loaded_options = None
   _globals['_ENDPOINTSERVICE'].methods_by_name['DeleteConsent']._serialized_options = b'\202\323\344\223\002T*R/api/v1/applications/{application_name}/endpoints/{endpoint_id}/consents/{version}'
-  _globals['_APPLIEDREPORT']._serialized_start=134
-  _globals['_APPLIEDREPORT']._serialized_end=261
-  _globals['_GETENDPOINTSOFTWAREREQUEST']._serialized_start=263
-  _globals['_GETENDPOINTSOFTWAREREQUEST']._serialized_end=338
-  _globals['_ENDPOINTSOFTWARE']._serialized_start=341
-  _globals['_ENDPOINTSOFTWARE']._serialized_end=523
-  _globals['_ENDPOINT']._serialized_start=526
-  _globals['_ENDPOINT']._serialized_end=679
-  _globals['_LISTENDPOINTSREQUEST']._serialized_start=681
-  _globals['_LISTENDPOINTSREQUEST']._serialized_end=785
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=787
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=877
-  _globals['_GETSOFTWAREDISTRIBUTIONREQUEST']._serialized_start=879
-  _globals['_GETSOFTWAREDISTRIBUTIONREQUEST']._serialized_end=937
-  _globals['_SOFTWAREDISTRIBUTION']._serialized_start=939
-  _globals['_SOFTWAREDISTRIBUTION']._serialized_end=1031
-  _globals['_VERSIONCOUNT']._serialized_start=1033
-  _globals['_VERSIONCOUNT']._serialized_end=1088
-  _globals['_DELETEENDPOINTFAILUREREQUEST']._serialized_start=1090
-  _globals['_DELETEENDPOINTFAILUREREQUEST']._serialized_end=1184
-  _globals['_DELETEENDPOINTFAILURERESPONSE']._serialized_start=1186
-  _globals['_DELETEENDPOINTFAILURERESPONSE']._serialized_end=1217
-  _globals['_CONSENT']._serialized_start=1219
-  _globals['_CONSENT']._serialized_end=1315
-  _globals['_CREATECONSENTREQUEST']._serialized_start=1317
-  _globals['_CREATECONSENTREQUEST']._serialized_end=1425
-  _globals['_LISTCONSENTSREQUEST']._serialized_start=1427
-  _globals['_LISTCONSENTSREQUEST']._serialized_end=1495
-  _globals['_LISTCONSENTSRESPONSE']._serialized_start=1497
-  _globals['_LISTCONSENTSRESPONSE']._serialized_end=1559
-  _globals['_DELETECONSENTREQUEST']._serialized_start=1561
-  _globals['_DELETECONSENTREQUEST']._serialized_end=1647
-  _globals['_DELETECONSENTRESPONSE']._serialized_start=1649
-  _globals['_DELETECONSENTRESPONSE']._serialized_end=1672
-  _globals['_ENDPOINTSERVICE']._serialized_start=1675
-  _globals['_ENDPOINTSERVICE']._serialized_end=2917
+  _globals['_APPLIEDREPORT']._serialized_start=161
+  _globals['_APPLIEDREPORT']._serialized_end=288
+  _globals['_GETENDPOINTSOFTWAREREQUEST']._serialized_start=290
+  _globals['_GETENDPOINTSOFTWAREREQUEST']._serialized_end=365
+  _globals['_ENDPOINTSOFTWARE']._serialized_start=368
+  _globals['_ENDPOINTSOFTWARE']._serialized_end=550
+  _globals['_ENDPOINT']._serialized_start=553
+  _globals['_ENDPOINT']._serialized_end=706
+  _globals['_LISTENDPOINTSREQUEST']._serialized_start=708
+  _globals['_LISTENDPOINTSREQUEST']._serialized_end=812
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=814
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=904
+  _globals['_GETSOFTWAREDISTRIBUTIONREQUEST']._serialized_start=906
+  _globals['_GETSOFTWAREDISTRIBUTIONREQUEST']._serialized_end=964
+  _globals['_SOFTWAREDISTRIBUTION']._serialized_start=966
+  _globals['_SOFTWAREDISTRIBUTION']._serialized_end=1058
+  _globals['_VERSIONCOUNT']._serialized_start=1060
+  _globals['_VERSIONCOUNT']._serialized_end=1115
+  _globals['_DELETEENDPOINTFAILUREREQUEST']._serialized_start=1117
+  _globals['_DELETEENDPOINTFAILUREREQUEST']._serialized_end=1211
+  _globals['_DELETEENDPOINTFAILURERESPONSE']._serialized_start=1213
+  _globals['_DELETEENDPOINTFAILURERESPONSE']._serialized_end=1244
+  _globals['_CONSENT']._serialized_start=1246
+  _globals['_CONSENT']._serialized_end=1342
+  _globals['_CREATECONSENTREQUEST']._serialized_start=1345
+  _globals['_CREATECONSENTREQUEST']._serialized_end=1497
+  _globals['_LISTCONSENTSREQUEST']._serialized_start=1499
+  _globals['_LISTCONSENTSREQUEST']._serialized_end=1567
+  _globals['_LISTCONSENTSRESPONSE']._serialized_start=1569
+  _globals['_LISTCONSENTSRESPONSE']._serialized_end=1631
+  _globals['_DELETECONSENTREQUEST']._serialized_start=1633
+  _globals['_DELETECONSENTREQUEST']._serialized_end=1719
+  _globals['_DELETECONSENTRESPONSE']._serialized_start=1721
+  _globals['_DELETECONSENTRESPONSE']._serialized_end=1744
+  _globals['_ENDPOINTSERVICE']._serialized_start=1747
+  _globals['_ENDPOINTSERVICE']._serialized_end=2994
 # @@protoc_insertion_point(module_scope)

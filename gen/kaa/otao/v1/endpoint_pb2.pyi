@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -335,20 +336,29 @@ class CreateConsentRequest(_message.Message):
     APPLICATION_NAME_FIELD_NUMBER: _builtins.int
     ENDPOINT_ID_FIELD_NUMBER: _builtins.int
     CONSENT_FIELD_NUMBER: _builtins.int
+    CONSENT_JSON_FIELD_NUMBER: _builtins.int
     application_name: _builtins.str
     endpoint_id: _builtins.str
     @_builtins.property
     def consent(self) -> Global___Consent: ...
+    @_builtins.property
+    def consent_json(self) -> _httpbody_pb2.HttpBody:
+        """REST only: the JSON body as the client sent it (Envoy passes it unparsed), which otao
+        parses strictly into consent (unknown fields are refused). gRPC clients set consent and
+        leave this unset; setting both is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
         application_name: _builtins.str = ...,
         endpoint_id: _builtins.str = ...,
         consent: Global___Consent | None = ...,
+        consent_json: _httpbody_pb2.HttpBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "consent_json", b"consent_json"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "consent", b"consent", "endpoint_id", b"endpoint_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "consent", b"consent", "consent_json", b"consent_json", "endpoint_id", b"endpoint_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
@@ -259,18 +260,27 @@ class CreateSoftwareRequest(_message.Message):
 
     APPLICATION_NAME_FIELD_NUMBER: _builtins.int
     SOFTWARE_FIELD_NUMBER: _builtins.int
+    SOFTWARE_JSON_FIELD_NUMBER: _builtins.int
     application_name: _builtins.str
     @_builtins.property
     def software(self) -> Global___Software: ...
+    @_builtins.property
+    def software_json(self) -> _httpbody_pb2.HttpBody:
+        """REST only: the JSON body as the client sent it (Envoy passes it unparsed), which otao
+        parses strictly into software (unknown fields are refused). gRPC clients set software and
+        leave this unset; setting both is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
         application_name: _builtins.str = ...,
         software: Global___Software | None = ...,
+        software_json: _httpbody_pb2.HttpBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["software", b"software"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["software", b"software", "software_json", b"software_json"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "software", b"software"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "software", b"software", "software_json", b"software_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -306,12 +316,20 @@ class ReplaceSoftwareRequest(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     SOFTWARE_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    SOFTWARE_JSON_FIELD_NUMBER: _builtins.int
     application_name: _builtins.str
     version: _builtins.str
     etag: _builtins.str
     """Optional precondition; software.etag is honoured too."""
     @_builtins.property
     def software(self) -> Global___Software: ...
+    @_builtins.property
+    def software_json(self) -> _httpbody_pb2.HttpBody:
+        """REST only: the JSON body as the client sent it (Envoy passes it unparsed), which otao
+        parses strictly into software (unknown fields are refused). gRPC clients set software and
+        leave this unset; setting both is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -319,10 +337,11 @@ class ReplaceSoftwareRequest(_message.Message):
         version: _builtins.str = ...,
         software: Global___Software | None = ...,
         etag: _builtins.str = ...,
+        software_json: _httpbody_pb2.HttpBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["software", b"software"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["software", b"software", "software_json", b"software_json"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "etag", b"etag", "software", b"software", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "etag", b"etag", "software", b"software", "software_json", b"software_json", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -337,6 +356,7 @@ class UpdateSoftwareRequest(_message.Message):
     SOFTWARE_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    SOFTWARE_JSON_FIELD_NUMBER: _builtins.int
     application_name: _builtins.str
     version: _builtins.str
     etag: _builtins.str
@@ -345,6 +365,13 @@ class UpdateSoftwareRequest(_message.Message):
     def software(self) -> Global___Software: ...
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    @_builtins.property
+    def software_json(self) -> _httpbody_pb2.HttpBody:
+        """REST only: the JSON body as the client sent it (Envoy passes it unparsed), which otao
+        parses strictly into software (unknown fields are refused). gRPC clients set software and
+        leave this unset; setting both is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -353,10 +380,11 @@ class UpdateSoftwareRequest(_message.Message):
         software: Global___Software | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
         etag: _builtins.str = ...,
+        software_json: _httpbody_pb2.HttpBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["software", b"software", "update_mask", b"update_mask"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["software", b"software", "software_json", b"software_json", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "etag", b"etag", "software", b"software", "update_mask", b"update_mask", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "etag", b"etag", "software", b"software", "software_json", b"software_json", "update_mask", b"update_mask", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -428,18 +456,27 @@ class UpdateApplicationSettingsRequest(_message.Message):
 
     APPLICATION_NAME_FIELD_NUMBER: _builtins.int
     SETTINGS_FIELD_NUMBER: _builtins.int
+    SETTINGS_JSON_FIELD_NUMBER: _builtins.int
     application_name: _builtins.str
     @_builtins.property
     def settings(self) -> Global___ApplicationSettings: ...
+    @_builtins.property
+    def settings_json(self) -> _httpbody_pb2.HttpBody:
+        """REST only: the JSON body as the client sent it (Envoy passes it unparsed), which otao
+        parses strictly into settings (unknown fields are refused). gRPC clients set settings and
+        leave this unset; setting both is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
         application_name: _builtins.str = ...,
         settings: Global___ApplicationSettings | None = ...,
+        settings_json: _httpbody_pb2.HttpBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "settings_json", b"settings_json"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "settings", b"settings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "settings", b"settings", "settings_json", b"settings_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
