@@ -189,9 +189,9 @@ def compile_decoder(
         "INT_MAX": _INT_MAX,
     }
     defaults = [f.get("default", _NO_DEFAULT) for f in avro_fields]
-    arrays = {
-        i for i, f in enumerate(avro_fields) if isinstance(f["type"], dict)
-    }  # defaults of arrays would need tuples; no Kaa record has one
+    # An array's default would have to become a tuple; no Kaa record has one, so a record
+    # may end early only where no array field follows.
+    arrays = {i for i, f in enumerate(avro_fields) if isinstance(f["type"], dict)}
     # Built without __init__: a frozen dataclass' __init__ costs a generic object.__setattr__
     # per field, the slot descriptors' own setters are about three times cheaper.
     for i, attr in enumerate(attrs):
