@@ -12,10 +12,12 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
+from urllib.parse import urlencode
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
@@ -26,6 +28,13 @@ UMA_GRANT = "urn:ietf:params:oauth:grant-type:uma-ticket"
 _kids = count(1)
 
 SigningKey = RSAKey | ECKey
+
+
+def _cors_json(status: int, payload: Any) -> Response:
+    """What a browser may read cross-origin (Keycloak's "Web origins" of a public client)."""
+    response = json_response(status, payload)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 def b64url(data: bytes) -> str:
@@ -97,6 +106,14 @@ class Realm:
     resource_server: str = "otao"
     #: (subject, resource, scope) triples the realm grants
     grants: set[tuple[str, str, str]] = field(default_factory=set)
+    #: the user an authorization-code sign-in logs in (no login form): subject and extra claims
+    login_subject: str = "operator-1"
+    login_claims: dict[str, Any] = field(default_factory=dict)
+    #: public clients allowed to sign in with authorization code + PKCE: id -> redirect URI prefix
+    public_clients: dict[str, str] = field(default_factory=dict)
+    #: issued codes and refresh tokens (single use)
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    refresh_tokens: set[str] = field(default_factory=set)
 
     @property
     def active_key(self) -> SigningKey:
@@ -169,15 +186,18 @@ class FakeKeycloak(FakeHttpServer):
         rest = "/".join(parts[2:])
         if request.method == "GET" and rest == ".well-known/openid-configuration":
             base = f"{realm.issuer}/protocol/openid-connect"
-            return json_response(
+            return _cors_json(
                 200,
                 {
                     "issuer": realm.issuer,
                     "jwks_uri": f"{base}/certs",
                     "token_endpoint": f"{base}/token",
+                    "authorization_endpoint": f"{base}/auth",
                     "grant_types_supported": ["client_credentials", UMA_GRANT],
                 },
             )
+        if request.method == "GET" and rest == "protocol/openid-connect/auth":
+            return self._authorize(realm, request)
         if request.method == "GET" and rest == "protocol/openid-connect/certs":
             return json_response(200, realm.jwks())
         if request.method == "POST" and rest == "protocol/openid-connect/token":
@@ -186,6 +206,8 @@ class FakeKeycloak(FakeHttpServer):
                 return self._client_credentials(realm, request, form)
             if form.get("grant_type") == UMA_GRANT:
                 return self._uma(realm, request, form)
+            if form.get("grant_type") in ("authorization_code", "refresh_token"):
+                return self._user_token(realm, form)
             return json_response(400, {"error": "unsupported_grant_type"})
         return json_response(404, {"error": "not found"})
 
@@ -202,6 +224,45 @@ class FakeKeycloak(FakeHttpServer):
         if lifetime is not None:
             body["expires_in"] = lifetime
         return json_response(200, body)
+
+    def _authorize(self, realm: Realm, request: Request) -> Response:
+        """Authorization code + PKCE (S256): logs ``realm.login_subject`` in at once."""
+        client_id, redirect = request.arg("client_id") or "", request.arg("redirect_uri") or ""
+        allowed = realm.public_clients.get(client_id)
+        if allowed is None or not redirect.startswith(allowed):
+            return json_response(400, {"error": "invalid_redirect_uri"})
+        if request.arg("code_challenge_method") != "S256" or not request.arg("code_challenge"):
+            return json_response(400, {"error": "invalid_request", "error_description": "PKCE"})
+        code = secrets.token_urlsafe(16)
+        realm.codes[code] = {
+            "client_id": client_id,
+            "redirect_uri": redirect,
+            "challenge": request.arg("code_challenge") or "",
+        }
+        query = urlencode({"code": code, "state": request.arg("state") or ""})
+        return Response(302, b"", "text/plain", {"Location": f"{redirect}?{query}"})
+
+    def _user_token(self, realm: Realm, form: dict[str, str]) -> Response:
+        if form.get("grant_type") == "refresh_token":
+            if form.get("refresh_token") not in realm.refresh_tokens:
+                return _cors_json(400, {"error": "invalid_grant"})
+            realm.refresh_tokens.discard(form["refresh_token"])
+        else:
+            issued = realm.codes.pop(form.get("code", ""), None)
+            verifier = form.get("code_verifier", "").encode()
+            challenge = b64url(hashlib.sha256(verifier).digest())
+            if (
+                issued is None
+                or issued["redirect_uri"] != form.get("redirect_uri")
+                or issued["client_id"] != form.get("client_id")
+                or issued["challenge"] != challenge
+            ):
+                return _cors_json(400, {"error": "invalid_grant"})
+        refresh = secrets.token_urlsafe(16)
+        realm.refresh_tokens.add(refresh)
+        token = realm.issue(realm.login_subject, azp=form.get("client_id"), **realm.login_claims)
+        body = {"access_token": token, "refresh_token": refresh, "expires_in": 300}
+        return _cors_json(200, body)
 
     def _uma(self, realm: Realm, request: Request, form: dict[str, str]) -> Response:
         self.uma_requests.append(form)
