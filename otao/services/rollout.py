@@ -94,27 +94,43 @@ class HaltMonitor:
         self._interval = interval
         self._marked: set[tuple[str, str, str]] = set()
         self._wake = asyncio.Event()
+        self._checking = False
+        # Reports handed to on_report so far: with ``idle``, the signal that every report
+        # seen has been judged (tests wait on it instead of sleeping past the interval).
+        self.reports_seen = 0
+
+    @property
+    def idle(self) -> bool:
+        """No definition marked for a check and no check running."""
+        return not self._marked and not self._checking
 
     async def on_report(self, key: EndpointKey, report: AppliedReport) -> None:
-        catalog = await self._catalogs.get(key.tenant_id, key.application)
-        definition = catalog.get(report.config_id)
-        if definition is None or definition.spec.rollout_policy is None:
-            return
-        self._marked.add((key.tenant_id, key.application, report.config_id))
-        self._wake.set()
+        try:
+            catalog = await self._catalogs.get(key.tenant_id, key.application)
+            definition = catalog.get(report.config_id)
+            if definition is None or definition.spec.rollout_policy is None:
+                return
+            self._marked.add((key.tenant_id, key.application, report.config_id))
+            self._wake.set()
+        finally:
+            self.reports_seen += 1  # counted once marked, so ``idle`` cannot come first
 
     async def run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             marked, self._marked = self._marked, set()
-            for tenant_id, application, version in marked:
-                try:
-                    await self.check(tenant_id, application, version)
-                except OtaoError as error:
-                    log.warning("rollout health check postponed: %s", error.message)
-                    self._marked.add((tenant_id, application, version))
-                    self._wake.set()
+            self._checking = True
+            try:
+                for tenant_id, application, version in marked:
+                    try:
+                        await self.check(tenant_id, application, version)
+                    except OtaoError as error:
+                        log.warning("rollout health check postponed: %s", error.message)
+                        self._marked.add((tenant_id, application, version))
+                        self._wake.set()
+            finally:
+                self._checking = False
             await asyncio.sleep(self._interval)
 
     async def check(self, tenant_id: str, application: str, version: str) -> bool:

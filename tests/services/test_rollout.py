@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -11,6 +10,7 @@ import pytest
 from otao.domain.applications import ApplicationConfig
 from tests.support.cmx import CmxPeer
 from tests.support.epr import EprPeer
+from tests.support.eventually import eventually
 from tests.support.operator import (
     APPS,
     counts,
@@ -21,6 +21,7 @@ from tests.support.operator import (
     put_settings,
     recorded,
     rollout_status,
+    settled,
     stored,
     until,
     utc_date,
@@ -48,6 +49,14 @@ async def reported(
     await until(check, f"report of {endpoint_id} recorded")
 
 
+async def health_checked(otao: RunningOtao, reports: int) -> None:
+    """The rollout health monitor has seen ``reports`` reports in all and judged them."""
+    halts = otao.app.halts
+    await eventually(
+        lambda: halts.reports_seen >= reports and halts.idle, "the rollout health checked"
+    )
+
+
 async def test_failure_ratio_crossing_halts_the_rollout_and_an_operator_resumes_it(
     otao: RunningOtao,
     cmx: CmxPeer,
@@ -63,11 +72,12 @@ async def test_failure_ratio_crossing_halts_the_rollout_and_an_operator_resumes_
         assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id == "1.1.0"
 
     # Four reports, half failed: below minReports, so the rollout goes on.
+    seen = otao.app.halts.reports_seen
     for endpoint_id in ("ep-1", "ep-2", "ep-3", "ep-4"):
         code = outcomes[endpoint_id]
         await cmx.applied(app_version, endpoint_id, "1.1.0", status_code=code)
         await reported(otao, application.name, endpoint_id, "1.1.0", failed=code >= 400)
-    await asyncio.sleep(0.8)  # longer than the health check interval
+    await health_checked(otao, seen + 4)
     assert (await get_software(rest, application.name, "1.1.0"))["rolloutStrategy"] == "general"
 
     await cmx.applied(app_version, "ep-5", "1.1.0")
@@ -92,7 +102,7 @@ async def test_failure_ratio_crossing_halts_the_rollout_and_an_operator_resumes_
     assert (await cmx.request(app_version, "ep-late", "1.0.0")).config_id is None
     await recorded(otao, application.name, "ep-late", "1.0.0")
     await patch_software(rest, application.name, "1.1.0", specification={"image": "again.bin"})
-    await asyncio.sleep(0.5)
+    await settled(otao, cmx)
     assert pushed(cmx, app_version)[before:] == []
     assert (await get_software(rest, application.name, "1.1.0"))["rolloutStrategy"] == "suspended"
 
@@ -107,9 +117,10 @@ async def test_failure_ratio_crossing_halts_the_rollout_and_an_operator_resumes_
 
     # The resume lasts: the policy judges only reports made after it, so one more report
     # (the old failures still on record) does not halt the rollout again.
+    seen = otao.app.halts.reports_seen
     await cmx.applied(app_version, "ep-late", "1.1.0")
     await reported(otao, application.name, "ep-late", "1.1.0", failed=False)
-    await asyncio.sleep(0.8)  # longer than the health check interval
+    await health_checked(otao, seen + 1)
     assert (await get_software(rest, application.name, "1.1.0"))["rolloutStrategy"] == "general"
 
 
