@@ -42,11 +42,14 @@ class RolloutDateScheduler:
         self._clock = clock
         self._interval = interval
         self._handled: set[str] = set()
+        # Completed rounds of ``run``: a round looked at every date (tests wait on it).
+        self.rounds = 0
 
     async def run(self) -> None:
         while True:
             try:
                 await self.tick()
+                self.rounds += 1
             except OtaoError as error:
                 log.warning("rollout date check postponed: %s", error.message)
             await asyncio.sleep(self._interval)
