@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +25,15 @@ from kaa.otao.v1 import software_pb2, software_pb2_grpc
 from otao.domain.applications import ApplicationConfig
 from otao.messaging.records import ConfigResponse
 from tests.support.cmx import CmxPeer
+from tests.support.eventually import eventually
 from tests.support.otao import RunningOtao, start_otao
 from tests.support.stack import MongoServer, NatsServer
 
 pytestmark = pytest.mark.timeout(60)
 
-# A change is seen by the other replica within this; typically a few milliseconds.
-PROMPTLY = 2.0
+# Only a bound against a hang: the cache has no expiry, so without the invalidation broadcast
+# the other replica would never see a change. How fast it does is measured by bench/.
+HANG = 10.0
 
 
 @dataclass
@@ -121,8 +123,8 @@ async def until_every_answer(
         answers = await polls(cmx, app_version, 20)
         if all(a.config_id == expected for a in answers) and replica.answered > before:
             return time.monotonic() - started
-        assert time.monotonic() - started < PROMPTLY, (
-            f"answers still {[a.config_id for a in answers]} after {PROMPTLY} s"
+        assert time.monotonic() - started < HANG, (
+            f"answers still {[a.config_id for a in answers]} after {HANG} s"
         )
 
 
@@ -138,10 +140,12 @@ async def both_answer(cmx: CmxPeer, app_version: str, a: Replica, b: Replica) ->
 async def pushes_done(replica: Replica) -> None:
     """Wait until the push jobs of the changes made so far are finished (either replica may
     work them), so that each step starts from a settled state."""
-    deadline = time.monotonic() + 10
-    while await replica.otao.app.push_jobs.pending_count():
-        assert time.monotonic() < deadline, "push jobs still pending"
-        await asyncio.sleep(0.05)
+    jobs = replica.otao.app.push_jobs
+    await eventually(lambda: _none(jobs.pending_count()), "push jobs worked")
+
+
+async def _none(count: Awaitable[int]) -> bool:
+    return await count == 0
 
 
 def cached_versions(replica: Replica, application: str) -> Callable[[], list[str] | None]:
@@ -179,7 +183,7 @@ async def test_a_change_through_one_replica_reaches_the_others_cdtp_answers_prom
         timeout=10,
     )
     seconds = await until_every_answer(cmx, app_version, "1.1.0", b)
-    assert seconds < PROMPTLY
+    print(f"replica B offered the change after {seconds:.3f} s")
     assert cached_versions(b, application.name)() in (None, ["1.1.0", "1.0.0"])
     await pushes_done(a)
 
@@ -194,5 +198,5 @@ async def test_a_change_through_one_replica_reaches_the_others_cdtp_answers_prom
         timeout=10,
     )
     seconds = await until_every_answer(cmx, app_version, None, a)
-    assert seconds < PROMPTLY
+    print(f"replica A stopped offering it after {seconds:.3f} s")
     await pushes_done(b)
