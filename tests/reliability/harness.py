@@ -11,7 +11,6 @@ import asyncio
 import os
 import secrets
 import signal
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pymongo import AsyncMongoClient
 
 from otao.devstack.processes import OtaoProcess, free_port, start_otao, tcp_accepting
 from tests.support.cmx import CmxPeer
+from tests.support.eventually import eventually as shared_eventually
 from tests.support.otao import RunningOtao
 from tests.support.otao import start_otao as start_otao_in_process
 
@@ -61,17 +61,9 @@ async def eventually(
     what: str,
     interval: float = 0.05,
 ) -> None:
-    """Wait until ``condition()`` (sync or async) is true; AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        await asyncio.sleep(interval)
+    """Wait until ``condition()`` (sync or async) is true; AssertionError after ``timeout``
+    (the shared ``tests.support.eventually``, with this module's argument order)."""
+    await shared_eventually(condition, what, timeout, interval)
 
 
 # ---------------------------------------------------------------------------------------------

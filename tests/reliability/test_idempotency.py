@@ -9,7 +9,6 @@ trail, rollout status, resolution, and the ConfigUpdated pushes the endpoint rec
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 import uuid
@@ -50,6 +49,8 @@ from tests.reliability.harness import (
 )
 from tests.reliability.harness import eventually as wait_until
 from tests.support.cmx import CmxPeer
+from tests.support.eventually import eventually
+from tests.support.operator import settled
 from tests.support.otao import RunningOtao
 from tests.support.stack import MongoServer, NatsServer
 
@@ -230,7 +231,7 @@ async def test_replayed_config_applied_changes_nothing(world: World) -> None:
     await world.publish(subject, success)
     await world.publish(subject, failure)
     await world.settle_applied()
-    await asyncio.sleep(0.7)  # the rollout health check runs at most every 0.5 s
+    await health_checked(world)
     before = {e: await world.snapshot(e, "1.1.0") for e in ("ok", "failing")}
     assert before["ok"]["endpoint"]["currentVersion"] == "1.1.0"
     assert before["failing"]["endpoint"]["failedVersions"] == ["1.1.0"]
@@ -241,9 +242,15 @@ async def test_replayed_config_applied_changes_nothing(world: World) -> None:
         await world.publish(subject, success)
         await world.publish(subject, failure)
     await world.settle_applied()
-    await asyncio.sleep(0.7)
+    await health_checked(world)
     after = {e: await world.snapshot(e, "1.1.0") for e in ("ok", "failing")}
     assert after == before
+
+
+async def health_checked(world: World) -> None:
+    """The rollout health monitor judged every report handled so far."""
+    halts = world.otao.app.halts
+    await eventually(lambda: halts.idle, "the rollout health checked")
 
 
 async def test_replayed_filter_events_change_nothing(world: World) -> None:
@@ -269,7 +276,7 @@ async def test_replayed_filter_events_change_nothing(world: World) -> None:
     for _ in range(REPLAYS):
         await world.publish(*matched)
     await world.settle_efe(EfeEventType.EP_MATCHED)
-    await asyncio.sleep(0.3)
+    await settled(world.otao, world.cmx)  # a push a replay caused would be in by now
     assert await world.snapshot("f1", "2.0.0") == before
 
     # ep-unmatched: leaves "beta"; replays change nothing.
