@@ -83,7 +83,7 @@ def software_to_proto(software: Software) -> software_pb2.Software:
         filters=[
             software_pb2.RolloutFilter(
                 filter_id=f.filter_id,
-                rollout_date=validation.format_utc_date(f.rollout_date) if f.rollout_date else "",
+                rollout_date=validation.format_utc_date(f.rollout_date) if f.rollout_date else None,
             )
             for f in spec.filters
         ],

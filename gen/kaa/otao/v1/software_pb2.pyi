@@ -108,18 +108,22 @@ class RolloutFilter(_message.Message):
     ROLLOUT_DATE_FIELD_NUMBER: _builtins.int
     filter_id: _builtins.str
     rollout_date: _builtins.str
-    """ISO 8601 UTC, yyyy-MM-ddTHH:mm:ssZ; empty means at once."""
+    """ISO 8601 UTC, yyyy-MM-ddTHH:mm:ssZ; absent (or empty on input) means at once. Optional so
+    that a filter without a date is printed without the field, as Kaa does.
+    """
     def __init__(
         self,
         *,
         filter_id: _builtins.str = ...,
-        rollout_date: _builtins.str = ...,
+        rollout_date: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_rollout_date", b"_rollout_date", "rollout_date", b"rollout_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter_id", b"filter_id", "rollout_date", b"rollout_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rollout_date", b"_rollout_date", "filter_id", b"filter_id", "rollout_date", b"rollout_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__rollout_date: _TypeAlias = _typing.Literal["rollout_date"]  # noqa: Y015
+    _WhichOneofArgType__rollout_date: _TypeAlias = _typing.Literal["_rollout_date", b"_rollout_date"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rollout_date) -> _WhichOneofReturnType__rollout_date | None: ...
 
 Global___RolloutFilter: _TypeAlias = RolloutFilter  # noqa: Y015
 
