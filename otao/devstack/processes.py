@@ -23,6 +23,7 @@ import atexit
 import contextlib
 import copy
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -43,6 +44,9 @@ LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENVOY_TEMPLATE = REPO_ROOT / "deploy" / "envoy.yaml"
 DESCRIPTOR_SET = REPO_ROOT / "gen" / "otao.pb"
+# Routes of the operator console in deploy/envoy.yaml (direct responses from otao/console/static).
+CONSOLE_ROUTE_PREFIX = "console-"
+CONSOLE_CONFIG_ROUTE = "console-config-json"
 TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
 REST_LISTENER = "rest"
 OTAO_CLUSTER = "otao"
@@ -530,11 +534,13 @@ def render_envoy_config(
     grpc_host: str = LOOPBACK,
     health_check_interval: float | None = None,
     extra_grpc_ports: Sequence[int] = (),
+    console_config: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a copy of ``template`` (deploy/envoy.yaml) with ports, hosts and the descriptor
     set path replaced, by patching the loaded YAML (not by string templating).
 
-    ``extra_grpc_ports`` adds more replicas on ``grpc_host`` to the ``otao`` cluster."""
+    ``extra_grpc_ports`` adds more replicas on ``grpc_host`` to the ``otao`` cluster.
+    ``console_config`` replaces the console's /console/config.json (docs/console.md)."""
     config: dict[str, Any] = yaml.safe_load(template.read_text(encoding="utf-8"))
     config["admin"]["address"]["socket_address"] = {
         "address": LOOPBACK,
@@ -571,9 +577,30 @@ def render_envoy_config(
             health_check["interval"] = f"{health_check_interval:g}s"
             health_check["no_traffic_interval"] = f"{health_check_interval:g}s"
 
+    _render_console(listener, console_config)
+
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return out_path
+
+
+def _render_console(listener: dict[str, Any], console_config: Mapping[str, Any] | None) -> None:
+    """The console's files by absolute path (the template's are relative to the repository
+    root), and its config.json inline when given."""
+    for chain in listener["filter_chains"]:
+        for network_filter in chain["filters"]:
+            route_config = network_filter.get("typed_config", {}).get("route_config", {})
+            for host in route_config.get("virtual_hosts", []):
+                for route in host.get("routes", []):
+                    body = route.get("direct_response", {}).get("body", {})
+                    if not route.get("name", "").startswith(CONSOLE_ROUTE_PREFIX):
+                        continue
+                    if route["name"] == CONSOLE_CONFIG_ROUTE and console_config is not None:
+                        route["direct_response"]["body"] = {
+                            "inline_string": json.dumps(dict(console_config))
+                        }
+                    elif "filename" in body:
+                        body["filename"] = str(REPO_ROOT / body["filename"])
 
 
 class EnvoyProcess(ManagedProcess):
@@ -624,6 +651,7 @@ def start_envoy(
     grpc_host: str = LOOPBACK,
     health_check_interval: float | None = None,
     extra_grpc_ports: Sequence[int] = (),
+    console_config: Mapping[str, Any] | None = None,
     concurrency: int = 2,
     ready_timeout: float = 30.0,
     log_path: Path | None = None,
@@ -650,6 +678,7 @@ def start_envoy(
         grpc_host=grpc_host,
         health_check_interval=health_check_interval,
         extra_grpc_ports=extra_grpc_ports,
+        console_config=console_config,
     )
     argv = [
         str(find_binary("envoy")),

@@ -141,6 +141,18 @@ class DevStack:
         )
         return env
 
+    def console_config(self) -> dict[str, Any]:
+        """The console's config.json: the configured applications (otao has no call that lists
+        them) and where sign-in would go if security were on."""
+        loaded = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
+        names = [a.get("name") for a in loaded.get("applications") or [] if isinstance(a, dict)]
+        return {
+            "clientId": "otao-console",
+            "keycloakUrl": self.env.get("OTAO_SECURITY__KEYCLOAK_URL", "http://127.0.0.1:8180"),
+            "issuers": {},
+            "applications": [n for n in names if isinstance(n, str)],
+        }
+
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
@@ -172,6 +184,7 @@ class DevStack:
                 self.ports.envoy_admin,
                 run_dir=self.var_dir / "envoy",
                 log_path=self.log_dir / "envoy.log",
+                console_config=self.console_config(),
             )
             self._started(envoy, f"envoy          {envoy.base_url}")
         except BaseException:
@@ -201,6 +214,7 @@ class DevStack:
             "",
             "otao local stack is up",
             "",
+            f"  console        {rest}/console/",
             f"  REST (Envoy)   {rest}/api/v1/applications/{app}/software",
             f"  gRPC (otao)    {LOOPBACK}:{grpc_port}"
             + ("" if self.with_otao else "   (NOT started: --no-otao)"),

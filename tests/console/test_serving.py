@@ -3,6 +3,7 @@ same origin as the API, and a console that waits visibly while otao is not there
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,13 @@ import pytest
 import yaml
 
 from otao.console import STATIC_DIR
-from otao.devstack.processes import ENVOY_TEMPLATE, REPO_ROOT, EnvoyProcess, free_port
+from otao.devstack.processes import (
+    ENVOY_TEMPLATE,
+    REPO_ROOT,
+    EnvoyProcess,
+    free_port,
+    render_envoy_config,
+)
 from tests.support.browser import Console, expect, open_console
 from tests.support.otao import start_otao
 from tests.support.stack import EnvoyFactory, MongoServer, NatsServer
@@ -128,3 +135,25 @@ async def _reconnects(
         await expect(status).to_be_hidden()
     finally:
         await running.stop()
+
+
+def test_rendering_puts_the_console_config_inline_and_files_by_absolute_path(
+    tmp_path: Path,
+) -> None:
+    path = render_envoy_config(
+        tmp_path / "envoy.yaml",
+        listen_port=18080,
+        grpc_port=15051,
+        admin_port=19901,
+        descriptor_path=Path("/somewhere/otao.pb"),
+        console_config={"applications": ["a", "b"], "clientId": "c"},
+    )
+    listener = yaml.safe_load(path.read_text())["static_resources"]["listeners"][0]
+    routes = listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"][
+        "virtual_hosts"
+    ][0]["routes"]
+    by_name = {r["name"]: r for r in routes}
+    config = by_name["console-config-json"]["direct_response"]["body"]["inline_string"]
+    assert json.loads(config) == {"applications": ["a", "b"], "clientId": "c"}
+    index = by_name["console-index"]["direct_response"]["body"]["filename"]
+    assert index == str(STATIC_DIR / "index.html")
