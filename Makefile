@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROTO_FILES := $(shell find proto -name '*.proto' | sort)
 
-.PHONY: setup gen gen-check lint format typecheck test test-only run bench clean
+.PHONY: setup gen gen-check lint format typecheck browser test test-only run bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -36,8 +36,21 @@ format: setup
 typecheck: setup
 	$(BIN)/mypy --strict otao
 
+# Debian's Chromium for the console's browser tests (tests/console/), installed when this runs as
+# root with apt-get (as in CI). Otherwise those tests skip with one loud line; under CI=true they
+# fail instead of skipping (tests/support/browser.py).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Chromium (apt-get install chromium) for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "!!! no Chromium at $(CHROMIUM) and no root + apt-get to install it: the browser tests (tests/console/) will be SKIPPED (they fail under CI=true) !!!"; \
+	fi
+
 # Fast checks first (seconds), then the whole suite against real processes.
-test: setup gen-check lint typecheck test-only
+test: setup gen-check lint typecheck browser test-only
 
 test-only: setup
 	$(BIN)/pytest -q

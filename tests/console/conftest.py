@@ -15,6 +15,7 @@ from tests.support.browser import (
     CHROMIUM_ARGS,
     FAILED,
     Console,
+    browser_unavailable,
     expect,
     open_console,
     require_browser,
@@ -29,6 +30,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     if report.when == "call" and report.failed:
         item.stash[FAILED] = True
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # The one loud line: a skipped browser test must not pass unnoticed among "N skipped".
+    reason = browser_unavailable()
+    if reason is not None:
+        terminalreporter.write_line(f"!!! BROWSER TESTS SKIPPED: {reason} !!!", red=True, bold=True)
 
 
 @pytest.fixture(scope="session")
