@@ -117,6 +117,18 @@ def _parse(deserialize: Deserialize | None, raw: Any) -> Any:
         raise errors.InvalidArgument(_UNPARSABLE) from exc
 
 
+# Headers Envoy adds to a request it accepted: not the client's, so not counted.
+_GATEWAY_HEADERS = ("x-envoy-", "x-forwarded-", "x-request-id")
+
+
+def _client_metadata_bytes(context: Context) -> int:
+    return sum(
+        len(key) + len(value)
+        for key, value in context.invocation_metadata() or ()
+        if not key.startswith(_GATEWAY_HEADERS)
+    )
+
+
 def _original_path(context: Context) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == ORIGINAL_PATH:
@@ -129,10 +141,18 @@ def _wrap_unary(
     behavior: Behavior,
     authenticate: Authenticate | None,
     deserialize: Deserialize | None = None,
+    max_metadata_bytes: int | None = None,
 ) -> Behavior:
     rest_query = query_rule(method)
 
     async def guarded(raw: Any, context: Context) -> Any:
+        # The same limit as Envoy's max_request_headers_kb, exactly: grpc's own limit (a little
+        # higher, see server.build_server) would answer with its transport's text.
+        if max_metadata_bytes is not None and _client_metadata_bytes(context) > max_metadata_bytes:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the request metadata exceeds {max_metadata_bytes // 1024} KiB",
+            )
         try:
             request = _parse(deserialize, raw)
             if authenticate is not None:
@@ -165,9 +185,15 @@ class ServiceInterceptor(_ServerInterceptor):
     methods, so they pass through untouched).
     """
 
-    def __init__(self, authenticate: Authenticate, prefix: str = "/kaa.otao.v1.") -> None:
+    def __init__(
+        self,
+        authenticate: Authenticate,
+        prefix: str = "/kaa.otao.v1.",
+        max_metadata_bytes: int | None = None,
+    ) -> None:
         self._authenticate = authenticate
         self._prefix = prefix
+        self._max_metadata_bytes = max_metadata_bytes
         # One wrapped handler per method, built on first use: every call of that method
         # reuses it instead of building a handler and closure per request.
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
@@ -194,6 +220,7 @@ class ServiceInterceptor(_ServerInterceptor):
                 cast(Behavior, handler.unary_unary),
                 self._authenticate,
                 handler.request_deserializer,
+                self._max_metadata_bytes,
             ),
             response_serializer=handler.response_serializer,
         )

@@ -102,10 +102,11 @@ def build_server(
     # between refused at random (as RESOURCE_EXHAUSTED listing every header): soft and hard
     # are set equal, so a request passes or not. The headroom covers what Envoy adds to a
     # request it accepted within the same max_metadata_bytes (x-forwarded-for, x-request-id,
-    # x-envoy-original-path, ...) and grpc's 32 bytes of accounting per entry.
+    # x-envoy-original-path, ...) and grpc's 32 bytes of accounting per entry; the interceptor
+    # holds otao's own methods to max_metadata_bytes exactly, with a clean message.
     metadata_limit = max_metadata_bytes + METADATA_HEADROOM_BYTES
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(authenticate)],
+        interceptors=[ServiceInterceptor(authenticate, max_metadata_bytes=max_metadata_bytes)],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
