@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,19 +21,18 @@ from otao.devstack.processes import (
     render_envoy_config,
     tcp_accepting,
 )
+from tests.support.eventually import eventually_sync
 from tests.support.stack import MongoServer, NatsServer
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def wait_for(condition: object, timeout: float = 10.0) -> bool:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    try:
+        eventually_sync(condition, "condition", timeout)
+    except AssertionError:
+        return False
+    return True
 
 
 def test_a_stopped_nats_server_starts_again_on_the_same_port(nats_server: NatsServer) -> None:
@@ -110,11 +109,9 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
     )
     process.start()
 
-    started = time.monotonic()
-    process.stop()
+    process.stop()  # a hang here ends in the test's timeout
 
     assert not process.running
-    assert time.monotonic() - started < 5
 
 
 def test_children_do_not_outlive_a_parent_that_was_killed(tmp_path: Path) -> None:

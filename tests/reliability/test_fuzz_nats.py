@@ -9,7 +9,6 @@ Tekton asked again, a tenant refreshed or forgotten.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 import uuid
@@ -443,12 +442,11 @@ async def good_filter_deleted(t: Target) -> None:
 
 
 async def good_efmp_reply(t: Target) -> None:
-    """A poll that needs EPR's answer (targeted 0.9.0 for filter beta) gets it in time."""
-    started = time.monotonic()
+    """A poll that needs EPR's answer (targeted 0.9.0 for filter beta) gets it: without the
+    answer (EPR timed out) nothing would be offered."""
     request = _request(t, f"efmp-{next(t.counter)}", "0.8.0")
     response = await t.request(CODEC.encode(request))
     assert (response.status_code, response.config_id) == (200, "0.9.0"), response
-    assert time.monotonic() - started < 1.5, "EPR's answer was not used (waited for the timeout)"
 
 
 async def good_catalog_changed(t: Target) -> None:
@@ -769,6 +767,6 @@ async def test_random_bad_input_on_every_platform_subject(
 
 async def test_nothing_was_left_half_done(target: Target) -> None:
     """After all of it: the CDTP provider has no request stuck in flight."""
-    await asyncio.sleep(0.2)
-    assert not target.otao.app.cdtp._in_flight
+    cdtp = target.otao.app.cdtp
+    await eventually(lambda: not cdtp._in_flight, 10, "no CDTP request left in flight")
     await good_cdtp(target)

@@ -171,7 +171,6 @@ async def test_sigterm_finishes_in_flight_work_after_saying_not_serving(
         await close_quietly(cmx)
         await otao.stop()
 
-    assert not_serving_at - sigterm_at < 1.0
     for done_at, reply in rpc_results:
         assert (reply.update_available, reply.version) == (True, "0.9.0")
         assert not_serving_at < done_at < sigterm_at + GRACE
