@@ -2,6 +2,8 @@
 
 Broadcast without a queue group (every replica must hear it), as 3/ISM prescribes for
 cache reloads. A replica ignores its own announcements: it already invalidated locally.
+Two halves, so the wiring builds them in dependency order: the announcer exists before the
+catalog cache (which calls it), the listener after it (it invalidates the cache).
 """
 
 from __future__ import annotations
@@ -18,20 +20,15 @@ from otao.services.catalogs import CatalogCache
 log = logging.getLogger(__name__)
 
 
-class CatalogSync:
-    def __init__(
-        self, connection: NatsConnection, catalogs: CatalogCache, otao: str, replica: str
-    ) -> None:
-        self._connection = connection
-        self._catalogs = catalogs
-        self._subject = f"kaa.v1.events.{otao}.application.catalog.changed"
-        self._replica = replica
+def _subject(otao: str) -> str:
+    return f"kaa.v1.events.{otao}.application.catalog.changed"
 
-    def register(self) -> None:
-        self._connection.subscribe(self._subject, self._on_changed)
-        self._catalogs.on_local_change(self.announce)
-        # Announcements sent while this replica was disconnected are lost: start afresh.
-        self._connection.on_reconnect(self._catalogs.invalidate_all)
+
+class CatalogAnnouncer:
+    def __init__(self, connection: NatsConnection, otao: str, replica: str) -> None:
+        self._connection = connection
+        self._subject = _subject(otao)
+        self._replica = replica
 
     async def announce(self, tenant_id: str, application: str) -> None:
         payload = {"tenantId": tenant_id, "application": application, "replica": self._replica}
@@ -40,6 +37,23 @@ class CatalogSync:
         except OtaoError as error:
             # Replicas that miss it reload everything when they reconnect; say so loudly.
             log.error("catalog change not announced to other replicas: %s", error.message)
+
+
+class CatalogSync:
+    """Invalidates this replica's catalogs on the other replicas' announcements."""
+
+    def __init__(
+        self, connection: NatsConnection, catalogs: CatalogCache, otao: str, replica: str
+    ) -> None:
+        self._connection = connection
+        self._catalogs = catalogs
+        self._subject = _subject(otao)
+        self._replica = replica
+
+    def register(self) -> None:
+        self._connection.subscribe(self._subject, self._on_changed)
+        # Announcements sent while this replica was disconnected are lost: start afresh.
+        self._connection.on_reconnect(self._catalogs.invalidate_all)
 
     async def _on_changed(self, msg: Msg) -> None:
         try:

@@ -96,14 +96,12 @@ class MembershipQueries:
         connection: NatsConnection,
         codec: AvroCodec,
         subjects: Subjects,
-        filters: FilterService,
         timeout_seconds: float,
         absent_backoff_seconds: float = 60.0,
     ) -> None:
         self._connection = connection
         self._codec = codec
         self._subjects = subjects
-        self._filters = filters
         self._timeout = timeout_seconds
         self._backoff = absent_backoff_seconds
         self._pending: dict[str, _Question] = {}  # by correlationId
@@ -116,8 +114,6 @@ class MembershipQueries:
 
     def register(self) -> None:
         self._connection.subscribe(self._subjects.efmp_reply, self._on_response)
-        # An ep-matched event for an endpoint of unknown membership asks EPR the same way.
-        self._filters.use_membership_lookup(self.lookup)
 
     @property
     def epr_absent(self) -> bool:
@@ -170,12 +166,12 @@ class MembershipQueries:
             if not question.answer.done():
                 question.answer.set_result(None)
 
-    async def lookup(self, key: EndpointKey) -> frozenset[str] | None:
+    async def ask(self, key: EndpointKey) -> frozenset[str] | None:
+        """EPR's answer: the filters the endpoint matches (the caller stores it)."""
         if self.epr_absent:
             self.skipped_absent += 1
             return None
         correlation = uuid.uuid4().hex
-        asked_at = self._filters.now()
         request = EndpointFiltersRequest(
             correlation_id=correlation,
             timestamp=int(time.time() * 1000),
@@ -208,4 +204,4 @@ class MembershipQueries:
         if not 200 <= response.status_code < 300:
             log.warning("EPR answered a filter membership query with %s", response.status_code)
             return None
-        return await self._filters.learned(key, frozenset(response.filter_ids), asked_at)
+        return frozenset(response.filter_ids)

@@ -40,6 +40,7 @@ class CatalogCache:
         self,
         store: SoftwareStore,
         applications: ApplicationDirectory,
+        announce: ChangeListener,
         settings_from_configuration_only: bool = False,
     ) -> None:
         self._store = store
@@ -49,11 +50,8 @@ class CatalogCache:
         self._entries: dict[Key, Catalog] = {}
         self._generation: dict[Key, int] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
-        self._remote_listeners: list[ChangeListener] = []
-
-    def on_local_change(self, listener: ChangeListener) -> None:
-        """Called after each change made by this replica (to tell the other replicas)."""
-        self._remote_listeners.append(listener)
+        # Called after each change made by this replica (to tell the other replicas).
+        self._announce = announce
 
     def cached(self, tenant_id: str, application: str) -> Catalog | None:
         """The catalog if it is in memory now, without loading it (None otherwise)."""
@@ -104,5 +102,4 @@ class CatalogCache:
     async def changed(self, tenant_id: str, application: str) -> None:
         """This replica changed the application: drop the entry here and everywhere."""
         self.invalidate(tenant_id, application)
-        for listener in self._remote_listeners:
-            await listener(tenant_id, application)
+        await self._announce(tenant_id, application)

@@ -14,6 +14,7 @@ from otao.services.applications import ApplicationDirectory
 from otao.services.recorder import SightingRecorder
 from otao.services.resolution import Decision, ResolutionService
 from otao.store.endpoints import EndpointStore
+from otao.store.offers import OfferStore
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,13 @@ class DeliveryService:
         resolution: ResolutionService,
         endpoints: EndpointStore,
         recorder: SightingRecorder,
+        on_report: ReportListener,
     ) -> None:
         self._applications = applications
         self._resolution = resolution
         self._endpoints = endpoints
         self._recorder = recorder
-        self._report_listeners: list[ReportListener] = []
-
-    def on_report(self, listener: ReportListener) -> None:
-        self._report_listeners.append(listener)
+        self._on_report = on_report
 
     def endpoint_of(self, app_version_name: str, endpoint_id: str) -> EndpointKey:
         application = self._applications.by_app_version(app_version_name)
@@ -94,6 +93,7 @@ class DeliveryService:
         key = self.endpoint_of(app_version_name, endpoint_id)
         self._recorder.forget(key)
         await self._endpoints.delete(key)
+        await self._offers.forget(key)
 
     async def applied(
         self,
@@ -109,5 +109,4 @@ class DeliveryService:
             raise InvalidArgument.of("configId", "required")
         report = AppliedReport(config_id, status_code, reason_phrase, reported_at)
         await self._endpoints.apply_report(key, app_version_name, report)
-        for listener in self._report_listeners:
-            await listener(key, report)
+        await self._on_report(key, report)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,10 +14,9 @@ from otao.domain.models import Caller, Consent, EndpointKey, EndpointState, Soft
 from otao.domain.resolution import EndpointFacts, select
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
+from otao.services.ports import Notify
 from otao.services.resolution import ResolutionService
 from otao.store.endpoints import EndpointStore, endpoint_doc_id
-
-Notify = Callable[[EndpointKey], Awaitable[bool]]
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -59,15 +58,13 @@ class EndpointsService:
         resolution: ResolutionService,
         audit: AuditLog,
         clock: Callable[[], datetime],
+        notify: Notify,
     ) -> None:
         self._applications = applications
         self._endpoints = endpoints
         self._resolution = resolution
         self._audit = audit
         self._clock = clock
-        self._notify: Notify | None = None
-
-    def use_notifier(self, notify: Notify) -> None:
         self._notify = notify
 
     def key(self, caller: Caller, application: str, endpoint_id: str) -> EndpointKey:
@@ -123,8 +120,7 @@ class EndpointsService:
             "failure.clear",
             f"endpoints/{endpoint_id}/failures/{version}",
         )
-        if self._notify is not None:
-            await self._notify(key)
+        await self._notify(key)
 
     async def grant_consent(
         self,
@@ -151,7 +147,7 @@ class EndpointsService:
         )
         # Push only when the consent makes a different update deliverable (not when consent
         # is not required, or was already given).
-        if self._notify is not None and await self._deliverable_changed(key, before):
+        if await self._deliverable_changed(key, before):
             await self._notify(key)
         return consent
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 
 from otao.domain import resolution
@@ -11,13 +11,10 @@ from otao.domain.models import EndpointKey
 from otao.domain.resolution import EndpointFacts
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
+from otao.services.ports import MembershipLookup, Notify
 from otao.store.endpoints import EndpointStore
 
 log = logging.getLogger(__name__)
-
-Notify = Callable[[EndpointKey], Awaitable[bool]]
-# Asks EPR for an endpoint's whole membership and stores it (20/EFMP); None when unanswered.
-MembershipLookup = Callable[[EndpointKey], Awaitable[frozenset[str] | None]]
 
 
 class FilterService:
@@ -27,17 +24,16 @@ class FilterService:
         endpoints: EndpointStore,
         catalogs: CatalogCache,
         notify: Notify,
+        ask_epr: MembershipLookup,
         clock: Callable[[], datetime],
     ) -> None:
         self._applications = applications
         self._endpoints = endpoints
         self._catalogs = catalogs
         self._notify = notify
+        # EPR's answer alone (20/EFMP); this service stores it (``learn``).
+        self._ask_epr = ask_epr
         self._clock = clock
-        self._lookup: MembershipLookup | None = None
-
-    def use_membership_lookup(self, lookup: MembershipLookup) -> None:
-        self._lookup = lookup
 
     def endpoint(self, app_version_name: str, endpoint_id: str) -> EndpointKey | None:
         application = self._applications.by_app_version(app_version_name)
@@ -57,8 +53,8 @@ class FilterService:
         """
         before_state = await self._endpoints.get(key)
         unknown = before_state is not None and not before_state.filters_known
-        if unknown and self._lookup is not None:
-            await self._lookup(key)  # None at once when EPR is absent (no responders)
+        if unknown:
+            await self.learn(key)  # None at once when EPR is absent (no responders)
             await self._endpoints.add_filter(key, filter_id, self._clock())
         elif not await self._endpoints.add_filter(key, filter_id, self._clock()):
             return
@@ -86,12 +82,12 @@ class FilterService:
                 dropped += await self._endpoints.remove_filter(key, filter_id, self._clock())
         return dropped
 
-    def now(self) -> datetime:
-        return self._clock()
-
-    async def learned(
-        self, key: EndpointKey, filters: frozenset[str], asked_at: datetime
-    ) -> frozenset[str]:
-        """EPR's answer to a question asked at ``asked_at``, merged with the events that
-        arrived after it (they are newer); returns the membership otao now believes."""
-        return await self._endpoints.set_filters(key, filters, self._clock(), asked_at)
+    async def learn(self, key: EndpointKey) -> frozenset[str] | None:
+        """Ask EPR for the endpoint's membership and store the answer, merged with the events
+        that arrived after the question (they are newer); the membership otao now believes,
+        or None when EPR did not answer."""
+        asked_at = self._clock()
+        answer = await self._ask_epr(key)
+        if answer is None:
+            return None
+        return await self._endpoints.set_filters(key, answer, self._clock(), asked_at)

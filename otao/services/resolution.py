@@ -7,7 +7,7 @@ catalog holds a candidate for the endpoint's version.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -16,10 +16,8 @@ from otao.domain.catalog import Catalog
 from otao.domain.models import EndpointKey, EndpointState, RolloutStrategy, Software
 from otao.domain.resolution import EndpointFacts, Explanation
 from otao.services.catalogs import CatalogCache
+from otao.services.ports import MembershipLookup
 from otao.store.endpoints import EndpointStore
-
-# Learns an endpoint's filter membership when otao never has (20/EFMP); None when unknown.
-MembershipLookup = Callable[[EndpointKey], Awaitable[frozenset[str] | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +36,13 @@ class ResolutionService:
         catalogs: CatalogCache,
         endpoints: EndpointStore,
         clock: Callable[[], datetime],
+        membership: MembershipLookup,
     ) -> None:
         self._catalogs = catalogs
         self._endpoints = endpoints
         self._clock = clock
-        self._membership: MembershipLookup | None = None
-
-    def use_membership_lookup(self, lookup: MembershipLookup) -> None:
-        self._membership = lookup
+        # Learns an endpoint's filter membership when otao never has (20/EFMP).
+        self._membership = membership
 
     async def catalog(self, tenant_id: str, application: str) -> Catalog:
         return await self._catalogs.get(tenant_id, application)
@@ -87,11 +84,7 @@ class ResolutionService:
     ) -> EndpointFacts:
         facts = EndpointFacts.of(state, reported_version)
         known = state is not None and state.filters_known
-        if (
-            not known
-            and self._membership is not None
-            and _membership_matters(catalog, facts, self._clock())
-        ):
+        if not known and _membership_matters(catalog, facts, self._clock()):
             learned = await self._membership(key)
             if learned is not None:
                 facts = replace(facts, filters=learned)

@@ -31,11 +31,8 @@ from otao.store.software import SoftwareStore
 log = logging.getLogger(__name__)
 
 ChangeHandler = Callable[[Change], Awaitable[None]]
+# (applied, failed) counts of a version: the baseline of a resumed rollout.
 ReportCounts = Callable[[str, str, str], Awaitable[tuple[int, int]]]
-
-
-async def _no_reports(tenant_id: str, application: str, version: str) -> tuple[int, int]:
-    return (0, 0)
 
 
 # Writable fields by their JSON names, as an update mask names them.
@@ -93,6 +90,8 @@ class SoftwareService:
         applications: ApplicationDirectory,
         audit: AuditLog,
         clock: Callable[[], datetime],
+        on_change: ChangeHandler,
+        report_counts: ReportCounts,
         settings_managed_externally: bool = False,
     ) -> None:
         self._store = store
@@ -101,15 +100,8 @@ class SoftwareService:
         self._audit = audit
         self._clock = clock
         self._settings_managed_externally = settings_managed_externally
-        self._change_handlers: list[ChangeHandler] = []
-        self._report_counts: ReportCounts = _no_reports
-
-    def use_report_counts(self, counts: ReportCounts) -> None:
-        """Where (applied, failed) counts of a version come from (for resumed rollouts)."""
-        self._report_counts = counts
-
-    def on_change(self, handler: ChangeHandler) -> None:
-        self._change_handlers.append(handler)
+        self._on_change = on_change
+        self._report_counts = report_counts
 
     def _application(self, caller: Caller, application: str) -> str:
         return self._applications.require(caller.tenant_id, application).name
@@ -350,8 +342,7 @@ class SoftwareService:
 
     async def _changed(self, caller: Caller, change: Change) -> None:
         await self._catalogs.changed(change.tenant_id, change.application)
-        for handler in self._change_handlers:
-            await handler(change)
+        await self._on_change(change)
 
 
 def _copy_field(name: str, source: SoftwareInput, target: SoftwareInput) -> None:

@@ -535,7 +535,7 @@ async def _send(t: Target, name: str, data: bytes) -> None:
 
 
 def _alive(t: Target, caplog: pytest.LogCaptureFixture) -> None:
-    assert not [task.get_name() for task in t.otao.app._tasks if task.done()]
+    assert not [task.get_name() for task in t.otao.app.tasks if task.done()]
     assert t.otao.app.nats.connected
     _no_escaped_exception(caplog)
 
@@ -732,7 +732,7 @@ PLATFORM_SUBJECTS: dict[
 
 
 def _platform_alive(p: PlatformTarget, caplog: pytest.LogCaptureFixture) -> None:
-    assert not [task.get_name() for task in p.otao.app._tasks if task.done()]
+    assert not [task.get_name() for task in p.otao.app.tasks if task.done()]
     assert p.otao.app.nats.connected
     _no_escaped_exception(caplog)
 

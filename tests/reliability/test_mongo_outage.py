@@ -258,7 +258,7 @@ async def _scenario(
             assert fetched == item
     assert set(stored) <= {"1.1.0", *submitted}
     assert max(latencies) < NO_HANG_SECONDS, max(latencies)
-    assert not [t.get_name() for t in otao.app._tasks if t.done()], "a background task died"
+    assert not [t.get_name() for t in otao.app.tasks if t.done()], "a background task died"
 
 
 async def _status_is(channel: grpc.aio.Channel, status: int) -> bool:

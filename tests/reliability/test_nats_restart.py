@@ -183,7 +183,7 @@ async def _scenario(
     ]
     assert [j["state"] for j in jobs] == ["done"]
     assert jobs[0]["sent"] >= PUSHED
-    assert not [t.get_name() for t in otao.app._tasks if t.done()], "a background task died"
+    assert not [t.get_name() for t in otao.app.tasks if t.done()], "a background task died"
 
 
 async def _no_pending_job(otao: RunningOtao) -> bool:

@@ -1,0 +1,92 @@
+"""Wiring: ``build(settings)`` makes every part of otao, in dependency order, by constructor.
+
+Each area has its own small builder (storage, broker, services, doors); every object is
+complete when constructed, so nothing is patched afterwards. ``Lifecycle`` owns what runs:
+it starts, drains and closes the parts in an order written down in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from otao.components.broker import Broker, Handlers, build_broker, register_handlers
+from otao.components.doors import GrpcDoor
+from otao.components.lifecycle import Lifecycle, Readiness, Worker
+from otao.components.services import Services, build_services
+from otao.components.storage import Storage, build_storage
+from otao.platform import Platform
+from otao.rpc.server import Health
+from otao.settings import Settings
+
+
+def utc_now() -> datetime:
+    # Millisecond precision: what BSON dates keep, so a write's reply equals a later read.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    settings: Settings
+    storage: Storage
+    broker: Broker
+    platform: Platform
+    services: Services
+    handlers: Handlers
+    health: Health
+    grpc: GrpcDoor
+    lifecycle: Lifecycle
+
+
+def build(settings: Settings) -> Components:
+    storage = build_storage(settings)
+    broker = build_broker(settings)
+    platform = Platform(settings, broker.nats, broker.codec, broker.subjects)
+    services = build_services(settings, storage, broker, platform, utc_now)
+    handlers = register_handlers(settings, broker, services)
+    health = Health()
+    grpc = GrpcDoor(settings, services, platform, health)
+    return Components(
+        settings,
+        storage,
+        broker,
+        platform,
+        services,
+        handlers,
+        health,
+        grpc,
+        _lifecycle(settings, storage, broker, platform, services, handlers, health, grpc),
+    )
+
+
+def _lifecycle(
+    settings: Settings,
+    storage: Storage,
+    broker: Broker,
+    platform: Platform,
+    services: Services,
+    handlers: Handlers,
+    health: Health,
+    grpc: GrpcDoor,
+) -> Lifecycle:
+    workers = [
+        Worker("sightings", services.recorder.run),
+        Worker("push", services.push.run),
+        Worker("rollout-health", services.halts.run),
+        Worker("rollout-dates", services.scheduler.run),
+    ]
+    if services.tekton is not None:
+        workers.insert(0, Worker("tekton", services.tekton.run))
+    return Lifecycle(
+        grace_seconds=settings.grace_period_seconds,
+        # Serve first (health says NOT_SERVING until Readiness finds every dependency).
+        starts=[grpc.start, broker.start, platform.start],
+        readiness=Readiness(storage.mongo, broker.nats, health),
+        workers=workers,
+        stop_serving=health.shutdown,
+        # Both within the grace period, at the same time: in-flight RPCs and CDTP requests.
+        drains=[handlers.drain, grpc.stop],
+        flush=services.recorder.flush,
+        closes=[broker.nats.close, platform.close, storage.mongo.close],
+    )

@@ -1,0 +1,87 @@
+"""NATS: what services send through (built before them) and the handlers that call them
+(registered after them)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from otao.messaging.avro import AvroCodec
+from otao.messaging.catalog_sync import CatalogAnnouncer, CatalogSync
+from otao.messaging.cdtp import CdtpProvider, ConfigUpdatedPublisher
+from otao.messaging.connection import NatsConnection
+from otao.messaging.epr import FilterEvents, MembershipQueries
+from otao.messaging.platform import ConfigurationEvents
+from otao.messaging.subjects import Subjects
+from otao.settings import Settings
+
+if TYPE_CHECKING:  # services are built from the broker: no import cycle at run time
+    from otao.components.services import Services
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    nats: NatsConnection
+    codec: AvroCodec
+    subjects: Subjects
+    config_updated: ConfigUpdatedPublisher
+    catalog_announcer: CatalogAnnouncer
+    membership: MembershipQueries
+
+    async def start(self) -> None:
+        self.nats.start()
+
+
+def build_broker(settings: Settings) -> Broker:
+    codec = AvroCodec()
+    subjects = Subjects(
+        otao=settings.kaa.otao,
+        replica=settings.replica_id,
+        consumer=settings.kaa.consumer,
+        epr=settings.kaa.epr,
+        tekton=settings.kaa.tekton,
+    )
+    nats = NatsConnection(settings.nats_url, settings.replica_id)
+    membership = MembershipQueries(
+        nats,
+        codec,
+        subjects,
+        settings.kaa.efmp_timeout_seconds,
+        settings.kaa.efmp_absent_backoff_seconds,
+    )
+    membership.register()
+    return Broker(
+        nats,
+        codec,
+        subjects,
+        ConfigUpdatedPublisher(nats, codec, subjects),
+        CatalogAnnouncer(nats, settings.kaa.otao, settings.replica_id),
+        membership,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Handlers:
+    nats: NatsConnection
+    cdtp: CdtpProvider
+
+    async def drain(self, grace: float) -> None:
+        """Take no new shared work (other replicas get it), then finish the CDTP requests
+        taken, including those received just before leaving the queue groups."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self.nats.leave_queue_groups(grace)
+        await self.cdtp.drain(max(0.0, deadline - loop.time()))
+
+
+def register_handlers(settings: Settings, broker: Broker, services: Services) -> Handlers:
+    """Subscribe every handler on the connection (made when it connects)."""
+    nats, codec, subjects = broker.nats, broker.codec, broker.subjects
+    cdtp = CdtpProvider(nats, codec, subjects, services.delivery)
+    cdtp.register()
+    CatalogSync(nats, services.catalogs, settings.kaa.otao, settings.replica_id).register()
+    FilterEvents(nats, codec, subjects, services.filters).register()
+    if services.tekton is not None:
+        ConfigurationEvents(nats, codec, subjects, services.tekton.reload).register()
+    return Handlers(nats, cdtp)

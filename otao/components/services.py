@@ -1,0 +1,144 @@
+"""The use cases, built in dependency order: each gets what it calls at construction.
+
+push before the services that notify it; software before the halt monitor that halts
+through it; filters (which store EPR's answers) before resolution (which asks for them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from otao.components.broker import Broker
+from otao.components.storage import Storage
+from otao.domain.applications import ApplicationConfig
+from otao.platform import Platform
+from otao.services.applications import ApplicationDirectory
+from otao.services.audit import AuditLog
+from otao.services.catalogs import CatalogCache
+from otao.services.configuration import TektonConfiguration
+from otao.services.delivery import DeliveryService
+from otao.services.endpoints import EndpointsService
+from otao.services.filters import FilterService
+from otao.services.push import PushService
+from otao.services.recorder import SightingRecorder
+from otao.services.resolution import ResolutionService
+from otao.services.rollout import HaltMonitor, RolloutService
+from otao.services.schedule import RolloutDateScheduler
+from otao.services.software import SoftwareService
+from otao.settings import Settings
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    applications: ApplicationDirectory
+    catalogs: CatalogCache
+    audit: AuditLog
+    push: PushService
+    software: SoftwareService
+    halts: HaltMonitor
+    filters: FilterService
+    resolution: ResolutionService
+    recorder: SightingRecorder
+    delivery: DeliveryService
+    endpoints: EndpointsService
+    rollout: RolloutService
+    scheduler: RolloutDateScheduler
+    tekton: TektonConfiguration | None  # only when Kaa Tekton is the configuration source
+
+
+def build_services(
+    settings: Settings, storage: Storage, broker: Broker, platform: Platform, clock: Clock
+) -> Services:
+    applications = ApplicationDirectory(
+        ApplicationConfig(a.name, a.tenant_id, tuple(a.app_versions), a.consent_required)
+        for a in settings.applications
+    )
+    catalogs = CatalogCache(
+        storage.software,
+        applications,
+        broker.catalog_announcer.announce,
+        settings_from_configuration_only=settings.tekton.enabled,
+    )
+    audit = AuditLog(storage.audit, clock)
+    push = _push(settings, storage, broker, catalogs, applications, clock)
+    software = SoftwareService(
+        storage.software,
+        catalogs,
+        applications,
+        audit,
+        clock,
+        on_change=push.on_change,
+        report_counts=storage.endpoints.report_counts,
+        settings_managed_externally=settings.tekton.enabled,
+    )
+    halts = HaltMonitor(catalogs, storage.endpoints, software.halt)
+    filters = FilterService(
+        applications,
+        storage.endpoints,
+        catalogs,
+        notify=push.notify_endpoint,
+        ask_epr=broker.membership.ask,
+        clock=clock,
+    )
+    resolution = ResolutionService(catalogs, storage.endpoints, clock, filters.learn)
+    recorder = SightingRecorder(storage.endpoints, clock)
+    return Services(
+        applications=applications,
+        catalogs=catalogs,
+        audit=audit,
+        push=push,
+        software=software,
+        halts=halts,
+        filters=filters,
+        resolution=resolution,
+        recorder=recorder,
+        delivery=DeliveryService(
+            applications, resolution, storage.endpoints, recorder, on_report=halts.on_report
+        ),
+        endpoints=EndpointsService(
+            applications, storage.endpoints, resolution, audit, clock, push.notify_endpoint
+        ),
+        rollout=RolloutService(applications, catalogs, storage.endpoints, clock),
+        scheduler=RolloutDateScheduler(
+            applications, catalogs, push, clock, interval=settings.push.rollout_date_check_seconds
+        ),
+        tekton=(
+            TektonConfiguration(
+                platform.tekton_fetch(),
+                applications,
+                catalogs,
+                push,
+                clock,
+                settings.tekton.retry_seconds,
+            )
+            if settings.tekton.enabled
+            else None
+        ),
+    )
+
+
+def _push(
+    settings: Settings,
+    storage: Storage,
+    broker: Broker,
+    catalogs: CatalogCache,
+    applications: ApplicationDirectory,
+    clock: Clock,
+) -> PushService:
+    return PushService(
+        storage.push_jobs,
+        storage.endpoints,
+        catalogs,
+        applications,
+        broker.config_updated,
+        clock,
+        settings.replica_id,
+        rate_per_second=settings.push.rate_per_second,
+        batch_size=settings.push.batch_size,
+        lease_seconds=settings.push.lease_seconds,
+        poll_interval_seconds=settings.push.poll_interval_seconds,
+    )
