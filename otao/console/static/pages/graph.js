@@ -51,7 +51,7 @@ function drawGraph(app, graph, definitions) {
     class: 'graph', role: 'img', viewBox: `0 0 ${Math.max(width, 200)} ${Math.max(height, 80)}`,
     width: Math.max(width, 200), height: Math.max(height, 80), 'aria-label': `Upgrade graph of ${app}`,
   });
-  svg.append(s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+  svg.append(s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' },
     s('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: '#8c959f' }))));
   const edgeGroup = s('g', { class: 'edges' });
   for (const e of graph.edges) {
