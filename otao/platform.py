@@ -9,10 +9,9 @@ import asyncio
 import contextlib
 import logging
 
-import httpx
-
 from otao.domain.errors import OtaoError
 from otao.integrations.client_credentials import ServiceTokenSource
+from otao.integrations.http import shared_client
 from otao.integrations.oidc import OidcProvider
 from otao.integrations.tekton import TektonClient
 from otao.integrations.tenant_manager import TenantManagerClient
@@ -43,7 +42,7 @@ class Platform:
         self._settings = settings
         security = settings.security
         self._initial: asyncio.Task[None] | None = None
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+        self.http = shared_client()
         keycloak = security.keycloak_url.rstrip("/")
         self.tokens = ServiceTokenSource(
             f"{keycloak}/realms/{security.service_realm}/protocol/openid-connect/token",

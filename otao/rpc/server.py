@@ -21,6 +21,9 @@ from kaa.otao.v1 import (
 
 from otao.rpc.interceptors import Authenticate, ServiceInterceptor
 
+# The server's type under otao's own name, so the wiring holds one without importing grpc.
+Server = grpc.aio.Server
+
 SERVICE_NAMES = (
     software_pb2.DESCRIPTOR.services_by_name["SoftwareService"].full_name,
     resolution_pb2.DESCRIPTOR.services_by_name["ResolutionService"].full_name,
