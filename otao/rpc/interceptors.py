@@ -25,7 +25,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from otao.domain import errors
 from otao.domain.models import Caller
 from otao.rpc.rest_query import ORIGINAL_PATH, query_rule
-from otao.rpc.strict_json import fill_from_json_body
+from otao.rpc.strict_json import fill_from_json_body, refuse_unknown_fields
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,7 @@ def _wrap_unary(
             # After authentication: an unauthenticated caller learns nothing about the API.
             if rest_query is not None:
                 rest_query.check(_original_path(context))
+            refuse_unknown_fields(request)
             fill_from_json_body(request)
             return await behavior(request, context)
         except errors.OtaoError as error:

@@ -16,7 +16,7 @@ import difflib
 import json
 from typing import Any, TypeVar, cast
 
-from google.protobuf import json_format
+from google.protobuf import json_format, unknown_fields
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -100,6 +100,32 @@ def parse(data: bytes, message_class: type[M]) -> M:
             [FieldViolation("", "a value is out of range or malformed")],
         ) from None
     return message
+
+
+def refuse_unknown_fields(request: Message) -> None:
+    """gRPC's side of strictness: a field this server does not know (a client built from a
+    newer proto) would be dropped silently by the protobuf runtime; refuse it instead."""
+    violations = [
+        FieldViolation(path, f"unknown field number {number}")
+        for path, number in _unknown_numbers(request, "")
+    ]
+    if violations:
+        raise InvalidArgument("the request has fields this server does not know", violations)
+
+
+def _unknown_numbers(message: Message, path: str) -> list[tuple[str, int]]:
+    unknown = unknown_fields.UnknownFieldSet(message)
+    found = [(path, unknown[i].field_number) for i in range(len(unknown))]
+    for field, value in message.ListFields():
+        if field.message_type is None or field.message_type.GetOptions().map_entry:
+            continue
+        where = f"{path}.{field.name}" if path else field.name
+        if field.is_repeated:
+            for i, item in enumerate(value):
+                found.extend(_unknown_numbers(item, f"{where}[{i}]"))
+        else:
+            found.extend(_unknown_numbers(value, where))
+    return found
 
 
 class _DuplicateKey(ValueError):

@@ -198,3 +198,33 @@ async def test_a_grpc_client_may_not_set_both_the_typed_body_and_the_json_body(
 
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.details() == "set software or software_json, not both"
+
+
+async def test_a_grpc_request_with_a_field_this_server_does_not_know_is_refused(
+    grpc_channel: grpc.aio.Channel, application: ApplicationConfig
+) -> None:
+    # As a client built from a newer proto would send it: field 15 inside software.
+    software_bytes = json_format.ParseDict(
+        definition("1.1.0", []), software_pb2.Software()
+    ).SerializeToString() + bytes([0x78, 0x01])
+    raw = (
+        software_pb2.CreateSoftwareRequest(application_name=application.name).SerializeToString()
+        + bytes([0x12, len(software_bytes)])
+        + software_bytes
+    )
+    call = grpc_channel.unary_unary(
+        "/kaa.otao.v1.SoftwareService/CreateSoftware",
+        request_serializer=lambda payload: payload,
+        response_deserializer=software_pb2.Software.FromString,
+    )
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call(raw, timeout=10)
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == "the request has fields this server does not know"
+    stub = software_pb2_grpc.SoftwareServiceStub(grpc_channel)
+    listed = await stub.ListSoftware(
+        software_pb2.ListSoftwareRequest(application_name=application.name), timeout=10
+    )
+    assert list(listed.software) == []
