@@ -102,3 +102,30 @@ async def test_delete_asks_first_and_then_removes_the_row(
     await expect(page.get_by_role("table", name="Definitions")).to_contain_text(
         "No definitions yet"
     )
+
+
+async def test_suspend_and_resume_from_the_table(
+    console: Console, application: ApplicationConfig, api: httpx.AsyncClient
+) -> None:
+    base = f"/api/v1/applications/{application.name}/software"
+    ok(await api.post(base, json=definition("1.0.0", [])))
+    await console.open(f"#/apps/{application.name}/definitions")
+    page = console.page
+    row = page.get_by_role("table", name="Definitions").locator("tr[data-version='1.0.0']")
+    await page.get_by_role("button", name="Suspend 1.0.0").click()
+    await expect(row.get_by_label("strategy suspended")).to_be_visible()
+    await page.get_by_role("button", name="Resume 1.0.0").click()
+    await expect(row.get_by_label("strategy general")).to_be_visible()
+    assert ok(await api.get(f"{base}/1.0.0"))["rolloutStrategy"] == "general"
+
+
+async def test_the_consent_setting_is_changed_from_the_page(
+    console: Console, application: ApplicationConfig, api: httpx.AsyncClient
+) -> None:
+    await console.open(f"#/apps/{application.name}/definitions")
+    box = console.page.get_by_role("checkbox", name="Consent required")
+    await expect(box).not_to_be_checked()
+    await box.check()
+    await expect(console.page.get_by_text("Endpoints need consent.")).to_be_visible()
+    settings = ok(await api.get(f"/api/v1/applications/{application.name}/settings"))
+    assert settings == {"consentRequired": True}

@@ -101,11 +101,14 @@ async function route() {
   document.title = `${page.title}${current.app ? ` · ${current.app}` : ''} · otao console`;
   const root = h('div');
   replace(main, root);
+  // aria-busy tells assistive technology (and the browser tests) when a page has its data.
+  main.setAttribute('aria-busy', 'true');
   try {
     cleanup = (await page.render(root, { ...current, config })) || null;
   } catch (error) {
     replace(root, h('h2', {}, page.title), errorBox(error));
   }
+  main.setAttribute('aria-busy', 'false');
 }
 
 onConnection((state, text) => {

@@ -158,10 +158,33 @@ async function loadStatuses(app, definitions) {
   return new Map(definitions.map((d, i) => [d.version, statuses[i]]));
 }
 
+// The application's settings: whether endpoints must consent before they get an update.
+async function settingsForm(app) {
+  const path = `/applications/${enc(app)}/settings`;
+  const settings = await api('GET', path);
+  const box = h('input', { type: 'checkbox', name: 'consentRequired', checked: Boolean(settings.consentRequired) });
+  const status = h('span', { class: 'muted', role: 'status' });
+  box.addEventListener('change', async () => {
+    box.disabled = true;
+    try {
+      const saved = await api('PUT', path, { body: { consentRequired: box.checked } });
+      box.checked = Boolean(saved.consentRequired);
+      status.textContent = saved.consentRequired ? 'Endpoints need consent.' : 'No consent needed.';
+    } catch (error) {
+      box.checked = !box.checked;
+      status.replaceChildren(errorBox(error));
+    }
+    box.disabled = false;
+  });
+  return h('div', { class: 'inline' }, h('label', {}, box, ' Consent required'), status);
+}
+
 export async function renderDefinitions(root, { app }) {
   const tableSlot = h('div', { 'aria-live': 'polite' });
   const formSlot = h('div');
-  root.append(h('h2', {}, `Definitions · ${app}`), tableSlot, formSlot);
+  const settingsSlot = h('div');
+  root.append(h('h2', {}, `Definitions · ${app}`), settingsSlot, tableSlot, formSlot);
+  settingsForm(app).then((form) => replace(settingsSlot, form), (error) => replace(settingsSlot, errorBox(error)));
 
   async function load() {
     const definitions = (await api('GET', softwarePath(app))).sort((a, b) => newestFirst(a.version, b.version));
