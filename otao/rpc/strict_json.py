@@ -77,7 +77,7 @@ def parse(data: bytes, message_class: type[M]) -> M:
     """``data`` (a JSON object) as a ``message_class``, refusing unknown fields and values
     of the wrong JSON type, each as a field violation."""
     try:
-        document = json.loads(data, object_pairs_hook=_no_duplicate_keys)
+        document = json.loads(data, object_pairs_hook=_no_duplicate_keys, parse_constant=_not_json)
     except _DuplicateKey as duplicate:
         raise InvalidArgument.of(duplicate.key, "appears more than once") from None
     except (ValueError, UnicodeDecodeError):
@@ -132,6 +132,11 @@ class _DuplicateKey(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
+
+
+def _not_json(constant: str) -> Any:
+    """Python's json reads NaN and Infinity, which JSON (RFC 8259) does not have."""
+    raise ValueError(constant)
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

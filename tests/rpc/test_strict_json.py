@@ -155,6 +155,7 @@ async def test_a_value_of_the_wrong_json_type_is_a_violation_of_that_field(
         (b'{"version": "1.0.0", ', "the request body is not valid JSON"),
         (b'{"version": "1.0.0", "version": "2.0.0"}', "invalid version: appears more than once"),
         (b"\xff\xfe", "the request body is not valid JSON"),
+        (b'{"version": "1.0.0", "metadata": {"x": NaN}}', "the request body is not valid JSON"),
     ],
 )
 async def test_a_body_that_is_no_json_object_is_a_clear_400(
