@@ -33,8 +33,11 @@ format: setup
 	$(BIN)/ruff format otao tests bench tools
 	$(BIN)/ruff check --fix otao tests bench tools
 
+# otao/ strictly; tests/, bench/ and tools/ with every body checked but annotations optional
+# (pyproject.toml's override for tests.*, bench.*, tools.*).
 typecheck: setup
 	$(BIN)/mypy --strict otao
+	$(BIN)/mypy --explicit-package-bases tests bench tools
 
 # Debian's Chromium for the console's browser tests (tests/console/), installed when this runs as
 # root with apt-get (as in CI). Otherwise those tests skip with one loud line; under CI=true they

@@ -85,7 +85,7 @@ async def _grpc_client(job: LoadJob) -> tuple[Any, Any]:
 
     channel = grpc.aio.insecure_channel(job.target)
     await channel.channel_ready()
-    method = channel.unary_unary(job.route)
+    method = channel.unary_unary(job.route, request_serializer=None, response_deserializer=None)
 
     async def call(payload: bytes) -> None:
         await method(payload, timeout=10)

@@ -360,7 +360,9 @@ class Bench:
 
     async def check_grpc(self, payload: bytes, offered: str | None) -> None:
         assert self.channel is not None
-        method = self.channel.unary_unary(baselines.RESOLVE_METHOD)
+        method = self.channel.unary_unary(
+            baselines.RESOLVE_METHOD, request_serializer=None, response_deserializer=None
+        )
         raw = await method(payload, timeout=30)
         response = resolution_pb2.ResolveUpdateResponse.FromString(raw)
         if response.update_available != (offered is not None) or (
@@ -714,7 +716,7 @@ async def _run(options: Options, run_dir: Path) -> dict[str, Any]:
         timings["seed_seconds"] = round(seeder.seconds, 1)
         await seeder.close()
         await bench.nc.close()
-        await bench.channel.close()
+        await bench.channel.close(None)
     finally:
         pool.close()
         stack.stop()

@@ -175,7 +175,7 @@ class Stack:
         if self.baselines is not None and self.baselines.is_alive():
             self.baselines.terminate()
             self.baselines.join(timeout=10)
-        for process in (self.nats, self.mongo):
-            if process is not None:
+        for server in (self.nats, self.mongo):
+            if server is not None:
                 with contextlib.suppress(Exception):
-                    process.stop()
+                    server.stop()

@@ -42,6 +42,8 @@ from otao.devstack.processes import free_port as free_tcp_port
 from otao.rpc.strict_json import fill_from_json_body
 from tests.support.stack import EnvoyFactory
 
+Context = grpc.aio.ServicerContext[Any, Any]
+
 pytestmark = pytest.mark.timeout(60)
 
 APP = "/api/v1/applications"
@@ -56,9 +58,7 @@ MIB = 1024 * 1024
 class Recorder:
     calls: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
 
-    def record(
-        self, rpc: str, request: Message, context: grpc.aio.ServicerContext
-    ) -> struct_pb2.Value:
+    def record(self, rpc: str, request: Message, context: Context) -> struct_pb2.Value:
         fields = json_format.MessageToDict(request, preserving_proto_field_name=True)
         metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
         self.calls.append((rpc, fields, metadata))
@@ -96,18 +96,18 @@ class Software(software_pb2_grpc.SoftwareServiceServicer):
         self.recorder = recorder
 
     async def GetSoftware(
-        self, request: software_pb2.GetSoftwareRequest, context: grpc.aio.ServicerContext
+        self, request: software_pb2.GetSoftwareRequest, context: Context
     ) -> software_pb2.Software:
         echo = self.recorder.record("GetSoftware", request, context)
         if request.version == "invalid":
-            await context.abort_with_status(bad_request_status())
+            await context.abort_with_status(bad_request_status())  # type: ignore[attr-defined]
         if request.version.startswith("fail-"):
             code = grpc.StatusCode[request.version.removeprefix("fail-").upper()]
             await context.abort(code, f"failing with {code.name} as asked")
         return software_pb2.Software(version=request.version, metadata=echo)
 
     async def CreateSoftware(
-        self, request: software_pb2.CreateSoftwareRequest, context: grpc.aio.ServicerContext
+        self, request: software_pb2.CreateSoftwareRequest, context: Context
     ) -> software_pb2.Software:
         echo = self.recorder.record("CreateSoftware", request, context)
         fill_from_json_body(request)  # otao's own strict parsing of the unparsed REST body
@@ -117,13 +117,13 @@ class Software(software_pb2_grpc.SoftwareServiceServicer):
         return software
 
     async def UpdateSoftware(
-        self, request: software_pb2.UpdateSoftwareRequest, context: grpc.aio.ServicerContext
+        self, request: software_pb2.UpdateSoftwareRequest, context: Context
     ) -> software_pb2.Software:
         echo = self.recorder.record("UpdateSoftware", request, context)
         return software_pb2.Software(version=request.version, metadata=echo)
 
     async def ListSoftwareJson(
-        self, request: software_pb2.ListSoftwareJsonRequest, context: grpc.aio.ServicerContext
+        self, request: software_pb2.ListSoftwareJsonRequest, context: Context
     ) -> httpbody_pb2.HttpBody:
         self.recorder.record("ListSoftwareJson", request, context)
         padding = dict(context.invocation_metadata() or ()).get("x-test-padding", "0")
@@ -138,7 +138,7 @@ class Software(software_pb2_grpc.SoftwareServiceServicer):
     async def GetApplicationSettings(
         self,
         request: software_pb2.GetApplicationSettingsRequest,
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> software_pb2.ApplicationSettings:
         self.recorder.record("GetApplicationSettings", request, context)
         return software_pb2.ApplicationSettings(consent_required=False)
@@ -149,13 +149,13 @@ class Resolution(resolution_pb2_grpc.ResolutionServiceServicer):
         self.recorder = recorder
 
     async def ResolveUpdate(
-        self, request: resolution_pb2.ResolveUpdateRequest, context: grpc.aio.ServicerContext
+        self, request: resolution_pb2.ResolveUpdateRequest, context: Context
     ) -> resolution_pb2.ResolveUpdateResponse:
         self.recorder.record("ResolveUpdate", request, context)
         return resolution_pb2.ResolveUpdateResponse(current_version=request.current_version)
 
     async def GetUpgradePath(
-        self, request: resolution_pb2.GetUpgradePathRequest, context: grpc.aio.ServicerContext
+        self, request: resolution_pb2.GetUpgradePathRequest, context: Context
     ) -> resolution_pb2.UpgradePath:
         self.recorder.record("GetUpgradePath", request, context)
         return resolution_pb2.UpgradePath(
@@ -168,7 +168,7 @@ class Endpoints(endpoint_pb2_grpc.EndpointServiceServicer):
         self.recorder = recorder
 
     async def ListEndpoints(
-        self, request: endpoint_pb2.ListEndpointsRequest, context: grpc.aio.ServicerContext
+        self, request: endpoint_pb2.ListEndpointsRequest, context: Context
     ) -> endpoint_pb2.ListEndpointsResponse:
         self.recorder.record("ListEndpoints", request, context)
         return endpoint_pb2.ListEndpointsResponse(next_page_token="next")
@@ -184,10 +184,10 @@ class Upstream:
 async def upstream() -> AsyncIterator[Upstream]:
     recorder = Recorder()
     server = grpc.aio.server()
-    software_pb2_grpc.add_SoftwareServiceServicer_to_server(Software(recorder), server)
-    resolution_pb2_grpc.add_ResolutionServiceServicer_to_server(Resolution(recorder), server)
-    endpoint_pb2_grpc.add_EndpointServiceServicer_to_server(Endpoints(recorder), server)
-    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    software_pb2_grpc.add_SoftwareServiceServicer_to_server(Software(recorder), server)  # type: ignore[abstract]
+    resolution_pb2_grpc.add_ResolutionServiceServicer_to_server(Resolution(recorder), server)  # type: ignore[abstract]
+    endpoint_pb2_grpc.add_EndpointServiceServicer_to_server(Endpoints(recorder), server)  # type: ignore[abstract]
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)  # type: ignore[attr-defined]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield Upstream(port, recorder)

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pymongo
@@ -52,13 +53,17 @@ def test_mongo_keeps_its_data_across_a_crash_and_a_restart(
 ) -> None:
     if mongo_server.external:
         pytest.skip("an external MongoDB cannot be crashed by tests")
-    with pymongo.MongoClient(mongo_server.uri, serverSelectionTimeoutMS=5000) as client:
+    with pymongo.MongoClient[dict[str, Any]](
+        mongo_server.uri, serverSelectionTimeoutMS=5000
+    ) as client:
         client[unique_name].things.insert_one({"_id": "kettle"})
 
     mongo_server.kill()
     mongo_server.start()
 
-    with pymongo.MongoClient(mongo_server.uri, serverSelectionTimeoutMS=5000) as client:
+    with pymongo.MongoClient[dict[str, Any]](
+        mongo_server.uri, serverSelectionTimeoutMS=5000
+    ) as client:
         assert client[unique_name].things.find_one({"_id": "kettle"}) == {"_id": "kettle"}
 
 

@@ -461,7 +461,7 @@ def test_codec_refuses_a_non_positive_size_limit() -> None:
 def test_decode_turns_any_decoder_failure_into_a_generic_invalid_argument(
     monkeypatch: pytest.MonkeyPatch, error: BaseException | type[BaseException]
 ) -> None:
-    def explode(*args: object, **kwargs: object) -> None:
+    def explode(payload: bytes, names: list[Any]) -> tuple[Any, int]:
         raise error
 
     binding = dataclasses.replace(avro._binding(ConfigRequest), decode=explode)

@@ -47,9 +47,8 @@ def fastavro_write(schema: dict[str, Any], datum: dict[str, Any]) -> bytes:
 
 
 def fastavro_read(schema: dict[str, Any], payload: bytes) -> dict[str, Any]:
-    datum: dict[str, Any] = fastavro.schemaless_reader(
-        io.BytesIO(payload), fastavro.parse_schema(schema), None
-    )
+    datum = fastavro.schemaless_reader(io.BytesIO(payload), fastavro.parse_schema(schema), None)
+    assert isinstance(datum, dict)
     return datum
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import time
 import uuid
+from typing import cast
 
 import fastavro
 import grpc
@@ -179,7 +180,7 @@ async def test_suspended_to_general_pushes_config_updated_to_eligible_endpoints_
 
 
 async def eventually_known(
-    stub: software_pb2_grpc.SoftwareServiceStub,
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub,
     channel: grpc.aio.Channel,
     application: ApplicationConfig,
     count: int,
@@ -277,7 +278,7 @@ CONFIG_APPLIED_NEWER = _rfc_schema(
     "ConfigApplied",
     _CONFIG_EVENTS,
     [
-        *CONFIG_APPLIED_PRE_2020["fields"],  # type: ignore[list-item]
+        *cast(list[dict[str, object]], CONFIG_APPLIED_PRE_2020["fields"]),
         {"name": "statusCode", "type": "int", "default": 200},
         {"name": "reasonPhrase", "type": _OPTIONAL_STRING, "default": None},
         {"name": "appliedAt", "type": ["null", "long"], "default": None},

@@ -83,12 +83,12 @@ async def test_concurrent_patch_and_put_with_one_etag_one_winner_per_round(
                 assert response.json()["code"] == ABORTED, response.text
 
         index = statuses.index(200)
-        method, _, payload, field = requests[index]
+        method, _, payload, winning_field = requests[index]
         winner = responses[index].json()
         expected = copy.deepcopy(current)
         if method == "PATCH":
-            assert field is not None
-            expected[field] = payload[field]
+            assert winning_field is not None
+            expected[winning_field] = payload[winning_field]
         else:
             # PUT replaces every writable field, the ones a PATCH changed before included.
             expected.update(
@@ -113,7 +113,7 @@ async def test_concurrent_patch_and_put_with_one_etag_one_winner_per_round(
 
 
 async def _get_or_none(
-    stub: software_pb2_grpc.SoftwareServiceStub, app: str, version: str
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, app: str, version: str
 ) -> software_pb2.Software | None:
     request = software_pb2.GetSoftwareRequest(application_name=app, version=version)
     try:
@@ -137,7 +137,7 @@ async def test_concurrent_grpc_writers_and_a_delete_with_one_etag(
                 application_name=app, software=software_message(version, ["1.0.0"])
             )
         )
-        calls = []
+        calls: list[Any] = []
         for writer in range(WRITERS):
             if writer == 0:
                 calls.append(

@@ -48,7 +48,7 @@ DELIBERATE = {
 
 def _methods() -> list[tuple[str, Any]]:
     """(full method path, request message class) of every otao method."""
-    pool = symbol_database.Default().pool
+    pool = symbol_database.Default().pool  # type: ignore[attr-defined]
     found = []
     for service_name in SERVICE_NAMES:
         service = pool.FindServiceByName(service_name)

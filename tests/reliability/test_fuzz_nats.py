@@ -135,7 +135,7 @@ def sample(record_type: type[Record], text: str = "x", number: int = 7) -> Recor
         TenantUnregisteredEvent: {"tenant_id": text, "originator_replica_id": text},
         ConfigResponse: {"app_version_name": text, "endpoint_id": text, "status_code": number},
     }
-    return record_type(**common, **samples[record_type])  # type: ignore[arg-type]
+    return record_type(**common, **samples[record_type])
 
 
 OTHER_RECORDS = [

@@ -190,10 +190,10 @@ def body_bytes(draw: st.DrawFn) -> bytes | None:
         value: Any = "x" * size if field != "upgradableFrom" else ["1.0.0"] * (size // 10)
         return json.dumps({"version": "2.0.0", "rolloutStrategy": "general", field: value}).encode()
     if kind == 5:  # a valid-looking body with bytes that are not UTF-8 spliced in
-        text = json.dumps(draw(software_body()) or {"version": "2.0.0"}).encode()
-        cut = draw(st.integers(0, len(text)))
+        body = json.dumps(draw(software_body()) or {"version": "2.0.0"}).encode()
+        cut = draw(st.integers(0, len(body)))
         junk = draw(st.sampled_from([b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\x80\x80"]))
-        return text[:cut] + junk + text[cut:]
+        return body[:cut] + junk + body[cut:]
     if kind == 6:  # JSON-ish text: escapes, surrogates, numbers JSON allows but doubles do not
         return draw(
             st.sampled_from(

@@ -105,10 +105,12 @@ class World:
         }
         if kind is EfeEventType.DELETED:
             return subject, CODEC.encode(EndpointFilterDeletedEvent(**common))
-        record = {
+        records: dict[EfeEventType, type[EndpointMatchedFilterEvent | EndpointUnmatchedFilterEvent]]
+        records = {
             EfeEventType.EP_MATCHED: EndpointMatchedFilterEvent,
             EfeEventType.EP_UNMATCHED: EndpointUnmatchedFilterEvent,
-        }[kind]
+        }
+        record = records[kind]
         return subject, CODEC.encode(
             record(**common, app_version_name=self.app_version, endpoint_id=endpoint)
         )

@@ -91,7 +91,7 @@ async def test_mongodb_outage_is_unavailable_quickly_and_recovers_without_restar
         finally:
             await mongo_server.astart()
             await rest.aclose()
-            await channel.close()
+            await channel.close(None)
             await close_quietly(cmx)
             envoy.stop()
 

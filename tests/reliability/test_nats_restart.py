@@ -50,7 +50,7 @@ async def test_nats_restart_under_load(nats_server: NatsServer, mongo_server: Mo
             await _scenario(nats_server, otao, rollout, traffic, cmx, channel)
         finally:
             await nats_server.astart()
-            await channel.close()
+            await channel.close(None)
             await close_quietly(cmx)
 
 

@@ -401,7 +401,9 @@ def conditional(application: str, etag: str, method: str, where: str) -> dict[st
     params = {"etag": etag} if where == "query" else {}
     if method == "DELETE":
         return {"method": method, "url": path, "params": params}
-    body = definition(metadata={"changed": True}) if method == "PUT" else {"metadata": {"x": 1}}
+    body: dict[str, Any] = (
+        definition(metadata={"changed": True}) if method == "PUT" else {"metadata": {"x": 1}}
+    )
     if where == "body":
         body["etag"] = etag
     return {"method": method, "url": path, "params": params, "json": body}

@@ -28,7 +28,7 @@ BLOB_OVERHEAD = len('{"blob":""}')
 
 
 @pytest.fixture
-def stub(grpc_channel: grpc.aio.Channel) -> software_pb2_grpc.SoftwareServiceStub:
+def stub(grpc_channel: grpc.aio.Channel) -> software_pb2_grpc.SoftwareServiceAsyncStub:
     return software_pb2_grpc.SoftwareServiceStub(grpc_channel)
 
 
@@ -41,7 +41,7 @@ def as_json(message: software_pb2.Software) -> dict[str, Any]:
 
 
 async def create(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: str, **fields: Any
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: str, **fields: Any
 ) -> software_pb2.Software:
     return await stub.CreateSoftware(
         software_pb2.CreateSoftwareRequest(
@@ -59,7 +59,7 @@ async def failure(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
 def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
     """The google.rpc.BadRequest field violations of an INVALID_ARGUMENT error: field -> text."""
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, error
-    status = rpc_status.from_call(error)
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None, "no google.rpc.Status in the trailers"
     found: dict[str, str] = {}
     for detail in status.details:
@@ -80,7 +80,7 @@ def utc(message_time: Any) -> datetime:
 
 
 async def test_create_returns_the_definition_with_server_set_times_and_etag(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
     created = await create(
@@ -108,7 +108,7 @@ async def test_create_returns_the_definition_with_server_set_times_and_etag(
 
 
 async def test_get_returns_exactly_what_create_returned(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     created = await create(
         stub,
@@ -132,7 +132,7 @@ async def test_get_returns_exactly_what_create_returned(
 
 
 async def test_list_software_is_a_typed_list_newest_semver_first(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     created = [
         "1.9.0",
@@ -164,7 +164,7 @@ async def test_list_software_is_a_typed_list_newest_semver_first(
 
 
 async def test_list_software_of_an_application_without_definitions_is_empty(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     listed = await stub.ListSoftware(
         software_pb2.ListSoftwareRequest(application_name=application.name)
@@ -173,7 +173,7 @@ async def test_list_software_of_an_application_without_definitions_is_empty(
 
 
 async def test_list_software_holds_only_the_applications_own_definitions(
-    stub: software_pb2_grpc.SoftwareServiceStub,
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub,
     application: ApplicationConfig,
     otao: Any,
 ) -> None:
@@ -193,7 +193,7 @@ async def test_list_software_holds_only_the_applications_own_definitions(
 
 
 async def test_replace_sets_every_writable_field_and_keeps_created_at(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     created = await create(stub, application.name, metadata={"owner": "team-a"})
 
@@ -213,7 +213,7 @@ async def test_replace_sets_every_writable_field_and_keeps_created_at(
 
     assert replaced.version == "1.1.0"
     assert list(replaced.upgradable_from) == ["0.9.0"]
-    assert json_format.MessageToDict(replaced.specification) == ["a", 1.0]
+    assert json_format.MessageToDict(replaced.specification) == ["a", 1.0]  # type: ignore[comparison-overlap]
     # Full replace: metadata that the request left out is gone.
     assert json_format.MessageToDict(replaced.metadata) == {}
     assert replaced.rollout_strategy == "suspended"
@@ -227,7 +227,7 @@ async def test_replace_sets_every_writable_field_and_keeps_created_at(
 
 
 async def test_replace_of_an_unknown_version_is_not_found_and_creates_nothing(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     error = await failure(
         stub.ReplaceSoftware(
@@ -247,7 +247,7 @@ async def test_replace_of_an_unknown_version_is_not_found_and_creates_nothing(
 
 
 async def test_replace_with_another_version_in_the_body_names_the_version_field(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     await create(stub, application.name)
 
@@ -265,7 +265,7 @@ async def test_replace_with_another_version_in_the_body_names_the_version_field(
 
 
 async def test_update_with_a_mask_changes_only_the_masked_fields(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     created = await create(stub, application.name, metadata={"owner": "team-a"})
 
@@ -295,7 +295,7 @@ async def test_update_with_a_mask_changes_only_the_masked_fields(
 
 
 async def test_update_mask_takes_proto_field_names_too(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     await create(stub, application.name)
 
@@ -313,7 +313,7 @@ async def test_update_mask_takes_proto_field_names_too(
 
 
 async def test_update_without_a_mask_changes_the_fields_present_in_the_request(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     await create(stub, application.name, metadata={"owner": "team-a"})
 
@@ -333,7 +333,7 @@ async def test_update_without_a_mask_changes_the_fields_present_in_the_request(
 
 
 async def test_update_mask_naming_a_read_only_field_names_the_update_mask(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     await create(stub, application.name)
 
@@ -352,7 +352,7 @@ async def test_update_mask_naming_a_read_only_field_names_the_update_mask(
 
 
 async def test_update_that_leaves_an_invalid_definition_is_refused_and_changes_nothing(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     created = await create(stub, application.name)
 
@@ -378,7 +378,7 @@ async def test_update_that_leaves_an_invalid_definition_is_refused_and_changes_n
 
 
 async def test_delete_removes_the_definition(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     await create(stub, application.name, version="1.1.0")
     await create(stub, application.name, version="1.2.0")
@@ -451,7 +451,7 @@ def every_call(application: str, version: str) -> list[tuple[str, Any]]:
 
 @pytest.mark.parametrize("method", [name for name, _ in every_call("x", "1.0.0")])
 async def test_every_call_on_an_unknown_application_is_not_found(
-    stub: software_pb2_grpc.SoftwareServiceStub, method: str
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, method: str
 ) -> None:
     request = dict(every_call("no-such-application", "1.1.0"))[method]
 
@@ -465,7 +465,7 @@ async def test_every_call_on_an_unknown_application_is_not_found(
     "method", ["GetSoftware", "ReplaceSoftware", "UpdateSoftware", "DeleteSoftware"]
 )
 async def test_every_call_on_an_unknown_version_is_not_found(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig, method: str
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig, method: str
 ) -> None:
     await create(stub, application.name, version="1.1.0")
     request = dict(every_call(application.name, "1.2.0"))[method]
@@ -477,7 +477,7 @@ async def test_every_call_on_an_unknown_version_is_not_found(
 
 
 async def test_a_duplicate_version_is_already_exists_and_keeps_the_first(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     first = await create(stub, application.name, specification={"image": "first.bin"})
 
@@ -529,7 +529,7 @@ WRITES = [
 
 @pytest.mark.parametrize(("method", "where"), WRITES)
 async def test_a_write_with_a_stale_etag_is_aborted_and_changes_nothing(
-    stub: software_pb2_grpc.SoftwareServiceStub,
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub,
     application: ApplicationConfig,
     method: str,
     where: str,
@@ -560,7 +560,7 @@ async def test_a_write_with_a_stale_etag_is_aborted_and_changes_nothing(
 
 @pytest.mark.parametrize(("method", "where"), WRITES)
 async def test_a_write_with_the_current_etag_succeeds(
-    stub: software_pb2_grpc.SoftwareServiceStub,
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub,
     application: ApplicationConfig,
     method: str,
     where: str,
@@ -585,7 +585,7 @@ async def test_a_write_with_the_current_etag_succeeds(
 
 
 async def test_an_etag_is_single_use_the_second_writer_with_it_is_aborted(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     created = await create(stub, application.name)
     first = software_pb2.UpdateSoftwareRequest(
@@ -616,7 +616,7 @@ async def test_an_etag_is_single_use_the_second_writer_with_it_is_aborted(
 
 
 async def test_settings_default_to_no_consent_required(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     settings = await stub.GetApplicationSettings(
         software_pb2.GetApplicationSettingsRequest(application_name=application.name)
@@ -625,7 +625,7 @@ async def test_settings_default_to_no_consent_required(
 
 
 async def test_settings_put_is_returned_and_read_back(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     for wanted in (True, False, True):
         stored = await stub.UpdateApplicationSettings(
@@ -642,7 +642,7 @@ async def test_settings_put_is_returned_and_read_back(
 
 
 async def test_settings_are_per_application(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig, otao: Any
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig, otao: Any
 ) -> None:
     other = otao.add_application()
     await stub.UpdateApplicationSettings(
@@ -745,7 +745,7 @@ INVALID = {
 
 @pytest.mark.parametrize(("body", "field"), INVALID.values(), ids=INVALID.keys())
 async def test_an_invalid_definition_names_exactly_the_bad_field(
-    stub: software_pb2_grpc.SoftwareServiceStub,
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub,
     application: ApplicationConfig,
     body: dict[str, Any],
     field: str,
@@ -766,7 +766,7 @@ async def test_an_invalid_definition_names_exactly_the_bad_field(
 
 
 async def test_a_missing_specification_names_the_specification(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     body = definition()
     del body["specification"]
@@ -784,7 +784,7 @@ async def test_a_missing_specification_names_the_specification(
 
 @pytest.mark.parametrize("size", [256 * KIB - BLOB_OVERHEAD, 1])
 async def test_a_specification_up_to_256_kib_is_accepted_whole(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig, size: int
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig, size: int
 ) -> None:
     blob = "x" * size
 
@@ -794,7 +794,7 @@ async def test_a_specification_up_to_256_kib_is_accepted_whole(
 
 
 async def test_a_rollout_date_with_fractions_of_a_second_is_accepted(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     created = await create(
         stub,
@@ -806,7 +806,7 @@ async def test_a_rollout_date_with_fractions_of_a_second_is_accepted(
 
 
 async def test_several_violations_are_reported_together(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     body = {
         "version": "1.0",
@@ -839,7 +839,7 @@ async def test_several_violations_are_reported_together(
     "name", ["-starts-with-a-dash", "has space", "a" * 129, "slash/inside", "ünicode"]
 )
 async def test_a_bad_application_name_names_the_application_name(
-    stub: software_pb2_grpc.SoftwareServiceStub, name: str
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, name: str
 ) -> None:
     error = await failure(
         stub.CreateSoftware(
@@ -854,7 +854,7 @@ async def test_a_bad_application_name_names_the_application_name(
 
 @pytest.mark.parametrize("version", ["01.0.0", "1.0.0-", "latest"])
 async def test_a_bad_version_in_the_request_names_the_version(
-    stub: software_pb2_grpc.SoftwareServiceStub, application: ApplicationConfig, version: str
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig, version: str
 ) -> None:
     error = await failure(
         stub.GetSoftware(

@@ -8,6 +8,8 @@ limit gets a clean refusal, never grpc's own text about metadata sizes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -156,5 +158,5 @@ async def test_a_grpc_call_without_a_token_carries_the_challenge_as_metadata(
         await stub.ListSoftware(request, timeout=10)
 
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    trailing = dict(refused.value.trailing_metadata() or ())
+    trailing: dict[str, Any] = dict(refused.value.trailing_metadata() or ())  # type: ignore[arg-type]
     assert trailing["www-authenticate"] == 'Bearer realm="otao"'

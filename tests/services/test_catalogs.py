@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import json_format
+from google.protobuf import field_mask_pb2, json_format
 from kaa.otao.v1 import software_pb2, software_pb2_grpc
 
 from otao.domain.applications import ApplicationConfig
@@ -43,7 +43,7 @@ class Replica:
     answered: int = 0
 
     @property
-    def software(self) -> software_pb2_grpc.SoftwareServiceStub:
+    def software(self) -> software_pb2_grpc.SoftwareServiceAsyncStub:
         return software_pb2_grpc.SoftwareServiceStub(self.channel)
 
     def count_cdtp_answers(self) -> None:
@@ -55,7 +55,7 @@ class Replica:
             self.answered += 1
             return answer(*args)
 
-        delivery.poll_from_catalog = counted  # type: ignore[method-assign]
+        delivery.poll_from_catalog = counted  # type: ignore[method-assign,assignment]
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ async def replicas(
         if cmx is not None:
             await cmx.close()
         for replica in started:
-            await replica.channel.close()
+            await replica.channel.close(None)
             await replica.otao.stop()
 
 
@@ -193,7 +193,7 @@ async def test_a_change_through_one_replica_reaches_the_others_cdtp_answers_prom
             application_name=application.name,
             version="1.1.0",
             software=software_pb2.Software(rollout_strategy="suspended"),
-            update_mask={"paths": ["rollout_strategy"]},
+            update_mask=field_mask_pb2.FieldMask(paths=["rollout_strategy"]),
         ),
         timeout=10,
     )

@@ -159,6 +159,7 @@ async def platform(
             )
             try:
                 tekton_config = stack.otao.app.tekton
+                assert tekton_config is not None
                 await eventually(lambda: tekton_config.loaded)
                 yield Platform(stack, tekton, cmx)
             finally:

@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from pymongo.errors import DuplicateKeyError
@@ -58,7 +59,7 @@ def software(
     tenant: str = TENANT,
     application: str = APP,
     etag: str = "etag-1",
-    **spec_fields: object,
+    **spec_fields: Any,
 ) -> Software:
     spec = SoftwareSpec(
         version=version,

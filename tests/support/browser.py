@@ -17,7 +17,7 @@ import pytest
 try:
     from playwright.async_api import expect as _expect
 except ImportError:  # the browser fixture skips (or fails under CI) with the reason
-    _expect = None
+    _expect = None  # type: ignore[assignment]
 
 expect: Any = _expect
 
