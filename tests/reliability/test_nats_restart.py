@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -62,111 +63,168 @@ async def _scenario(
     cmx: CmxPeer,
     channel: grpc.aio.Channel,
 ) -> None:
-    rollout_av, traffic_av = rollout.app_versions[0], traffic.app_versions[0]
+    endpoints = await _seed_the_rollout_and_the_traffic(otao, rollout, traffic, cmx, channel)
+    load = Load(cmx, channel, traffic.app_versions[0])
+    load.start()
+    try:
+        outage = await _restart_nats_mid_push(nats_server, otao, rollout, cmx, channel, load)
+        await _wait_for_recovery(otao, load, outage)
+    finally:
+        await load.stop()
+    _health_followed_the_broker(load.samples, outage)
+    await _traffic_was_answered_and_recorded(otao, traffic, load, outage)
+    await _the_push_completed_once(otao, rollout, cmx, endpoints)
+
+
+@dataclass
+class Outage:
+    start: float
+    end: float
+
+
+class Load:
+    """Health sampled continuously, and CDTP polls (needing the database) and applied reports
+    from a new endpoint each, until stopped."""
+
+    def __init__(self, cmx: CmxPeer, channel: grpc.aio.Channel, app_version: str) -> None:
+        self._cmx = cmx
+        self._channel = channel
+        self._app_version = app_version
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.samples: list[tuple[float, int | None]] = []
+        self.answers: list[tuple[float, int | None, str | None]] = []
+        self.reported: list[tuple[float, str]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._watch_health()), asyncio.create_task(self._load())]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _watch_health(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), await health(self._channel, timeout=0.5)))
+            await asyncio.sleep(0.05)  # the sampling rate, not a wait for something to happen
+
+    async def _load(self) -> None:
+        for n in itertools.count():
+            if self._stop.is_set():
+                return
+            endpoint = f"load-{n:05d}"
+            try:
+                response = await self._cmx.request(
+                    self._app_version, endpoint, config_id="1.0.0", timeout=1.0
+                )
+                self.answers.append((time.monotonic(), response.status_code, response.config_id))
+            except TimeoutError:
+                self.answers.append((time.monotonic(), None, None))
+            # The peer's own flush fails while the broker is down: such a report is not counted.
+            with contextlib.suppress(Exception):
+                await self._cmx.applied(self._app_version, endpoint, "1.0.0")
+                self.reported.append((time.monotonic(), endpoint))
+            await asyncio.sleep(0.01)  # the load's pace
+
+
+async def _seed_the_rollout_and_the_traffic(
+    otao: RunningOtao,
+    rollout: ApplicationConfig,
+    traffic: ApplicationConfig,
+    cmx: CmxPeer,
+    channel: grpc.aio.Channel,
+) -> list[str]:
     await define(channel, rollout.name, "2.0.0", ["1.0.0"], strategy="suspended")
     await define(channel, traffic.name, "1.1.0", ["1.0.0"])
     endpoints = [f"ep-{i:03d}" for i in range(PUSHED)]
     for endpoint in endpoints:
-        await cmx.applied(rollout_av, endpoint, "1.0.0")
-    store = otao.app.endpoint_store
+        await cmx.applied(rollout.app_versions[0], endpoint, "1.0.0")
+    await eventually(
+        lambda: _all_on(otao, rollout.name, endpoints, "1.0.0"),
+        10,
+        "the endpoints' applied reports recorded",
+    )
+    return endpoints
 
-    async def all_known() -> bool:
-        for endpoint in endpoints:
-            state = await store.get(EndpointKey("default", rollout.name, endpoint))
-            if state is None or state.current_version != "1.0.0":
-                return False
-        return True
 
-    await eventually(all_known, 10, "the endpoints' applied reports recorded")
+async def _restart_nats_mid_push(
+    nats_server: NatsServer,
+    otao: RunningOtao,
+    rollout: ApplicationConfig,
+    cmx: CmxPeer,
+    channel: grpc.aio.Channel,
+    load: Load,
+) -> Outage:
+    rollout_av = rollout.app_versions[0]
+    await eventually(lambda: len(load.answers) >= 20, 10, "traffic flowing before the restart")
+    updated = await set_strategy(channel, rollout.name, "2.0.0", "general")
+    assert updated.rollout_strategy == "general"
+    await eventually(
+        lambda: len([u for u in cmx.updates if u.app_version_name == rollout_av]) >= 5,
+        10,
+        "the push job under way",
+    )
+    assert await otao.app.push_jobs.pending_count() == 1, "the job must be mid-way"
 
-    # Health, sampled continuously.
-    samples: list[tuple[float, int | None]] = []
-    stop = asyncio.Event()
+    start = time.monotonic()
+    await nats_server.astop()
+    # The broker stays down until otao has said so on its health for a few samples (past the
+    # detection delay the health check below allows for), instead of for a fixed time.
+    await eventually(
+        lambda: sum(1 for t, s in load.samples if t > start + 0.6 and s == NOT_SERVING) >= 3,
+        15,
+        "otao reporting NOT_SERVING while the broker is down",
+    )
+    await nats_server.astart()
+    return Outage(start, time.monotonic())
 
-    async def watch_health() -> None:
-        while not stop.is_set():
-            samples.append((time.monotonic(), await health(channel, timeout=0.5)))
-            await asyncio.sleep(0.05)
 
-    # CDTP load: polls that need the database and applied reports, each from a new endpoint.
-    answers: list[tuple[float, int | None, str | None]] = []
-    reported: list[tuple[float, str]] = []
-    counter = itertools.count()
+async def _wait_for_recovery(otao: RunningOtao, load: Load, outage: Outage) -> None:
+    await eventually(lambda: otao.app.health.serving, 15, "otao serving again")
+    await eventually(
+        lambda: sum(1 for t, s, _ in load.answers if t > outage.end and s == 200) >= 20,
+        15,
+        "CDTP answers resumed after the restart",
+    )
+    await eventually(lambda: _no_pending_job(otao), 25, "the push job finished")
+    await eventually(
+        lambda: any(t > outage.end + 1.5 for t, _ in load.reported),
+        10,
+        "reports after the restart",
+    )
 
-    async def load() -> None:
-        while not stop.is_set():
-            n = next(counter)
-            endpoint = f"load-{n:05d}"
-            try:
-                response = await cmx.request(traffic_av, endpoint, config_id="1.0.0", timeout=1.0)
-                answers.append((time.monotonic(), response.status_code, response.config_id))
-            except TimeoutError:
-                answers.append((time.monotonic(), None, None))
-            # The peer's own flush fails while the broker is down: such a report is not counted.
-            with contextlib.suppress(Exception):
-                await cmx.applied(traffic_av, endpoint, "1.0.0")
-                reported.append((time.monotonic(), endpoint))
-            await asyncio.sleep(0.01)
 
-    tasks = [asyncio.create_task(watch_health()), asyncio.create_task(load())]
-    try:
-        await eventually(lambda: len(answers) >= 20, 10, "traffic flowing before the restart")
-        updated = await set_strategy(channel, rollout.name, "2.0.0", "general")
-        assert updated.rollout_strategy == "general"
-        await eventually(
-            lambda: len([u for u in cmx.updates if u.app_version_name == rollout_av]) >= 5,
-            10,
-            "the push job under way",
-        )
-        assert await otao.app.push_jobs.pending_count() == 1, "the job must be mid-way"
-
-        outage_start = time.monotonic()
-        await nats_server.astop()
-        await asyncio.sleep(1.5)
-        await nats_server.astart()
-        outage_end = time.monotonic()
-
-        await eventually(lambda: otao.app.health.serving, 15, "otao serving again")
-        await eventually(
-            lambda: sum(1 for t, s, _ in answers if t > outage_end and s == 200) >= 20,
-            15,
-            "CDTP answers resumed after the restart",
-        )
-        await eventually(lambda: _no_pending_job(otao), 25, "the push job finished")
-        await eventually(
-            lambda: any(t > outage_end + 1.5 for t, _ in reported), 10, "reports after the restart"
-        )
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    # Health: SERVING before, NOT_SERVING during the outage, SERVING after.
-    before = [s for t, s in samples if t < outage_start]
-    during = [s for t, s in samples if outage_start + 0.6 < t < outage_end]
-    after = [s for t, s in samples if t > outage_end]
+def _health_followed_the_broker(samples: list[tuple[float, int | None]], outage: Outage) -> None:
+    # SERVING before, NOT_SERVING during the outage, SERVING after.
+    before = [s for t, s in samples if t < outage.start]
+    during = [s for t, s in samples if outage.start + 0.6 < t < outage.end]
+    after = [s for t, s in samples if t > outage.end]
     assert before and set(before) == {SERVING}, before
     assert NOT_SERVING in during and SERVING not in during, during
     assert after and after[-1] == SERVING, after
 
+
+async def _traffic_was_answered_and_recorded(
+    otao: RunningOtao, traffic: ApplicationConfig, load: Load, outage: Outage
+) -> None:
     # Every answer was a correct one; none was an error (timeouts are the outage itself).
-    assert {(s, c) for _, s, c in answers if s is not None} == {(200, "1.1.0")}
+    assert {(s, c) for _, s, c in load.answers if s is not None} == {(200, "1.1.0")}
     # Reports sent once everything had reconnected are all recorded.
-    settled = [e for t, e in reported if t > outage_end + 1.0][-50:]
+    settled = [e for t, e in load.reported if t > outage.end + 1.0][-50:]
     assert settled, "no reports after the restart"
+    await eventually(
+        lambda: _all_on(otao, traffic.name, settled, "1.0.0"),
+        10,
+        "reports after the restart recorded",
+    )
 
-    async def recorded() -> bool:
-        for endpoint in settled:
-            state = await otao.app.endpoint_store.get(
-                EndpointKey("default", traffic.name, endpoint)
-            )
-            if state is None or state.current_version != "1.0.0":
-                return False
-        return True
 
-    await eventually(recorded, 10, "reports after the restart recorded")
-
-    # The push: only 2.0.0, only to the rollout's endpoints. A ConfigUpdated published while
-    # the broker was down may be lost (core NATS); such an endpoint still pulls 2.0.0.
+async def _the_push_completed_once(
+    otao: RunningOtao, rollout: ApplicationConfig, cmx: CmxPeer, endpoints: list[str]
+) -> None:
+    # Only 2.0.0, only to the rollout's endpoints. A ConfigUpdated published while the broker
+    # was down may be lost (core NATS); such an endpoint still pulls 2.0.0.
+    rollout_av = rollout.app_versions[0]
     pushes = [u for u in cmx.updates if u.app_version_name == rollout_av]
     assert {u.config_id for u in pushes} == {"2.0.0"}
     assert {u.endpoint_id for u in pushes} <= set(endpoints)
@@ -184,6 +242,14 @@ async def _scenario(
     assert [j["state"] for j in jobs] == ["done"]
     assert jobs[0]["sent"] >= PUSHED
     assert not [t.get_name() for t in otao.app.tasks if t.done()], "a background task died"
+
+
+async def _all_on(otao: RunningOtao, application: str, endpoints: list[str], version: str) -> bool:
+    for endpoint in endpoints:
+        state = await otao.app.endpoint_store.get(EndpointKey("default", application, endpoint))
+        if state is None or state.current_version != version:
+            return False
+    return True
 
 
 async def _no_pending_job(otao: RunningOtao) -> bool:
