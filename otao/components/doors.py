@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import grpc
-
 from otao.components.services import Services
 from otao.platform import Platform
 from otao.rpc.access import local_development_access
@@ -13,7 +11,7 @@ from otao.rpc.endpoint_servicer import EndpointServicer
 from otao.rpc.interceptors import Authenticate
 from otao.rpc.resolution_servicer import ResolutionServicer
 from otao.rpc.rollout_servicer import RolloutServicer
-from otao.rpc.server import Health, build_server
+from otao.rpc.server import Health, Server, build_server
 from otao.rpc.software_servicer import SoftwareServicer
 from otao.settings import Settings
 
@@ -28,10 +26,10 @@ class GrpcDoor:
         self._platform = platform
         self._health = health
         self._software = SoftwareServicer(services.software)
-        self._resolution = ResolutionServicer(services.resolution, services.applications)
+        self._resolution = ResolutionServicer(services.resolution)
         self._endpoints = EndpointServicer(services.endpoints)
-        self._rollout = RolloutServicer(services.rollout, services.audit, services.applications)
-        self._server: grpc.aio.Server | None = None
+        self._rollout = RolloutServicer(services.rollout, services.audit)
+        self._server: Server | None = None
         self.port = 0
 
     def _authenticate(self) -> Authenticate:

@@ -63,7 +63,7 @@ def build_services(
         broker.catalog_announcer.announce,
         settings_from_configuration_only=settings.tekton.enabled,
     )
-    audit = AuditLog(storage.audit, clock)
+    audit = AuditLog(storage.audit, applications, clock)
     push = _push(settings, storage, broker, catalogs, applications, clock)
     software = SoftwareService(
         storage.software,
@@ -84,7 +84,7 @@ def build_services(
         ask_epr=broker.membership.ask,
         clock=clock,
     )
-    resolution = ResolutionService(catalogs, storage.endpoints, clock, filters.learn)
+    resolution = ResolutionService(applications, catalogs, storage.endpoints, clock, filters.learn)
     recorder = SightingRecorder(storage.endpoints, clock)
     return Services(
         applications=applications,

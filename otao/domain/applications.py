@@ -22,3 +22,25 @@ class ApplicationConfig:
     tenant_id: str
     app_versions: tuple[str, ...]
     consent_required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigScope:
+    """A part of the configuration (17/SCMP names one in a reload event): all ``None`` means
+    everything; narrower scopes need the wider names."""
+
+    tenant_id: str | None = None
+    app_name: str | None = None
+    app_version_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.app_name is not None and self.tenant_id is None:
+            raise ValueError("an application scope needs its tenant")
+        if self.app_version_name is not None and self.app_name is None:
+            raise ValueError("an application version scope needs its application")
+
+    def contains(self, config: ApplicationConfig) -> bool:
+        """Whether the application is in the scope (an app version scope: its application)."""
+        if self.tenant_id is not None and config.tenant_id != self.tenant_id:
+            return False
+        return self.app_name is None or config.name == self.app_name

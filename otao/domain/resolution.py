@@ -112,6 +112,30 @@ def select(catalog: Catalog, facts: EndpointFacts, now: datetime) -> Software | 
     return None
 
 
+def delivery_changed(before: Software | None, after: Software | None) -> bool:
+    """Whether an endpoint to be offered ``after`` now was offered something else before:
+    the one rule for "push it" (a change of definitions, of a consent, of a filter)."""
+    if after is None:
+        return False
+    if before is None:
+        return True
+    return (before.version, before.spec.specification_json) != (
+        after.version,
+        after.spec.specification_json,
+    )
+
+
+def state_change_delivers(
+    catalog: Catalog, before: EndpointState | None, after: EndpointState | None, now: datetime
+) -> bool:
+    """Whether a change of what otao knows of an endpoint (a consent, a filter) changes the
+    update it is to be offered (``delivery_changed`` for one endpoint, one catalog)."""
+    return delivery_changed(
+        select(catalog, EndpointFacts.of(before, None), now),
+        select(catalog, EndpointFacts.of(after, None), now),
+    )
+
+
 def explain(catalog: Catalog, facts: EndpointFacts, now: datetime) -> Explanation:
     """Step 6: a verdict and a reason for every definition of the application."""
     current = facts.current_version

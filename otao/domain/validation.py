@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from otao.domain import versions
 from otao.domain.errors import FieldViolation, InvalidArgument
@@ -33,6 +34,18 @@ _FILTER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 # ISO 8601 in UTC, as Kaa writes it (yyyy-MM-ddTHH:mm:ssZ), fractions tolerated. ASCII digits
 # only: a Unicode \d would let e.g. Arabic-Indic digits through (and strptime accepts them).
 _UTC_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z")
+
+
+class SoftwareField(StrEnum):
+    """A writable field of a definition, as an update names it (the doors map their wire
+    names, such as an update mask's, onto these)."""
+
+    UPGRADABLE_FROM = "upgradable_from"
+    SPECIFICATION = "specification"
+    METADATA = "metadata"
+    ROLLOUT_STRATEGY = "rollout_strategy"
+    FILTERS = "filters"
+    ROLLOUT_POLICY = "rollout_policy"
 
 
 @dataclass

@@ -9,39 +9,25 @@ scope it asked for.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from urllib.parse import quote
 
 import httpx
 
-from otao.domain.applications import ApplicationConfig
+from otao.domain.applications import ApplicationConfig, ConfigScope
 from otao.domain.errors import Unavailable
 from otao.integrations.client_credentials import BearerTokenSource, get_json
 
 _log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class TektonScope:
-    """What to fetch; all ``None`` means everything. Narrower scopes need the wider names."""
-
-    tenant_id: str | None = None
-    app_name: str | None = None
-    app_version_name: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.app_name is not None and self.tenant_id is None:
-            raise ValueError("an application scope needs its tenant")
-        if self.app_version_name is not None and self.app_name is None:
-            raise ValueError("an application version scope needs its application")
-
-    def query(self) -> dict[str, str]:
-        names = {
-            "tenantId": self.tenant_id,
-            "appName": self.app_name,
-            "appVersionName": self.app_version_name,
-        }
-        return {key: value for key, value in names.items() if value is not None}
+def _query(scope: ConfigScope) -> dict[str, str]:
+    names = {
+        "tenantId": scope.tenant_id,
+        "appName": scope.app_name,
+        "appVersionName": scope.app_version_name,
+    }
+    return {key: value for key, value in names.items() if value is not None}
 
 
 class TektonClient:
@@ -59,7 +45,7 @@ class TektonClient:
         self._url = f"{base_url.rstrip('/')}/api/v1/service-instances/{instance}/app-configs"
         self._tokens = tokens
 
-    async def fetch(self, scope: TektonScope | None = None) -> list[ApplicationConfig]:
+    async def fetch(self, scope: ConfigScope | None = None) -> list[ApplicationConfig]:
         """The application configurations in ``scope`` (default: everything).
 
         For an application version scope, an application's ``app_versions`` holds only that
@@ -67,9 +53,9 @@ class TektonClient:
         raises ``Unavailable`` as a whole: silently dropping one application would look like
         its deletion.
         """
-        scope = scope or TektonScope()
+        scope = scope or ConfigScope()
         body = await get_json(
-            self._http, self._url, self._tokens, params=scope.query(), what="tekton"
+            self._http, self._url, self._tokens, params=_query(scope), what="tekton"
         )
         results = body.get("results") if isinstance(body, dict) else None
         if not isinstance(results, list):
@@ -77,7 +63,7 @@ class TektonClient:
             raise Unavailable("tekton unavailable")
         configs = [_parse_application(item) for item in results]
         # Tekton should filter, but a config outside the asked scope must never be applied to it.
-        configs = [config for config in configs if _in_scope(config, scope)]
+        configs = [config for config in configs if scope.contains(config)]
         if scope.app_version_name is not None:
             wanted = scope.app_version_name
             configs = [
@@ -114,12 +100,6 @@ def _parse_application(item: object) -> ApplicationConfig:
         app_versions=tuple(version_names),
         consent_required=consent,
     )
-
-
-def _in_scope(config: ApplicationConfig, scope: TektonScope) -> bool:
-    if scope.tenant_id is not None and config.tenant_id != scope.tenant_id:
-        return False
-    return scope.app_name is None or config.name == scope.app_name
 
 
 def _malformed(reason: str) -> Unavailable:

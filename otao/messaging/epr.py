@@ -55,16 +55,12 @@ class FilterEvents:
     @event_handler("ep-matched event")
     async def _on_matched(self, msg: Msg) -> None:
         event = self._codec.decode(EndpointMatchedFilterEvent, msg.data)
-        key = self._filters.endpoint(event.app_version_name, event.endpoint_id)
-        if key is not None:
-            await self._filters.matched(key, event.filter_id)
+        await self._filters.matched(event.app_version_name, event.endpoint_id, event.filter_id)
 
     @event_handler("ep-unmatched event")
     async def _on_unmatched(self, msg: Msg) -> None:
         event = self._codec.decode(EndpointUnmatchedFilterEvent, msg.data)
-        key = self._filters.endpoint(event.app_version_name, event.endpoint_id)
-        if key is not None:
-            await self._filters.unmatched(key, event.filter_id)
+        await self._filters.unmatched(event.app_version_name, event.endpoint_id, event.filter_id)
 
     @event_handler("filter deletion")
     async def _on_deleted(self, msg: Msg) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from kaa.otao.v1 import endpoint_pb2, resolution_pb2, rollout_pb2, software_pb2
 
 from otao.domain import validation
+from otao.domain.errors import InvalidArgument
 from otao.domain.models import (
     ApplicationSettings,
     AppliedReport,
@@ -18,7 +20,7 @@ from otao.domain.models import (
     JsonValue,
     Software,
 )
-from otao.domain.validation import SoftwareInput
+from otao.domain.validation import SoftwareField, SoftwareInput
 
 # Integers travel as doubles inside google.protobuf.Value; those that are exactly integral
 # and safely representable go back to JSON integers, so {"size": 5} stays 5, not 5.0.
@@ -100,6 +102,36 @@ def software_to_proto(software: Software) -> software_pb2.Software:
         message.halt.reason = software.halt.reason
         message.halt.halted_at.FromDatetime(software.halt.halted_at.astimezone(UTC))
     return message
+
+
+# An update mask's paths: the JSON names, and the proto names Envoy may pass through.
+_MASK_PATHS = {
+    "upgradableFrom": SoftwareField.UPGRADABLE_FROM,
+    "upgradable_from": SoftwareField.UPGRADABLE_FROM,
+    "specification": SoftwareField.SPECIFICATION,
+    "metadata": SoftwareField.METADATA,
+    "rolloutStrategy": SoftwareField.ROLLOUT_STRATEGY,
+    "rollout_strategy": SoftwareField.ROLLOUT_STRATEGY,
+    "filters": SoftwareField.FILTERS,
+    "rolloutPolicy": SoftwareField.ROLLOUT_POLICY,
+    "rollout_policy": SoftwareField.ROLLOUT_POLICY,
+}
+
+
+def update_fields(paths: Sequence[str]) -> list[SoftwareField] | None:
+    """The fields an update mask names (``version`` is the path's, so skipped); None for no
+    mask, which means "the fields the body gives"."""
+    if not paths:
+        return None
+    fields: list[SoftwareField] = []
+    for path in paths:
+        if path == "version":
+            continue
+        field = _MASK_PATHS.get(path)
+        if field is None:
+            raise InvalidArgument.of("updateMask", f"unknown or read-only field {path!r}")
+        fields.append(field)
+    return fields
 
 
 def software_input(message: software_pb2.Software) -> SoftwareInput:

@@ -4,31 +4,21 @@ from __future__ import annotations
 
 from kaa.otao.v1 import resolution_pb2, resolution_pb2_grpc
 
-from otao.domain import validation
-from otao.domain.models import EndpointKey
 from otao.rpc import convert
 from otao.rpc.interceptors import Context, current_caller
-from otao.services.applications import ApplicationDirectory
 from otao.services.resolution import ResolutionService
 
 
 class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
-    def __init__(self, service: ResolutionService, applications: ApplicationDirectory) -> None:
+    def __init__(self, service: ResolutionService) -> None:
         self._service = service
-        self._applications = applications
-
-    def _key(self, application: str, endpoint_id: str) -> EndpointKey:
-        return self._applications.endpoint(current_caller().tenant_id, application, endpoint_id)
-
-    def _application(self, application: str) -> str:
-        return self._applications.require(current_caller().tenant_id, application).tenant_id
 
     async def ResolveUpdate(
         self, request: resolution_pb2.ResolveUpdateRequest, context: Context
     ) -> resolution_pb2.ResolveUpdateResponse:
-        key = self._key(request.application_name, request.endpoint_id)
-        reported = validation.optional_version(request.current_version, "currentVersion")
-        decision = await self._service.decide(key, reported)
+        decision = await self._service.resolve(
+            current_caller(), request.application_name, request.endpoint_id, request.current_version
+        )
         reply = resolution_pb2.ResolveUpdateResponse(current_version=decision.current_version or "")
         if decision.selected is not None:
             reply.update_available = True
@@ -41,11 +31,11 @@ class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
     async def ExplainResolution(
         self, request: resolution_pb2.ExplainResolutionRequest, context: Context
     ) -> resolution_pb2.Explanation:
-        key = self._key(request.application_name, request.endpoint_id)
-        reported = validation.optional_version(request.current_version, "currentVersion")
-        explanation = await self._service.explain(key, reported)
+        explanation = await self._service.explain(
+            current_caller(), request.application_name, request.endpoint_id, request.current_version
+        )
         return resolution_pb2.Explanation(
-            endpoint_id=key.endpoint_id,
+            endpoint_id=request.endpoint_id,
             current_version=explanation.current_version or "",
             selected_version=explanation.selected.version if explanation.selected else "",
             verdicts=[
@@ -58,10 +48,10 @@ class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
     async def GetUpgradePath(
         self, request: resolution_pb2.GetUpgradePathRequest, context: Context
     ) -> resolution_pb2.UpgradePath:
-        tenant_id = self._application(request.application_name)
-        start = validation.version(request.from_version, "from")
-        target = validation.optional_version(request.to_version, "to")
-        hops = await self._service.upgrade_path(tenant_id, request.application_name, start, target)
+        hops = await self._service.upgrade_path(
+            current_caller(), request.application_name, request.from_version, request.to_version
+        )
+        start = request.from_version
         return resolution_pb2.UpgradePath(
             from_version=start, to_version=hops[-1] if hops else start, hops=hops
         )
@@ -69,8 +59,7 @@ class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
     async def GetUpgradeGraph(
         self, request: resolution_pb2.GetUpgradeGraphRequest, context: Context
     ) -> resolution_pb2.UpgradeGraph:
-        tenant_id = self._application(request.application_name)
-        found = await self._service.upgrade_graph(tenant_id, request.application_name)
+        found = await self._service.upgrade_graph(current_caller(), request.application_name)
         return resolution_pb2.UpgradeGraph(
             nodes=[
                 resolution_pb2.GraphNode(

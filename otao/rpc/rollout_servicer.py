@@ -6,19 +6,14 @@ from kaa.otao.v1 import rollout_pb2, rollout_pb2_grpc
 
 from otao.rpc import convert
 from otao.rpc.interceptors import Context, current_caller
-from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
-from otao.services.endpoints import page_size
 from otao.services.rollout import RolloutService
 
 
 class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
-    def __init__(
-        self, service: RolloutService, audit: AuditLog, applications: ApplicationDirectory
-    ) -> None:
+    def __init__(self, service: RolloutService, audit: AuditLog) -> None:
         self._service = service
         self._audit = audit
-        self._applications = applications
 
     async def GetRolloutStatus(
         self, request: rollout_pb2.GetRolloutStatusRequest, context: Context
@@ -45,11 +40,8 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
     async def ListAuditEntries(
         self, request: rollout_pb2.ListAuditEntriesRequest, context: Context
     ) -> rollout_pb2.ListAuditEntriesResponse:
-        caller = current_caller()
-        self._applications.require(caller.tenant_id, request.application_name)
-        limit = page_size(request.page_size)
         entries, following = await self._audit.page(
-            caller.tenant_id, request.application_name, request.page_token, limit
+            current_caller(), request.application_name, request.page_size, request.page_token
         )
         return rollout_pb2.ListAuditEntriesResponse(
             entries=[convert.audit_to_proto(e) for e in entries],

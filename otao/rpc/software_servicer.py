@@ -70,7 +70,7 @@ class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
             request.application_name,
             request.version,
             convert.software_input(request.software),
-            list(request.update_mask.paths),
+            convert.update_fields(request.update_mask.paths),
             request.etag or request.software.etag,
         )
         return convert.software_to_proto(updated)

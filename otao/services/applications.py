@@ -54,6 +54,15 @@ class ApplicationDirectory:
         validation.endpoint_id(endpoint_id)
         return EndpointKey(tenant_id, self.require(tenant_id, name).name, endpoint_id)
 
+    def device_endpoint(self, app_version_name: str, endpoint_id: str) -> EndpointKey | None:
+        """The endpoint a Kaa message names (by app version name), its id validated; None
+        when no application has that app version name."""
+        application = self._by_app_version.get(app_version_name)
+        if application is None:
+            return None
+        validation.endpoint_id(endpoint_id)
+        return EndpointKey(application.tenant_id, application.name, endpoint_id)
+
     def find(self, tenant_id: str, name: str) -> ApplicationConfig | None:
         return self._by_name.get((tenant_id, name))
 

@@ -9,22 +9,21 @@ INVALID_ARGUMENT.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from otao.domain.errors import InvalidArgument
-from otao.domain.models import ApplicationSettings, AuditEntry, JsonValue, SoftwareSpec
+from otao.domain.models import ApplicationSettings, AuditEntry, Caller, JsonValue, SoftwareSpec
 from otao.domain.validation import format_utc_date
+from otao.services.applications import ApplicationDirectory
+from otao.services.paging import PageTokens, page_size
 from otao.store.audit import AuditStore
 
 log = logging.getLogger(__name__)
 
-_TOKEN_PREFIX = "audit|"  # noqa: S105 (a page token, not a secret)
+_TOKENS = PageTokens("audit")
 
 
 def software_fields(spec: SoftwareSpec) -> dict[str, JsonValue]:
@@ -65,37 +64,27 @@ def changes(
     }
 
 
-def encode_page_token(entry_id: str, tenant_id: str, application: str) -> str:
-    raw = f"{_TOKEN_PREFIX}{tenant_id}/{application}/{entry_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_page_token(token: str, tenant_id: str, application: str) -> str:
-    """The entry id a token of this listing names; INVALID_ARGUMENT for anything else."""
-    prefix = f"{_TOKEN_PREFIX}{tenant_id}/{application}/"
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
-    if not raw.startswith(prefix) or len(raw) == len(prefix):
-        raise InvalidArgument.of("pageToken", "not a token this listing returned")
-    return raw[len(prefix) :]
-
-
 class AuditLog:
-    def __init__(self, store: AuditStore, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: AuditStore,
+        applications: ApplicationDirectory,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._store = store
+        self._applications = applications
         self._clock = clock
 
     async def record(
         self,
-        tenant_id: str,
+        caller: Caller,
         application: str,
-        actor: str,
         action: str,
         resource: str,
         details: dict[str, JsonValue] | None = None,
     ) -> None:
+        """``caller`` (its tenant and subject) did ``action`` on ``resource``."""
+        tenant_id, actor = caller.tenant_id, caller.subject
         now = self._clock()
         # Sortable by time, unique across replicas.
         entry_id = f"{int(now.timestamp() * 1_000_000):020d}-{uuid.uuid4().hex[:12]}"
@@ -118,13 +107,16 @@ class AuditLog:
         )
 
     async def page(
-        self, tenant_id: str, application: str, token: str, limit: int
+        self, caller: Caller, application: str, size: int, token: str
     ) -> tuple[list[AuditEntry], str]:
-        """Up to ``limit`` entries newest first, after the one ``token`` names; and the
+        """Up to ``size`` entries newest first, after the one ``token`` names; and the
         token of the next page ("" on the last)."""
-        before_id = decode_page_token(token, tenant_id, application) if token else None
+        tenant_id = caller.tenant_id
+        self._applications.require(tenant_id, application)
+        limit = page_size(size)
+        before_id = _TOKENS.decode(token, tenant_id, application)
         entries = await self._store.page(tenant_id, application, before_id, limit + 1)
         if len(entries) <= limit:
             return entries, ""
         entries = entries[:limit]
-        return entries, encode_page_token(entries[-1].id, tenant_id, application)
+        return entries, _TOKENS.encode(tenant_id, application, entries[-1].id)

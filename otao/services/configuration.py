@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 
-from otao.domain.applications import ApplicationConfig
+from otao.domain.applications import ApplicationConfig, ConfigScope
 from otao.domain.errors import OtaoError
-from otao.integrations.tekton import TektonScope
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.push import PushService
@@ -22,7 +21,7 @@ from otao.store.push_jobs import PushJob
 
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[TektonScope | None], Awaitable[list[ApplicationConfig]]]
+Fetch = Callable[[ConfigScope | None], Awaitable[list[ApplicationConfig]]]
 
 
 class TektonConfiguration:
@@ -61,7 +60,7 @@ class TektonConfiguration:
         app_version: str | None,
         correlation_id: str,
     ) -> bool:
-        scope = None if tenant_id is None else TektonScope(tenant_id, app_name, app_version)
+        scope = None if tenant_id is None else ConfigScope(tenant_id, app_name, app_version)
         try:
             fetched = await self._fetch(scope)
         except OtaoError as error:
@@ -77,10 +76,7 @@ class TektonConfiguration:
         elif app_version is not None:
             self._merge_version(tenant_id or "", app_name, app_version, fetched)
         else:
-            self._directory.replace_where(
-                lambda a: a.tenant_id == tenant_id and (app_name is None or a.name == app_name),
-                fetched,
-            )
+            self._directory.replace_where(scope.contains, fetched)
         await self._after_change(before, correlation_id)
         return True
 

@@ -7,14 +7,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from otao.domain import validation
 from otao.domain.errors import InvalidArgument, NotFound
 from otao.domain.models import AppliedReport, EndpointKey
 from otao.services.applications import ApplicationDirectory
 from otao.services.recorder import SightingRecorder
 from otao.services.resolution import Decision, ResolutionService
 from otao.store.endpoints import EndpointStore
-from otao.store.offers import OfferStore
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +44,10 @@ class DeliveryService:
         self._on_report = on_report
 
     def endpoint_of(self, app_version_name: str, endpoint_id: str) -> EndpointKey:
-        application = self._applications.by_app_version(app_version_name)
-        if application is None:
+        key = self._applications.device_endpoint(app_version_name, endpoint_id)
+        if key is None:
             raise NotFound(f"unknown application version {app_version_name!r}")
-        validation.endpoint_id(endpoint_id)
-        return EndpointKey(application.tenant_id, application.name, endpoint_id)
+        return key
 
     async def poll(self, app_version_name: str, endpoint_id: str, known: str | None) -> Offer:
         """A consumer asks for an endpoint's configuration; ``known`` is its configId."""
@@ -93,7 +90,6 @@ class DeliveryService:
         key = self.endpoint_of(app_version_name, endpoint_id)
         self._recorder.forget(key)
         await self._endpoints.delete(key)
-        await self._offers.forget(key)
 
     async def applied(
         self,

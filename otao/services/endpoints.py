@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,15 +9,13 @@ from datetime import datetime
 from otao.domain import validation
 from otao.domain.errors import InvalidArgument, NotFound
 from otao.domain.models import Caller, Consent, EndpointKey, EndpointState, Software
-from otao.domain.resolution import EndpointFacts, select
+from otao.domain.resolution import state_change_delivers
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
+from otao.services.paging import PageTokens, page_size
 from otao.services.ports import Notify
 from otao.services.resolution import ResolutionService
 from otao.store.endpoints import EndpointStore, endpoint_doc_id
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,24 +26,7 @@ class EndpointSoftware:
     next_update: Software | None
 
 
-def _encode_token(doc_id: str) -> str:
-    return base64.urlsafe_b64encode(doc_id.encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str, prefix: str) -> str:
-    try:
-        decoded = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        decoded = ""
-    if not decoded.startswith(prefix):
-        raise InvalidArgument.of("pageToken", "not a token this listing returned")
-    return decoded
-
-
-def page_size(requested: int) -> int:
-    if requested < 0:
-        raise InvalidArgument.of("pageSize", "must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+_TOKENS = PageTokens("endpoints")
 
 
 class EndpointsService:
@@ -88,19 +67,16 @@ class EndpointsService:
         if version:
             validation.version(version)
         limit = page_size(size)
-        prefix = f"{caller.tenant_id}/{application}/"
-        after = _decode_token(token, prefix) if token else None
+        tenant_id = caller.tenant_id
+        after_id = _TOKENS.decode(token, tenant_id, application)
+        after = endpoint_doc_id(EndpointKey(tenant_id, application, after_id)) if after_id else None
         found = await self._endpoints.page(
-            caller.tenant_id, application, version or None, after, limit + 1
+            tenant_id, application, version or None, after, limit + 1
         )
-        following = ""
-        if len(found) > limit:
-            found = found[:limit]
-            last = found[-1]
-            following = _encode_token(
-                endpoint_doc_id(EndpointKey(last.tenant_id, last.application, last.endpoint_id))
-            )
-        return found, following
+        if len(found) <= limit:
+            return found, ""
+        found = found[:limit]
+        return found, _TOKENS.encode(tenant_id, application, found[-1].endpoint_id)
 
     async def distribution(self, caller: Caller, application: str) -> dict[str, int]:
         self.application(caller, application)
@@ -114,9 +90,8 @@ class EndpointsService:
         if not await self._endpoints.clear_failure(key, version, self._clock()):
             raise NotFound(f"endpoint {endpoint_id} has no recorded failure of {version}")
         await self._audit.record(
-            caller.tenant_id,
+            caller,
             application,
-            caller.subject,
             "failure.clear",
             f"endpoints/{endpoint_id}/failures/{version}",
         )
@@ -139,9 +114,8 @@ class EndpointsService:
         before = await self._endpoints.get(key)
         await self._endpoints.add_consent(key, consent, self._clock())
         await self._audit.record(
-            caller.tenant_id,
+            caller,
             application,
-            caller.subject,
             "consent.create",
             f"endpoints/{endpoint_id}/consents/{version or 'all'}",
         )
@@ -154,10 +128,7 @@ class EndpointsService:
     async def _deliverable_changed(self, key: EndpointKey, before: EndpointState | None) -> bool:
         catalog = await self._resolution.catalog(key.tenant_id, key.application)
         after = await self._endpoints.get(key)
-        now = self._clock()
-        was = select(catalog, EndpointFacts.of(before, None), now)
-        becomes = select(catalog, EndpointFacts.of(after, None), now)
-        return becomes is not None and (was is None or was.version != becomes.version)
+        return state_change_delivers(catalog, before, after, self._clock())
 
     async def consents(self, caller: Caller, application: str, endpoint_id: str) -> list[Consent]:
         key = self.key(caller, application, endpoint_id)
@@ -177,9 +148,8 @@ class EndpointsService:
         if not removed:
             raise NotFound(f"endpoint {endpoint_id} has no consent {version}")
         await self._audit.record(
-            caller.tenant_id,
+            caller,
             application,
-            caller.subject,
             "consent.delete",
             f"endpoints/{endpoint_id}/consents/{version}",
         )

@@ -8,7 +8,6 @@ from datetime import datetime
 
 from otao.domain import resolution
 from otao.domain.models import EndpointKey
-from otao.domain.resolution import EndpointFacts
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.ports import MembershipLookup, Notify
@@ -35,13 +34,7 @@ class FilterService:
         self._ask_epr = ask_epr
         self._clock = clock
 
-    def endpoint(self, app_version_name: str, endpoint_id: str) -> EndpointKey | None:
-        application = self._applications.by_app_version(app_version_name)
-        if application is None:
-            return None
-        return EndpointKey(application.tenant_id, application.name, endpoint_id)
-
-    async def matched(self, key: EndpointKey, filter_id: str) -> None:
+    async def matched(self, app_version_name: str, endpoint_id: str, filter_id: str) -> None:
         """The endpoint joined a filter: push if that changes its deliverable update.
 
         One event is one fact, not the endpoint's whole membership, but it always counts,
@@ -49,8 +42,12 @@ class FilterService:
         membership otao never learned, EPR is asked first (as a poll would), so the push
         decision sees every filter the endpoint matches; the fact is recorded after the
         answer, so the answer (which may predate the event) never overrides it. Endpoints otao
-        has never seen keep the fact only; their first poll asks EPR.
+        has never seen keep the fact only; their first poll asks EPR. Events for an app
+        version name otao does not serve are ignored.
         """
+        key = self._applications.device_endpoint(app_version_name, endpoint_id)
+        if key is None:
+            return
         before_state = await self._endpoints.get(key)
         unknown = before_state is not None and not before_state.filters_known
         if unknown:
@@ -60,14 +57,13 @@ class FilterService:
             return
         after_state = await self._endpoints.get(key)
         catalog = await self._catalogs.get(key.tenant_id, key.application)
-        now = self._clock()
-        was = resolution.select(catalog, EndpointFacts.of(before_state, None), now)
-        becomes = resolution.select(catalog, EndpointFacts.of(after_state, None), now)
-        if becomes is not None and (was is None or was.version != becomes.version):
+        if resolution.state_change_delivers(catalog, before_state, after_state, self._clock()):
             await self._notify(key)
 
-    async def unmatched(self, key: EndpointKey, filter_id: str) -> None:
-        await self._endpoints.remove_filter(key, filter_id, self._clock())
+    async def unmatched(self, app_version_name: str, endpoint_id: str, filter_id: str) -> None:
+        key = self._applications.device_endpoint(app_version_name, endpoint_id)
+        if key is not None:
+            await self._endpoints.remove_filter(key, filter_id, self._clock())
 
     async def deleted(self, application_name: str, filter_id: str) -> int:
         """A filter was deleted: drop it from every endpoint of every such application."""

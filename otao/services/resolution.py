@@ -11,10 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from otao.domain import graph, resolution
+from otao.domain import graph, resolution, validation
 from otao.domain.catalog import Catalog
-from otao.domain.models import EndpointKey, EndpointState, RolloutStrategy, Software
+from otao.domain.models import Caller, EndpointKey, EndpointState, RolloutStrategy, Software
 from otao.domain.resolution import EndpointFacts, Explanation
+from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.ports import MembershipLookup
 from otao.store.endpoints import EndpointStore
@@ -33,11 +34,13 @@ class Decision:
 class ResolutionService:
     def __init__(
         self,
+        applications: ApplicationDirectory,
         catalogs: CatalogCache,
         endpoints: EndpointStore,
         clock: Callable[[], datetime],
         membership: MembershipLookup,
     ) -> None:
+        self._applications = applications
         self._catalogs = catalogs
         self._endpoints = endpoints
         self._clock = clock
@@ -65,10 +68,22 @@ class ResolutionService:
         selected = resolution.select(catalog, facts, self._clock())
         return Decision(facts.current_version, selected, state, state_read=True)
 
-    async def explain(self, key: EndpointKey, reported_version: str | None) -> Explanation:
+    async def resolve(
+        self, caller: Caller, application: str, endpoint_id: str, current_version: str
+    ) -> Decision:
+        """An operator's question: what would a poll from this endpoint get (no side effect)."""
+        key = self._applications.endpoint(caller.tenant_id, application, endpoint_id)
+        reported = validation.optional_version(current_version, "currentVersion")
+        return await self.decide(key, reported)
+
+    async def explain(
+        self, caller: Caller, application: str, endpoint_id: str, current_version: str
+    ) -> Explanation:
+        key = self._applications.endpoint(caller.tenant_id, application, endpoint_id)
+        reported = validation.optional_version(current_version, "currentVersion")
         catalog = await self._catalogs.get(key.tenant_id, key.application)
         state = await self._endpoints.get(key)
-        facts = await self._facts(catalog, key, state, reported_version)
+        facts = await self._facts(catalog, key, state, reported)
         if facts.filters != (state.filters if state else None):
             # EPR was just asked: the stored beliefs now say where each filter came from.
             learned = await self._endpoints.get(key)
@@ -91,13 +106,18 @@ class ResolutionService:
         return facts
 
     async def upgrade_path(
-        self, tenant_id: str, application: str, start: str, target: str | None
+        self, caller: Caller, application: str, from_version: str, to_version: str
     ) -> list[str]:
-        catalog = await self._catalogs.get(tenant_id, application)
+        """The hops from ``from_version`` (to ``to_version``, or as far as the graph goes)."""
+        self._applications.require(caller.tenant_id, application)
+        start = validation.version(from_version, "from")
+        target = validation.optional_version(to_version, "to")
+        catalog = await self._catalogs.get(caller.tenant_id, application)
         return graph.upgrade_path(catalog, start, target)
 
-    async def upgrade_graph(self, tenant_id: str, application: str) -> graph.Graph:
-        return graph.graph(await self._catalogs.get(tenant_id, application))
+    async def upgrade_graph(self, caller: Caller, application: str) -> graph.Graph:
+        self._applications.require(caller.tenant_id, application)
+        return graph.graph(await self._catalogs.get(caller.tenant_id, application))
 
 
 def _membership_matters(catalog: Catalog, facts: EndpointFacts, now: datetime) -> bool:

@@ -22,7 +22,8 @@ from otao.domain.models import (
     Software,
     SoftwareSpec,
 )
-from otao.domain.validation import SoftwareInput
+from otao.domain.retry import LostRace, until_written
+from otao.domain.validation import SoftwareField, SoftwareInput
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog, changes, settings_fields, software_fields
 from otao.services.catalogs import CatalogCache
@@ -33,22 +34,6 @@ log = logging.getLogger(__name__)
 ChangeHandler = Callable[[Change], Awaitable[None]]
 # (applied, failed) counts of a version: the baseline of a resumed rollout.
 ReportCounts = Callable[[str, str, str], Awaitable[tuple[int, int]]]
-
-
-# Writable fields by their JSON names, as an update mask names them.
-MASKABLE = (
-    "upgradableFrom",
-    "specification",
-    "metadata",
-    "rolloutStrategy",
-    "filters",
-    "rolloutPolicy",
-)
-_MASK_ALIASES = {
-    "upgradable_from": "upgradableFrom",
-    "rollout_strategy": "rolloutStrategy",
-    "rollout_policy": "rolloutPolicy",
-}
 
 
 def _new_etag() -> str:
@@ -127,9 +112,8 @@ class SoftwareService:
         await self._store.insert(created)
         await self._changed(caller, Change(caller.tenant_id, application, None, created))
         await self._audit.record(
-            caller.tenant_id,
+            caller,
             application,
-            caller.subject,
             "software.create",
             f"software/{spec.version}",
             {"rolloutStrategy": spec.rollout_strategy.value},
@@ -150,8 +134,9 @@ class SoftwareService:
             raise InvalidArgument.of("version", "must equal the version in the path")
         submitted.version = version
         spec = validation.software(submitted)
+        # A replacement always states the strategy, so it resumes a halted rollout.
         return await self._write(
-            caller, application, version, etag, lambda _: spec, "software.replace"
+            caller, application, version, etag, lambda _: spec, "software.replace", True
         )
 
     async def update(
@@ -160,51 +145,33 @@ class SoftwareService:
         application: str,
         version: str,
         submitted: SoftwareInput,
-        mask: Sequence[str],
+        fields: Sequence[SoftwareField] | None,
         etag: str,
     ) -> Software:
+        """Change ``fields`` of the definition (None: the fields ``submitted`` gives)."""
         self._application(caller, application)
         validation.version(version)
-        fields = self._mask(submitted, mask, version)
+        if submitted.version and submitted.version != version:
+            raise InvalidArgument.of("version", "must equal the version in the path")
+        named = _present(submitted) if fields is None else list(fields)
 
         def merged(existing: Software) -> SoftwareSpec:
             merged_input = _as_input(existing)
-            for name in fields:
+            for name in named:
                 _copy_field(name, submitted, merged_input)
             # Leaving "targeted" without naming filters drops them, rather than failing on
             # filters the operator did not mention.
             if (
-                "rolloutStrategy" in fields
-                and "filters" not in fields
+                SoftwareField.ROLLOUT_STRATEGY in named
+                and SoftwareField.FILTERS not in named
                 and merged_input.rollout_strategy != RolloutStrategy.TARGETED.value
             ):
                 merged_input.filters = []
             return validation.software(merged_input)
 
-        return await self._write(caller, application, version, etag, merged, "software.update")
-
-    def _mask(self, submitted: SoftwareInput, mask: Sequence[str], version: str) -> list[str]:
-        if submitted.version and submitted.version != version:
-            raise InvalidArgument.of("version", "must equal the version in the path")
-        if not mask:
-            present = {
-                "upgradableFrom": bool(submitted.upgradable_from),
-                "specification": submitted.has_specification,
-                "metadata": submitted.has_metadata,
-                "rolloutStrategy": bool(submitted.rollout_strategy),
-                "filters": bool(submitted.filters),
-                "rolloutPolicy": submitted.rollout_policy is not None,
-            }
-            return [name for name, here in present.items() if here]
-        fields: list[str] = []
-        for path in mask:
-            name = _MASK_ALIASES.get(path, path)
-            if name == "version":
-                continue
-            if name not in MASKABLE:
-                raise InvalidArgument.of("updateMask", f"unknown or read-only field {path!r}")
-            fields.append(name)
-        return fields
+        return await self._write(
+            caller, application, version, etag, merged, "software.update", False
+        )
 
     async def _write(
         self,
@@ -214,17 +181,18 @@ class SoftwareService:
         etag: str,
         build: Callable[[Software], SoftwareSpec],
         action: str,
+        sets_strategy: bool,
     ) -> Software:
+        """``sets_strategy``: the write states the strategy even if unchanged (a replace)."""
+
         # Compare-and-set on the stored etag. With the caller's etag a lost race is a
         # conflict (409); without one, re-read and retry so the last writer wins cleanly.
-        for _ in range(5):
+        async def attempt() -> Software:
             existing = await self.get(caller, application, version)
             if etag and existing.etag != etag:
                 raise Aborted("the definition changed since it was read (etag mismatch)")
             spec = build(existing)
-            strategy_set = action == "software.replace" or (
-                spec.rollout_strategy is not existing.rollout_strategy
-            )
+            strategy_set = sets_strategy or (spec.rollout_strategy is not existing.rollout_strategy)
             resumed = strategy_set and existing.halt is not None
             updated = replace(
                 existing,
@@ -240,23 +208,26 @@ class SoftwareService:
                     else existing.policy_baseline
                 ),
             )
-            try:
-                await self._store.replace(updated, existing.etag)
-            except Aborted:
-                if etag:
-                    raise
-                continue
+            await self._replace(updated, existing.etag, conflict_is_final=bool(etag))
             await self._changed(caller, Change(caller.tenant_id, application, existing, updated))
             await self._audit.record(
-                caller.tenant_id,
+                caller,
                 application,
-                caller.subject,
                 action,
                 f"software/{version}",
                 changes(software_fields(existing.spec), software_fields(spec)),
             )
             return updated
-        raise Aborted("the definition is being changed concurrently; try again")
+
+        return await until_written(attempt, "the definition")
+
+    async def _replace(self, updated: Software, etag: str, conflict_is_final: bool) -> None:
+        try:
+            await self._store.replace(updated, etag)
+        except Aborted:
+            if conflict_is_final:
+                raise
+            raise LostRace from None
 
     async def delete(self, caller: Caller, application: str, version: str, etag: str) -> None:
         existing = await self.get(caller, application, version)
@@ -265,9 +236,8 @@ class SoftwareService:
         await self._store.delete(caller.tenant_id, application, version, etag or None)
         await self._changed(caller, Change(caller.tenant_id, application, existing, None))
         await self._audit.record(
-            caller.tenant_id,
+            caller,
             application,
-            caller.subject,
             "software.delete",
             f"software/{version}",
         )
@@ -275,7 +245,8 @@ class SoftwareService:
     async def halt(self, tenant_id: str, application: str, version: str, reason: str) -> None:
         """Suspend a rollout on otao's own account (rollout health), recording why."""
         system = Caller(tenant_id, SYSTEM_ACTOR)
-        for _ in range(5):
+
+        async def attempt() -> None:
             existing = await self._store.get(tenant_id, application, version)
             if existing is None or existing.halt is not None:
                 return
@@ -287,10 +258,7 @@ class SoftwareService:
                 etag=_new_etag(),
                 halt=RolloutHalt(reason, now),
             )
-            try:
-                await self._store.replace(halted, existing.etag)
-            except Aborted:
-                continue
+            await self._replace(halted, existing.etag, conflict_is_final=False)
             log.warning(
                 "rollout halted",
                 extra={
@@ -302,9 +270,8 @@ class SoftwareService:
             )
             await self._changed(system, Change(tenant_id, application, existing, halted))
             await self._audit.record(
-                tenant_id,
+                system,
                 application,
-                SYSTEM_ACTOR,
                 "rollout.halt",
                 f"software/{version}",
                 {
@@ -312,7 +279,8 @@ class SoftwareService:
                     **changes(software_fields(existing.spec), software_fields(halted.spec)),
                 },
             )
-            return
+
+        await until_written(attempt, "the definition")
 
     async def get_settings(self, caller: Caller, application: str) -> ApplicationSettings:
         self._application(caller, application)
@@ -331,9 +299,8 @@ class SoftwareService:
             Change(caller.tenant_id, application, settings_before=before, settings_after=settings),
         )
         await self._audit.record(
-            caller.tenant_id,
+            caller,
             application,
-            caller.subject,
             "settings.update",
             "settings",
             changes(settings_fields(before), settings_fields(settings)),
@@ -345,18 +312,31 @@ class SoftwareService:
         await self._on_change(change)
 
 
-def _copy_field(name: str, source: SoftwareInput, target: SoftwareInput) -> None:
-    if name == "upgradableFrom":
+def _present(submitted: SoftwareInput) -> list[SoftwareField]:
+    """The fields an update without a mask changes: those the body gives."""
+    present = {
+        SoftwareField.UPGRADABLE_FROM: bool(submitted.upgradable_from),
+        SoftwareField.SPECIFICATION: submitted.has_specification,
+        SoftwareField.METADATA: submitted.has_metadata,
+        SoftwareField.ROLLOUT_STRATEGY: bool(submitted.rollout_strategy),
+        SoftwareField.FILTERS: bool(submitted.filters),
+        SoftwareField.ROLLOUT_POLICY: submitted.rollout_policy is not None,
+    }
+    return [name for name, here in present.items() if here]
+
+
+def _copy_field(name: SoftwareField, source: SoftwareInput, target: SoftwareInput) -> None:
+    if name is SoftwareField.UPGRADABLE_FROM:
         target.upgradable_from = list(source.upgradable_from)
-    elif name == "specification":
+    elif name is SoftwareField.SPECIFICATION:
         target.specification = source.specification
         target.has_specification = source.has_specification
-    elif name == "metadata":
+    elif name is SoftwareField.METADATA:
         target.metadata = source.metadata if source.has_metadata else {}
         target.has_metadata = True
-    elif name == "rolloutStrategy":
+    elif name is SoftwareField.ROLLOUT_STRATEGY:
         target.rollout_strategy = source.rollout_strategy
-    elif name == "filters":
+    elif name is SoftwareField.FILTERS:
         target.filters = list(source.filters)
-    elif name == "rolloutPolicy":
+    elif name is SoftwareField.ROLLOUT_POLICY:
         target.rollout_policy = source.rollout_policy

@@ -5,9 +5,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from otao.domain.applications import ApplicationConfig
+from otao.domain.applications import ApplicationConfig, ConfigScope
 from otao.domain.errors import Unavailable
-from otao.integrations.tekton import TektonClient, TektonScope
+from otao.integrations.tekton import TektonClient
 from tests.support import http_client
 from tests.support.fake_tekton import FakeTekton
 
@@ -72,7 +72,7 @@ async def test_fetching_everything_returns_every_application_of_every_tenant(
 async def test_fetching_a_tenant_returns_only_its_applications(
     client: TektonClient, tekton: FakeTekton
 ) -> None:
-    configs = await client.fetch(TektonScope(tenant_id="t1"))
+    configs = await client.fetch(ConfigScope(tenant_id="t1"))
 
     assert [(c.tenant_id, c.name) for c in configs] == [("t1", "meter"), ("t1", "valve")]
     assert tekton.queries == [{"tenantId": "t1"}]
@@ -81,7 +81,7 @@ async def test_fetching_a_tenant_returns_only_its_applications(
 async def test_fetching_an_application_returns_that_application_only(
     client: TektonClient, tekton: FakeTekton
 ) -> None:
-    configs = await client.fetch(TektonScope(tenant_id="t2", app_name="meter"))
+    configs = await client.fetch(ConfigScope(tenant_id="t2", app_name="meter"))
 
     assert configs == [ApplicationConfig("meter", "t2", ("meter-v1",))]
     assert tekton.queries == [{"tenantId": "t2", "appName": "meter"}]
@@ -90,7 +90,7 @@ async def test_fetching_an_application_returns_that_application_only(
 async def test_fetching_an_application_version_returns_its_application_with_that_version(
     client: TektonClient, tekton: FakeTekton
 ) -> None:
-    scope = TektonScope(tenant_id="t1", app_name="meter", app_version_name="meter-v2")
+    scope = ConfigScope(tenant_id="t1", app_name="meter", app_version_name="meter-v2")
 
     configs = await client.fetch(scope)
 
@@ -101,7 +101,7 @@ async def test_fetching_an_application_version_returns_its_application_with_that
 async def test_a_deleted_application_comes_back_as_an_empty_scope(
     client: TektonClient, tekton: FakeTekton
 ) -> None:
-    assert await client.fetch(TektonScope(tenant_id="t1", app_name="gone")) == []
+    assert await client.fetch(ConfigScope(tenant_id="t1", app_name="gone")) == []
 
 
 async def test_entries_outside_the_asked_scope_are_dropped(
@@ -110,16 +110,16 @@ async def test_entries_outside_the_asked_scope_are_dropped(
     # A Tekton that ignores the filter must not make otao apply t2's config to t1's scope.
     tekton.ignore_filters = True
 
-    configs = await client.fetch(TektonScope(tenant_id="t1"))
+    configs = await client.fetch(ConfigScope(tenant_id="t1"))
 
     assert {c.tenant_id for c in configs} == {"t1"}
 
 
 def test_a_narrow_scope_without_its_wider_names_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="tenant"):
-        TektonScope(app_name="meter")
+        ConfigScope(app_name="meter")
     with pytest.raises(ValueError, match="application"):
-        TektonScope(tenant_id="t1", app_version_name="meter-v1")
+        ConfigScope(tenant_id="t1", app_version_name="meter-v1")
 
 
 async def test_requests_carry_the_service_token(client: TektonClient, tekton: FakeTekton) -> None:
@@ -156,7 +156,7 @@ async def test_a_failing_tekton_is_unavailable(
     tekton.fail_mode = mode  # type: ignore[assignment]
 
     with pytest.raises(Unavailable, match="tekton unavailable"):
-        await client.fetch(TektonScope(tenant_id="t1"))
+        await client.fetch(ConfigScope(tenant_id="t1"))
 
 
 async def test_an_unreachable_tekton_is_unavailable(
