@@ -72,6 +72,7 @@ def build_services(
         audit,
         clock,
         on_change=push.on_change,
+        prepare_push=push.prepare,
         report_counts=storage.endpoints.report_counts,
         settings_managed_externally=settings.tekton.enabled,
     )
@@ -85,7 +86,7 @@ def build_services(
         clock=clock,
     )
     resolution = ResolutionService(applications, catalogs, storage.endpoints, clock, filters.learn)
-    recorder = SightingRecorder(storage.endpoints, clock)
+    recorder = SightingRecorder(storage.endpoints, storage.offers, clock)
     return Services(
         applications=applications,
         catalogs=catalogs,
@@ -97,12 +98,17 @@ def build_services(
         resolution=resolution,
         recorder=recorder,
         delivery=DeliveryService(
-            applications, resolution, storage.endpoints, recorder, on_report=halts.on_report
+            applications,
+            resolution,
+            storage.endpoints,
+            recorder,
+            on_report=halts.on_report,
+            offers=storage.offers,
         ),
         endpoints=EndpointsService(
             applications, storage.endpoints, resolution, audit, clock, push.notify_endpoint
         ),
-        rollout=RolloutService(applications, catalogs, storage.endpoints, clock),
+        rollout=RolloutService(applications, catalogs, storage.endpoints, storage.offers, clock),
         scheduler=RolloutDateScheduler(
             applications, catalogs, push, clock, interval=settings.push.rollout_date_check_seconds
         ),
@@ -132,6 +138,7 @@ def _push(
     return PushService(
         storage.push_jobs,
         storage.endpoints,
+        storage.offers,
         catalogs,
         applications,
         broker.config_updated,

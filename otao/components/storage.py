@@ -8,6 +8,7 @@ from otao.settings import Settings
 from otao.store.audit import AuditStore
 from otao.store.endpoints import EndpointStore
 from otao.store.mongo import Mongo
+from otao.store.offers import OfferStore
 from otao.store.push_jobs import PushJobStore
 from otao.store.software import SoftwareStore
 
@@ -19,6 +20,7 @@ class Storage:
     endpoints: EndpointStore
     push_jobs: PushJobStore
     audit: AuditStore
+    offers: OfferStore
 
 
 def build_storage(settings: Settings) -> Storage:
@@ -29,4 +31,5 @@ def build_storage(settings: Settings) -> Storage:
         EndpointStore(mongo),
         PushJobStore(mongo),
         AuditStore(mongo),
+        OfferStore(mongo),
     )

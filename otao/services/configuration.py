@@ -14,10 +14,10 @@ from datetime import datetime
 
 from otao.domain.applications import ApplicationConfig, ConfigScope
 from otao.domain.errors import OtaoError
+from otao.domain.push import PushJob
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.push import PushService
-from otao.store.push_jobs import PushJob
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +118,5 @@ class TektonConfiguration:
                 # Endpoints that waited for consent may now get their update. The job id is
                 # deterministic: every replica hears the event, one job results.
                 await self._push.enqueue(
-                    PushJob(
-                        id=f"settings:{application.tenant_id}/{application.name}/{correlation_id}",
-                        tenant_id=application.tenant_id,
-                        application=application.name,
-                        version=None,
-                        before=None,
-                        consent_required_before=True,
-                        cursor="",
-                        sent=0,
-                        created_at=self._clock(),
-                    )
+                    PushJob.for_consent_lifted(*key, correlation_id, self._clock())
                 )

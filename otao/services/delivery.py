@@ -13,6 +13,7 @@ from otao.services.applications import ApplicationDirectory
 from otao.services.recorder import SightingRecorder
 from otao.services.resolution import Decision, ResolutionService
 from otao.store.endpoints import EndpointStore
+from otao.store.offers import OfferStore
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,14 @@ class DeliveryService:
         endpoints: EndpointStore,
         recorder: SightingRecorder,
         on_report: ReportListener,
+        offers: OfferStore,
     ) -> None:
         self._applications = applications
         self._resolution = resolution
         self._endpoints = endpoints
         self._recorder = recorder
         self._on_report = on_report
+        self._offers = offers
 
     def endpoint_of(self, app_version_name: str, endpoint_id: str) -> EndpointKey:
         key = self._applications.device_endpoint(app_version_name, endpoint_id)
@@ -90,6 +93,7 @@ class DeliveryService:
         key = self.endpoint_of(app_version_name, endpoint_id)
         self._recorder.forget(key)
         await self._endpoints.delete(key)
+        await self._offers.forget(key)
 
     async def applied(
         self,

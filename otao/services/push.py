@@ -1,16 +1,16 @@
 """Pushing 6/CDTP ConfigUpdated when a change alters what endpoints should get.
 
-A change becomes a durable job (MongoDB); one replica at a time works a job (a lease),
-walking the application's endpoints in batches, saving its cursor after each, so a crash
-resumes where it stopped and finished jobs are never resent. Each endpoint is resolved
-with the catalog as it is now: a push goes only to an endpoint that is eligible now and
-whose deliverable update differs from what it was before the change.
+A change becomes a durable job (``PushJob``, stored by PushJobStore); one replica at a time
+works a job (a lease), walking the application's endpoints in batches and saving its progress
+in the job after each, so a crash resumes where it stopped and finished jobs are never
+resent. Who gets a push is ``otao.domain.push.deliveries``: eligible now, and the deliverable
+update differs from what it was before the change.
 
-The walk reads the next batch while the current one is sent (EndpointStore.walk), decides
-once per distinct set of endpoint facts in a batch, and records offers after the
-notifications leave (see OFFERS_PENDING_MAX). The offers' own progress is saved beside them,
-so a run that stops after sending but before recording resumes by recording them: neither a
-notification batch nor an offer is lost, and resends stay within the batch in flight.
+Offers are recorded after the notifications leave (see OFFERS_PENDING_MAX), so the job saves
+two cursors: how far it sent, and how far its offers are recorded. A run therefore has two
+passes: first record the offers an earlier run sent but did not record (up to its send
+cursor, nothing sent again), then send after that cursor. Neither a notification batch nor an
+offer is lost, and resends stay within the batch in flight.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -28,13 +27,14 @@ from typing import Protocol
 from otao.domain import resolution
 from otao.domain.catalog import Catalog
 from otao.domain.errors import OtaoError
-from otao.domain.models import Change, Consent, EndpointKey, EndpointState, Software
+from otao.domain.models import Change, EndpointKey, EndpointState, Software
+from otao.domain.push import LeaseLost, PushJob, PushProgress, catalog_before, deliveries
 from otao.domain.resolution import EndpointFacts
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
-from otao.store.endpoints import EndpointStore, endpoint_doc_id
-from otao.store.push_jobs import PushJob, PushJobStore
-from otao.store.software import from_document, to_document
+from otao.store.endpoints import EndpointBatch, EndpointStore
+from otao.store.offers import OfferStore
+from otao.store.push_jobs import PushJobStore
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +52,23 @@ READ_PAGE = 2_000
 
 @dataclass
 class _Run:
-    """A job being worked: how far it sent, and the offers collected but not yet recorded."""
+    """A job being worked: its catalogs, its progress, and the offers collected but not yet
+    recorded (through ``collected``)."""
 
     job: PushJob
-    cursor: str  # the last endpoint _id sent to (saved in the job after every batch)
-    sent: int
+    before: Catalog
+    after: Catalog
+    progress: PushProgress
     renewed: float  # time.monotonic() of the last lease renewal
-    collected: str = ""  # the last endpoint _id whose offer is collected (or recorded)
+    collected: str = ""
     offers: dict[str, list[EndpointKey]] = field(default_factory=dict)
     pending: int = 0
+
+    def collect(self, state: EndpointState, offered: Software) -> None:
+        self.offers.setdefault(offered.version, []).append(
+            EndpointKey(state.tenant_id, state.application, state.endpoint_id)
+        )
+        self.pending += 1
 
 
 class ConfigPublisher(Protocol):
@@ -92,46 +100,12 @@ class RateLimiter:
             await asyncio.sleep((1 - self._tokens) / self._rate)
 
 
-# What EndpointFacts.of(state, None) depends on.
-_Signature = tuple[str | None, frozenset[str] | None, frozenset[str], tuple[Consent, ...]]
-
-
-def _doc_id(state: EndpointState) -> str:
-    return endpoint_doc_id(EndpointKey(state.tenant_id, state.application, state.endpoint_id))
-
-
-def _delivery_changed(before: Software | None, after: Software | None) -> bool:
-    if after is None:
-        return False
-    if before is None:
-        return True
-    return (before.version, before.spec.specification_json) != (
-        after.version,
-        after.spec.specification_json,
-    )
-
-
-def _matters(change: Change) -> bool:
-    """Whether a change can alter any endpoint's deliverable update."""
-    if change.settings_before is not None or change.settings_after is not None:
-        return change.settings_before != change.settings_after
-    before, after = change.before, change.after
-    if before is None or after is None:
-        return True
-    a, b = before.spec, after.spec
-    return (a.upgradable_from, a.specification_json, a.rollout_strategy, a.filters) != (
-        b.upgradable_from,
-        b.specification_json,
-        b.rollout_strategy,
-        b.filters,
-    )
-
-
 class PushService:
     def __init__(
         self,
         jobs: PushJobStore,
         endpoints: EndpointStore,
+        offers: OfferStore,
         catalogs: CatalogCache,
         applications: ApplicationDirectory,
         publisher: ConfigPublisher,
@@ -144,6 +118,7 @@ class PushService:
     ) -> None:
         self._jobs = jobs
         self._endpoints = endpoints
+        self._offers = offers
         self._catalogs = catalogs
         self._applications = applications
         self._publisher = publisher
@@ -155,27 +130,17 @@ class PushService:
         self._poll_interval = poll_interval_seconds
         self._wake = asyncio.Event()
 
+    async def prepare(self, change: Change) -> None:
+        """Record, before the write, that the change will need its push (an outbox entry:
+        if the push is not made after the write, the worker makes it; see PushJobStore)."""
+        job = PushJob.for_change(change, self._clock())
+        if job is not None:
+            await self._jobs.prepare(job)
+
     async def on_change(self, change: Change) -> None:
-        if not _matters(change):
-            return
-        before = change.before
-        changed = change.after or before
-        version = changed.version if changed else None
-        await self.enqueue(
-            PushJob(
-                id=uuid.uuid4().hex,
-                tenant_id=change.tenant_id,
-                application=change.application,
-                version=version,
-                before=to_document(before) if before else None,
-                consent_required_before=(
-                    change.settings_before.consent_required if change.settings_before else None
-                ),
-                cursor="",
-                sent=0,
-                created_at=self._clock(),
-            )
-        )
+        job = PushJob.for_change(change, self._clock())
+        if job is not None:
+            await self.enqueue(job)
 
     async def enqueue(self, job: PushJob) -> bool:
         created = await self._jobs.create(job)
@@ -192,16 +157,14 @@ class PushService:
         if selected is None or not await self._send(state, selected):
             return False
         await self._publisher.flush()
-        await self._endpoints.mark_offered([key], selected.version, self._clock())
+        await self._offers.mark_offered([key], selected.version, self._clock())
         return True
 
     async def run(self) -> None:
         """Work jobs forever: claim, process, repeat; sleep when there is nothing to do."""
         while True:
             try:
-                job = await self._jobs.claim(self._owner, self._clock(), self._lease_end())
-                if job is not None:
-                    await self._process(job)
+                if await self.work_one():
                     continue
             except OtaoError as error:
                 log.warning("push worker postponed: %s", error.message)
@@ -213,169 +176,121 @@ class PushService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
 
+    async def work_one(self) -> bool:
+        """Settle old push intents, then claim and work one job; False when there was none."""
+        # An intent older than a lease is older than any definition write still in flight.
+        if await self._jobs.promote_prepared(self._clock() - self._lease):
+            log.info("push intents recovered")
+        job = await self._jobs.claim(self._owner, self._clock(), self._lease_end())
+        if job is None:
+            return False
+        try:
+            await self._process(job)
+        except LeaseLost:
+            log.warning("push job lease lost", extra={"job": job.id})
+        return True
+
     def _lease_end(self) -> datetime:
         return self._clock() + self._lease
 
     async def _process(self, job: PushJob) -> None:
         after = await self._catalogs.get(job.tenant_id, job.application)
-        before = self._catalog_before(job, after)
-        run = _Run(job, job.cursor, job.sent, time.monotonic())
+        run = _Run(job, catalog_before(job, after), after, job.progress, time.monotonic())
+        run.collected = job.progress.offers_through
         started = time.monotonic()
-        recorded = await self._endpoints.offers_recorded_through(
-            job.tenant_id, job.application, job.id
-        )
-        run.collected = recorded
-        # An earlier run sent through job.cursor: first record the offers it had not recorded.
-        unrecorded = bool(job.cursor) and recorded < job.cursor
-        if unrecorded and not await self._walk(run, before, after, recorded, through=job.cursor):
-            return
-        if not await self._walk(run, before, after, job.cursor, through=None):
-            return
-        if not await self._record_offers(run):
-            return
-        await self._jobs.finish(job.id, self._owner, run.sent, self._clock())
-        await self._endpoints.forget_offer_progress(job.tenant_id, job.application, job.id)
+        if job.progress.sent_through:
+            await self._recover_offers(run)
+        await self._send_all(run)
+        await self._record_offers(run)
+        await self._jobs.finish(job.id, self._owner, run.progress.sent, self._clock())
         log.info(
             "push job done",
             extra={
                 "job": job.id,
                 "application": job.application,
-                "sent": run.sent,
+                "sent": run.progress.sent,
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
 
-    async def _walk(
-        self, run: _Run, before: Catalog, after: Catalog, start: str, through: str | None
-    ) -> bool:
-        """Send to the endpoints after ``start`` (saving the cursor after each batch); with
-        ``through``, only collect the offers of endpoints up to it, already sent. False when
-        the lease was lost."""
+    def _walk(
+        self, run: _Run, after: str, through: str | None
+    ) -> contextlib.aclosing[AsyncGenerator[EndpointBatch, None]]:
         job = run.job
-        # Read in pages of at least READ_PAGE (fewer round trips), worked in job batches.
-        size = self._batch_size
-        walk = self._endpoints.walk(
-            job.tenant_id, job.application, start or None, max(size, READ_PAGE)
+        batches = self._endpoints.walk(
+            job.tenant_id, job.application, after, through, self._batch_size, READ_PAGE
         )
-        async with contextlib.aclosing(walk) as pages:
-            async for page in pages:
-                for first in range(0, len(page), size):
-                    done = await self._batch(
-                        run, before, after, page[first : first + size], through
-                    )
-                    if done is None:
-                        return False
-                    if done:
-                        return True
-        return True
+        return contextlib.aclosing(batches)
 
-    async def _batch(
-        self,
-        run: _Run,
-        before: Catalog,
-        after: Catalog,
-        batch: list[EndpointState],
-        through: str | None,
-    ) -> bool | None:
-        """One batch of ``_walk``: True when ``through`` is reached, None when the lease was
-        lost, else False."""
-        sending = through is None
-        now = self._clock()
-        # Endpoints with the same facts get the same decision: decided once per batch, keyed
-        # by the state fields EndpointFacts.of reads.
-        decided: dict[_Signature, Software | None] = {}
-        last = ""
-        for state in batch:
-            if through is not None:
-                last = _doc_id(state)
-                if last > through:
-                    break
-            signature = (
-                state.current_version,
-                state.filters,
-                state.failed_versions,
-                state.consents,
-            )
-            if signature in decided:
-                offered = decided[signature]
-            else:
-                facts = EndpointFacts.of(state, None)
-                offered = resolution.select(after, facts, now)
-                if offered is not None and not _delivery_changed(
-                    resolution.select(before, facts, now), offered
-                ):
-                    offered = None
-                decided[signature] = offered
-            if offered is None:
-                continue
-            if sending:
-                await self._limiter.take()
-                if not await self._send(state, offered):
-                    continue
-                run.sent += 1
-            elif self._app_version(state) is None:
-                continue  # _send skipped it: nothing was offered
-            run.offers.setdefault(offered.version, []).append(
-                EndpointKey(state.tenant_id, state.application, state.endpoint_id)
-            )
-            run.pending += 1
-        if through is None:
-            last = _doc_id(batch[-1])
-        if sending:
-            await self._publisher.flush()
-            run.cursor = last
-            if not await self._save(run):
-                return None
-        elif not await self._renew_if_due(run):
-            return None
-        run.collected = last if through is None else min(last, through)
-        if run.pending >= OFFERS_PENDING_MAX and not await self._record_offers(run):
-            return None
-        return through is not None and last >= through
+    async def _recover_offers(self, run: _Run) -> None:
+        """First pass: collect (and record) the offers of the endpoints an earlier run sent to
+        but whose offers it did not record; nothing is sent."""
+        progress = run.progress
+        async with self._walk(run, progress.offers_through, progress.sent_through) as batches:
+            async for batch in batches:
+                for state, offered in self._deliveries(run, batch.states):
+                    run.collect(state, offered)
+                run.collected = batch.cursor
+                await self._renew_if_due(run)
+                await self._record_offers_if_many(run)
 
-    async def _save(self, run: _Run) -> bool:
-        """Save the cursor and count, renewing the lease; False when the lease was lost."""
-        saved = await self._jobs.advance(
-            run.job.id, self._owner, run.cursor, run.sent, self._lease_end()
-        )
+    async def _send_all(self, run: _Run) -> None:
+        """Second pass: send to every endpoint after the send cursor, saving it per batch."""
+        async with self._walk(run, run.progress.sent_through, None) as batches:
+            async for batch in batches:
+                sent = 0
+                for state, offered in self._deliveries(run, batch.states):
+                    await self._limiter.take()
+                    await self._send(state, offered)
+                    run.collect(state, offered)
+                    sent += 1
+                await self._publisher.flush()
+                run.progress = replace(
+                    run.progress,
+                    sent_through=batch.cursor,
+                    sent=run.progress.sent + sent,
+                )
+                run.collected = batch.cursor
+                await self._save(run)
+                await self._record_offers_if_many(run)
+
+    def _deliveries(
+        self, run: _Run, states: list[EndpointState]
+    ) -> list[tuple[EndpointState, Software]]:
+        """Who gets what in this batch; an endpoint without an app version name cannot be
+        sent to, so it is not offered anything either."""
+        return [
+            (state, offered)
+            for state, offered in deliveries(run.before, run.after, states, self._clock())
+            if self._app_version(state) is not None
+        ]
+
+    async def _save(self, run: _Run) -> None:
+        """Save the progress, renewing the lease; LeaseLost when another replica has it."""
+        await self._jobs.advance(run.job.id, self._owner, run.progress, self._lease_end())
         run.renewed = time.monotonic()
-        if not saved:
-            log.warning("push job lease lost", extra={"job": run.job.id})
-        return saved
 
-    async def _renew_if_due(self, run: _Run) -> bool:
-        if time.monotonic() - run.renewed < self._lease.total_seconds() / 3:
-            return True
-        return await self._save(run)
+    async def _renew_if_due(self, run: _Run) -> None:
+        if time.monotonic() - run.renewed >= self._lease.total_seconds() / 3:
+            await self._save(run)
 
-    async def _record_offers(self, run: _Run) -> bool:
+    async def _record_offers_if_many(self, run: _Run) -> None:
+        if run.pending >= OFFERS_PENDING_MAX:
+            await self._record_offers(run)
+
+    async def _record_offers(self, run: _Run) -> None:
         """Record the offers collected so far (in chunks, renewing the lease between them),
-        then how far they are recorded."""
-        job = run.job
+        then save how far they are recorded."""
         for version, keys in run.offers.items():
             for start in range(0, len(keys), OFFER_CHUNK):
                 chunk = keys[start : start + OFFER_CHUNK]
-                await self._endpoints.mark_offered(chunk, version, self._clock())
-                if not await self._renew_if_due(run):
-                    return False
+                await self._offers.mark_offered(chunk, version, self._clock())
+                await self._renew_if_due(run)
         run.offers.clear()
         run.pending = 0
-        if run.collected:
-            await self._endpoints.record_offer_progress(
-                job.tenant_id, job.application, job.id, run.collected
-            )
-        return True
-
-    def _catalog_before(self, job: PushJob, after: Catalog) -> Catalog:
-        definitions = {d.version: d for d in after.definitions}
-        if job.version is not None:
-            definitions.pop(job.version, None)
-            if job.before is not None:
-                definitions[job.version] = from_document(job.before)
-        settings = after.settings
-        if job.consent_required_before is not None:
-            settings = replace(settings, consent_required=job.consent_required_before)
-        return Catalog.build(job.tenant_id, job.application, settings, definitions.values())
+        if run.collected != run.progress.offers_through:
+            run.progress = replace(run.progress, offers_through=run.collected)
+            await self._save(run)
 
     def _app_version(self, state: EndpointState) -> str | None:
         return state.app_version or self._default_app_version(state)

@@ -19,6 +19,7 @@ from datetime import datetime
 from otao.domain.errors import OtaoError
 from otao.domain.models import EndpointKey
 from otao.store.endpoints import EndpointStore
+from otao.store.offers import OfferStore
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,12 @@ class SightingRecorder:
     def __init__(
         self,
         store: EndpointStore,
+        offers: OfferStore,
         clock: Callable[[], datetime],
         remembered: int = 200_000,
     ) -> None:
         self._store = store
+        self._offers_store = offers
         self._clock = clock
         self._remembered = remembered
         self._recorded: OrderedDict[EndpointKey, Sighting] = OrderedDict()
@@ -100,7 +103,7 @@ class SightingRecorder:
                 by_version.setdefault(version, []).append(key)
             try:
                 for version, keys in by_version.items():
-                    await self._store.mark_offered(keys, version, self._clock())
+                    await self._offers_store.mark_offered(keys, version, self._clock())
             except OtaoError as error:
                 log.warning("recording offers postponed: %s", error.message)
                 return False

@@ -15,6 +15,7 @@ from otao.domain.resolution import EndpointFacts, VerdictKind
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.store.endpoints import EndpointStore
+from otao.store.offers import OfferStore
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,13 @@ class RolloutService:
         applications: ApplicationDirectory,
         catalogs: CatalogCache,
         endpoints: EndpointStore,
+        offers: OfferStore,
         clock: Callable[[], datetime],
     ) -> None:
         self._applications = applications
         self._catalogs = catalogs
         self._endpoints = endpoints
+        self._offers = offers
         self._clock = clock
 
     async def status(self, caller: Caller, application: str, version: str) -> RolloutStatus:
@@ -70,7 +73,7 @@ class RolloutService:
         applied, failed = await self._endpoints.report_counts(
             caller.tenant_id, application, version
         )
-        offered = await self._endpoints.offered_count(caller.tenant_id, application, version)
+        offered = await self._offers.offered_count(caller.tenant_id, application, version)
         return RolloutStatus(definition, eligible, offered, applied, failed, awaiting, pending)
 
 

@@ -10,21 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from otao.domain.errors import OtaoError
-from otao.domain.models import RolloutStrategy, Software
+from otao.domain.models import RolloutStrategy
+from otao.domain.push import PushJob
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.push import PushService
-from otao.store.push_jobs import PushJob
-from otao.store.software import to_document
 
 log = logging.getLogger(__name__)
-
-# Before its date, a filter behaves as if its date were this far away.
-_NOT_YET = timedelta(days=365 * 100)
 
 
 class RolloutDateScheduler:
@@ -69,31 +64,11 @@ class RolloutDateScheduler:
                     # that write's own push.
                     if date is None or date > now or date <= definition.updated_at:
                         continue
-                    job_id = (
-                        f"date:{definition.tenant_id}/{definition.application}/"
-                        f"{definition.version}/{rollout_filter.filter_id}/{date.isoformat()}"
-                    )
-                    if job_id in self._handled:
+                    job = PushJob.for_rollout_date(definition, index, now)
+                    if job.id in self._handled:
                         continue
-                    if await self._push.enqueue(self._job(job_id, definition, index, now)):
+                    if await self._push.enqueue(job):
                         created += 1
-                        log.info("rollout date passed", extra={"job": job_id})
-                    self._handled.add(job_id)
+                        log.info("rollout date passed", extra={"job": job.id})
+                    self._handled.add(job.id)
         return created
-
-    def _job(self, job_id: str, definition: Software, index: int, now: datetime) -> PushJob:
-        filters = list(definition.spec.filters)
-        pending = filters[index]
-        filters[index] = replace(pending, rollout_date=(pending.rollout_date or now) + _NOT_YET)
-        before = replace(definition, spec=replace(definition.spec, filters=tuple(filters)))
-        return PushJob(
-            id=job_id,
-            tenant_id=definition.tenant_id,
-            application=definition.application,
-            version=definition.version,
-            before=to_document(before),
-            consent_required_before=None,
-            cursor="",
-            sent=0,
-            created_at=now,
-        )

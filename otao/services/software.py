@@ -76,6 +76,7 @@ class SoftwareService:
         audit: AuditLog,
         clock: Callable[[], datetime],
         on_change: ChangeHandler,
+        prepare_push: ChangeHandler,
         report_counts: ReportCounts,
         settings_managed_externally: bool = False,
     ) -> None:
@@ -86,6 +87,7 @@ class SoftwareService:
         self._clock = clock
         self._settings_managed_externally = settings_managed_externally
         self._on_change = on_change
+        self._prepare_push = prepare_push
         self._report_counts = report_counts
 
     def _application(self, caller: Caller, application: str) -> str:
@@ -109,8 +111,12 @@ class SoftwareService:
         spec = validation.software(submitted)
         now = self._clock()
         created = Software(caller.tenant_id, application, spec, now, now, _new_etag())
+        change = Change(caller.tenant_id, application, None, created)
+        # The push intent is written before the definition (an outbox the push worker reads),
+        # so a failure between the insert and the push below cannot lose the push.
+        await self._prepare_push(change)
         await self._store.insert(created)
-        await self._changed(caller, Change(caller.tenant_id, application, None, created))
+        await self._changed(caller, change)
         await self._audit.record(
             caller,
             application,

@@ -17,9 +17,10 @@ import asyncio
 import contextlib
 import copy
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from otao.domain.errors import Aborted, OtaoError
 from otao.domain.models import (
@@ -30,7 +31,7 @@ from otao.domain.models import (
     FilterBelief,
     FilterSource,
 )
-from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, translated
+from otao.store.mongo import ENDPOINTS, Document, Mongo, translated
 
 Change = Callable[[Document], bool]
 
@@ -42,15 +43,23 @@ UNSEEN = "unseen"
 KNOWN: Document = {UNSEEN: {"$ne": True}}
 
 
-def _progress_id(job_id: str) -> str:
-    return f"push-progress|{job_id}"
-
-
 def endpoint_doc_id(key: EndpointKey) -> str:
     return f"{key.tenant_id}/{key.application}/{key.endpoint_id}"
 
 
 _NONE: frozenset[str] = frozenset()
+
+
+def _reaches(page: list[tuple[str, EndpointState]], through: str | None) -> bool:
+    return through is not None and bool(page) and page[-1][0] >= through
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointBatch:
+    """Endpoints of a walk, and the opaque cursor a later walk resumes after."""
+
+    states: list[EndpointState]
+    cursor: str
 
 
 def from_document(doc: Document) -> EndpointState:
@@ -141,7 +150,6 @@ def _remove(doc: Document, field: str, value: str) -> bool:
 class EndpointStore:
     def __init__(self, mongo: Mongo) -> None:
         self._collection = mongo.collection(ENDPOINTS)
-        self._offers = mongo.collection(OFFERS)
 
     async def get(self, key: EndpointKey) -> EndpointState | None:
         async with translated("endpoint lookup"):
@@ -354,13 +362,6 @@ class EndpointStore:
     async def delete(self, key: EndpointKey) -> bool:
         async with translated("endpoint deletion"):
             result = await self._collection.delete_one({"_id": endpoint_doc_id(key)})
-            await self._offers.delete_many(
-                {
-                    "tenantId": key.tenant_id,
-                    "application": key.application,
-                    "endpointId": key.endpoint_id,
-                }
-            )
         return result.deleted_count > 0
 
     async def page(
@@ -379,35 +380,46 @@ class EndpointStore:
         return [from_document(doc) for doc in docs]
 
     async def walk(
-        self, tenant_id: str, application: str, after_id: str | None, batch_size: int
-    ) -> AsyncGenerator[list[EndpointState], None]:
-        """Every endpoint of the application after ``after_id``, in ``_id`` order and batches.
+        self,
+        tenant_id: str,
+        application: str,
+        after: str,
+        through: str | None,
+        batch_size: int,
+        read_size: int,
+    ) -> AsyncGenerator[EndpointBatch, None]:
+        """The application's endpoints after the cursor ``after`` ("": from the first) and, with
+        ``through``, up to that cursor, in batches of ``batch_size``, each with the cursor of
+        its last endpoint.
 
-        The next batch is read while the caller handles the current one. Whole documents
-        are read: a projection would save bytes on MongoDB, but nx-27017 applies it in
-        Python, document by document, and reads about a third fewer a second with it.
-        Close it (``contextlib.aclosing``) when leaving early.
+        Read in pages of at least ``read_size`` (fewer round trips), the next page while the
+        caller works the current one. Whole documents are read: a projection would save bytes
+        on MongoDB, but nx-27017 applies it in Python, document by document, and reads about a
+        third fewer a second with it. Close it (``contextlib.aclosing``) when leaving early.
         """
         query: Document = {"tenantId": tenant_id, "application": application, **KNOWN}
+        page_size = max(batch_size, read_size)
 
-        async def read(after: str | None) -> list[EndpointState]:
+        async def read(start: str | None) -> list[tuple[str, EndpointState]]:
             async with translated("endpoint listing"):
-                docs = await self._after(query, after, batch_size)
-            return [from_document(doc) for doc in docs]
+                docs = await self._after(query, start, page_size)
+            return [(doc["_id"], from_document(doc)) for doc in docs]
 
-        pending = asyncio.ensure_future(read(after_id))
+        pending = asyncio.ensure_future(read(after or None))
         try:
             while True:
-                batch = await pending
-                if len(batch) < batch_size:
-                    if batch:
-                        yield batch
+                page = await pending
+                more = len(page) == page_size
+                if _reaches(page, through):
+                    page = [entry for entry in page if entry[0] <= str(through)]
+                    more = False
+                if more:
+                    pending = asyncio.ensure_future(read(page[-1][0]))
+                for first in range(0, len(page), batch_size):
+                    batch = page[first : first + batch_size]
+                    yield EndpointBatch([state for _, state in batch], batch[-1][0])
+                if not more:
                     return
-                last = batch[-1]
-                pending = asyncio.ensure_future(
-                    read(endpoint_doc_id(EndpointKey(tenant_id, application, last.endpoint_id)))
-                )
-                yield batch
         finally:
             if not pending.done():
                 pending.cancel()
@@ -419,7 +431,6 @@ class EndpointStore:
         query: Document,
         after_id: str | None,
         limit: int,
-        projection: Document | None = None,
     ) -> list[Document]:
         """Up to ``limit`` documents matching ``query`` (which names tenantId and application)
         whose ``_id`` follows ``after_id``, in ``_id`` order.
@@ -436,7 +447,7 @@ class EndpointStore:
             return []
         exclusive = lower == after_id  # min() is inclusive
         cursor = (
-            self._collection.find(query, projection)
+            self._collection.find(query)
             .sort("_id", 1)
             .hint([("_id", 1)])
             .min([("_id", lower)])
@@ -471,63 +482,3 @@ class EndpointStore:
             applied = await self._collection.count_documents({**scope, "appliedVersions": version})
             failed = await self._collection.count_documents({**scope, "failedVersions": version})
         return applied, failed
-
-    async def mark_offered(self, keys: list[EndpointKey], version: str, now: datetime) -> None:
-        """Remember that these endpoints were offered ``version``; repeats are no-ops."""
-        if not keys:
-            return
-        offers = [
-            {
-                "_id": f"{endpoint_doc_id(k)}|{version}",
-                "tenantId": k.tenant_id,
-                "application": k.application,
-                "endpointId": k.endpoint_id,
-                "version": version,
-                "at": now,
-            }
-            for k in keys
-        ]
-        async with translated("offer tracking"):
-            try:
-                await self._offers.insert_many(offers, ordered=False)
-            except BulkWriteError as exc:
-                # Duplicates are offers already recorded; anything else is a real failure.
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
-
-    # A push job records its offers after its notifications leave (see PushService); how far
-    # they are recorded is kept in the offers collection too, in one document per job that no
-    # offer query matches (it has no version).
-
-    async def offers_recorded_through(self, tenant_id: str, application: str, job_id: str) -> str:
-        """The last endpoint ``_id`` through which ``job_id``'s offers are recorded ("": none)."""
-        async with translated("offer progress"):
-            doc = await self._offers.find_one({"_id": _progress_id(job_id)})
-        return str(doc.get("through") or "") if doc else ""
-
-    async def record_offer_progress(
-        self, tenant_id: str, application: str, job_id: str, through: str
-    ) -> None:
-        doc_id = _progress_id(job_id)
-        async with translated("offer progress"):
-            await self._offers.replace_one(
-                {"_id": doc_id},
-                {
-                    "_id": doc_id,
-                    "tenantId": tenant_id,
-                    "application": application,
-                    "pushJob": job_id,
-                    "through": through,
-                },
-                upsert=True,
-            )
-
-    async def forget_offer_progress(self, tenant_id: str, application: str, job_id: str) -> None:
-        async with translated("offer progress"):
-            await self._offers.delete_one({"_id": _progress_id(job_id)})
-
-    async def offered_count(self, tenant_id: str, application: str, version: str) -> int:
-        async with translated("offer counts"):
-            return await self._offers.count_documents(
-                {"tenantId": tenant_id, "application": application, "version": version}
-            )

@@ -14,7 +14,7 @@ import pytest
 
 from otao.domain.models import AppliedReport, Consent, EndpointKey
 from otao.store.endpoints import EndpointStore
-from otao.store.mongo import ENDPOINTS, OFFERS, Mongo
+from otao.store.mongo import ENDPOINTS, Mongo
 from tests.support.stack import MongoServer, new_unique_name
 
 pytestmark = pytest.mark.timeout(30)
@@ -309,20 +309,15 @@ async def test_concurrent_changes_to_a_known_endpoint_are_all_kept(store: Endpoi
 # Delete (endpoint unregistered)
 
 
-async def test_delete_forgets_the_endpoint_and_its_offers(
-    mongo: Mongo, store: EndpointStore
-) -> None:
+async def test_delete_forgets_the_endpoint(mongo: Mongo, store: EndpointStore) -> None:
     await store.apply_report(key(), APP_VERSION, report("1.1.0", 500))
     await store.add_consent(key(), Consent("1.2.0", False, T0), T0)
     await store.set_filters(key(), frozenset({"beta"}), T0)
-    await store.mark_offered([key(), key("other")], "1.2.0", T0)
 
     assert await store.delete(key()) is True
 
     assert await store.get(key()) is None
     assert await raw(mongo, key()) is None
-    assert await mongo.collection(OFFERS).count_documents({"endpointId": "ep-1"}) == 0
-    assert await store.offered_count(TENANT, APP, "1.2.0") == 1
     assert await store.delete(key()) is False
 
 
@@ -372,21 +367,41 @@ async def test_distribution_counts_endpoints_per_version_with_unknown_as_empty(
 
 
 # ---------------------------------------------------------------------------------------------
-# Offers
+# Walks (push jobs)
 
 
-async def test_an_offer_is_counted_once_per_endpoint_and_version(store: EndpointStore) -> None:
-    await store.mark_offered([key("a"), key("b")], "1.1.0", T0)
-    await store.mark_offered([key("a"), key("c")], "1.1.0", T0)
-    await store.mark_offered([key("a")], "1.1.0", T0 + timedelta(1))
-    await store.mark_offered([key("a")], "1.2.0", T0)
-
-    assert await store.offered_count(TENANT, APP, "1.1.0") == 3
-    assert await store.offered_count(TENANT, APP, "1.2.0") == 1
-    assert await store.offered_count(TENANT, "toaster", "1.1.0") == 0
+async def _walked(
+    store: EndpointStore, after: str, through: str | None, batch: int = 2, read: int = 3
+) -> list[tuple[list[str], str]]:
+    walk = store.walk(TENANT, APP, after, through, batch, read)
+    return [([s.endpoint_id for s in b.states], b.cursor) async for b in walk]
 
 
-async def test_offering_nobody_is_a_no_op(store: EndpointStore) -> None:
-    await store.mark_offered([], "1.1.0", T0)
+async def test_a_walk_hands_out_batches_with_cursors_a_later_walk_resumes_after(
+    store: EndpointStore,
+) -> None:
+    ids = [f"ep-{i:02d}" for i in range(7)]
+    for endpoint in reversed(ids):
+        await store.apply_report(key(endpoint), APP_VERSION, report("1.0.0"))
+    await store.apply_report(key("x", application="toaster"), "toaster-v1", report("1.0.0"))
 
-    assert await store.offered_count(TENANT, APP, "1.1.0") == 0
+    batches = await _walked(store, "", None)
+    resumed = await _walked(store, batches[1][1], None)
+
+    # Pages of 3 read, batches of 2 handed out: batches never span a page.
+    assert [b for b, _ in batches] == [ids[0:2], ids[2:3], ids[3:5], ids[5:6], ids[6:7]]
+    assert [b for b, _ in resumed] == [ids[3:5], ids[5:6], ids[6:7]]
+
+
+async def test_a_walk_through_a_cursor_stops_at_it(store: EndpointStore) -> None:
+    ids = [f"ep-{i:02d}" for i in range(7)]
+    for endpoint in ids:
+        await store.apply_report(key(endpoint), APP_VERSION, report("1.0.0"))
+    cursors = [cursor for _, cursor in await _walked(store, "", None, batch=1, read=1)]
+
+    between = await _walked(store, cursors[1], cursors[4])
+
+    assert [e for b, _ in between for e in b] == ids[2:5]
+    assert between[-1][1] == cursors[4]
+    assert await _walked(store, cursors[4], cursors[4]) == []
+    assert await _walked(store, cursors[5], cursors[4]) == []

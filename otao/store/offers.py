@@ -1,0 +1,57 @@
+"""Which endpoint was offered which version (rollout status counts them): one document per
+(endpoint, version), so a repeated offer is a duplicate insert, not a second count."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo.errors import BulkWriteError
+
+from otao.domain.models import EndpointKey
+from otao.store.endpoints import endpoint_doc_id
+from otao.store.mongo import OFFERS, Mongo, translated
+
+
+class OfferStore:
+    def __init__(self, mongo: Mongo) -> None:
+        self._collection = mongo.collection(OFFERS)
+
+    async def mark_offered(self, keys: list[EndpointKey], version: str, now: datetime) -> None:
+        """Remember that these endpoints were offered ``version``; repeats are no-ops."""
+        if not keys:
+            return
+        offers = [
+            {
+                "_id": f"{endpoint_doc_id(k)}|{version}",
+                "tenantId": k.tenant_id,
+                "application": k.application,
+                "endpointId": k.endpoint_id,
+                "version": version,
+                "at": now,
+            }
+            for k in keys
+        ]
+        async with translated("offer tracking"):
+            try:
+                await self._collection.insert_many(offers, ordered=False)
+            except BulkWriteError as exc:
+                # Duplicates are offers already recorded; anything else is a real failure.
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                    raise
+
+    async def offered_count(self, tenant_id: str, application: str, version: str) -> int:
+        async with translated("offer counts"):
+            return await self._collection.count_documents(
+                {"tenantId": tenant_id, "application": application, "version": version}
+            )
+
+    async def forget(self, key: EndpointKey) -> None:
+        """Forget every offer made to the endpoint (it was unregistered)."""
+        async with translated("offer deletion"):
+            await self._collection.delete_many(
+                {
+                    "tenantId": key.tenant_id,
+                    "application": key.application,
+                    "endpointId": key.endpoint_id,
+                }
+            )
