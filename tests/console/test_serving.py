@@ -128,9 +128,11 @@ async def _reconnects(
     await console.open("#/apps/smart-kettle/definitions")
     status = console.page.get_by_role("status").filter(has_text="Reconnecting")
     await expect(status).to_be_visible()
-    running = await start_otao(nats_server.url, mongo_server.uri, grpc_port=grpc_port)
+    kettle = {"name": "smart-kettle", "tenant_id": "default", "app_versions": ["kettle-v1"]}
+    running = await start_otao(
+        nats_server.url, mongo_server.uri, grpc_port=grpc_port, applications=[kettle]
+    )
     try:
-        running.add_application("smart-kettle")
         await expect(console.page.get_by_role("table", name="Definitions")).to_be_visible()
         await expect(status).to_be_hidden()
     finally:
