@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import time
@@ -17,7 +16,8 @@ from kaa.otao.v1 import endpoint_pb2, endpoint_pb2_grpc, software_pb2, software_
 
 from otao.domain.applications import ApplicationConfig
 from otao.domain.models import AppliedReport, EndpointKey
-from tests.support.cmx import CmxPeer, eventually
+from tests.support.cmx import CmxPeer
+from tests.support.eventually import eventually
 from tests.support.otao import RunningOtao
 
 
@@ -60,9 +60,10 @@ async def test_endpoint_walks_a_multi_hop_graph_by_pulling_and_reporting(
     async def next_offer() -> str | None:
         return (await cmx.request(app_version, "ep-1")).config_id
 
-    deadline = time.monotonic() + 5
-    while await next_offer() != "2.0.0":
-        assert time.monotonic() < deadline, "the applied report was not taken into account"
+    async def offers_2_0_0() -> bool:
+        return await next_offer() == "2.0.0"
+
+    await eventually(offers_2_0_0, "the applied report taken into account")
     await cmx.applied(app_version, "ep-1", "2.0.0")
 
     top = await cmx.request(app_version, "ep-1", config_id="2.0.0")
@@ -135,9 +136,10 @@ async def test_failed_version_is_not_offered_again_until_an_operator_clears_it(
     async def failed_versions() -> list[str]:
         return list((await endpoints.GetEndpointSoftware(request)).failed_versions)
 
-    deadline = time.monotonic() + 5
-    while await failed_versions() != ["1.1.0"]:
-        assert time.monotonic() < deadline
+    async def failure_recorded() -> bool:
+        return await failed_versions() == ["1.1.0"]
+
+    await eventually(failure_recorded, "the failure report recorded")
     assert (await cmx.request(app_version, "ep-f", config_id="1.0.0")).config_id is None
 
     await endpoints.DeleteEndpointFailure(
@@ -186,15 +188,14 @@ async def eventually_known(
     count: int,
 ) -> None:
     endpoints = endpoint_pb2_grpc.EndpointServiceStub(channel)
-    deadline = time.monotonic() + 5
-    while True:
+
+    async def recorded() -> bool:
         listed = await endpoints.ListEndpoints(
             endpoint_pb2.ListEndpointsRequest(application_name=application.name)
         )
-        if len(listed.endpoints) >= count:
-            return
-        assert time.monotonic() < deadline, "endpoints were not recorded"
-        await eventually(lambda: True)
+        return len(listed.endpoints) >= count
+
+    await eventually(recorded, "the endpoints recorded")
 
 
 async def test_unregistered_endpoint_is_forgotten(
@@ -208,9 +209,11 @@ async def test_unregistered_endpoint_is_forgotten(
     await cmx.applied(app_version, "ep-gone", "1.1.0", status_code=500)
     key = EndpointKey("default", application.name, "ep-gone")
     store = otao.app.endpoint_store
-    deadline = time.monotonic() + 5
-    while await store.get(key) is None:
-        assert time.monotonic() < deadline
+
+    async def known() -> bool:
+        return await store.get(key) is not None
+
+    await eventually(known, "the endpoint recorded")
     from otao.messaging.records import EndpointUnregisteredEvent
 
     event = EndpointUnregisteredEvent(
@@ -223,9 +226,11 @@ async def test_unregistered_endpoint_is_forgotten(
     await cmx.client.publish(
         "kaa.v1.events.epr.endpoint.lifecycle.unregistered", cmx.codec.encode(event)
     )
-    deadline = time.monotonic() + 5
-    while await store.get(key) is not None:
-        assert time.monotonic() < deadline, "the endpoint was not forgotten"
+
+    async def forgotten() -> bool:
+        return await store.get(key) is None
+
+    await eventually(forgotten, "the endpoint forgotten")
     raw = await otao.app.mongo.collection("endpoints").count_documents({"endpointId": "ep-gone"})
     assert raw == 0
 
@@ -356,13 +361,15 @@ async def test_a_request_broken_after_its_correlation_id_gets_400_echoing_it(
 
 async def last_report(otao: RunningOtao, application: str, endpoint_id: str) -> AppliedReport:
     key = EndpointKey("default", application, endpoint_id)
-    deadline = time.monotonic() + 5
-    while True:
+
+    async def recorded() -> bool:
         state = await otao.app.endpoint_store.get(key)
-        if state is not None and state.last_report is not None:
-            return state.last_report
-        assert time.monotonic() < deadline, "the report was not recorded"
-        await asyncio.sleep(0.05)
+        return state is not None and state.last_report is not None
+
+    await eventually(recorded, "the report recorded")
+    state = await otao.app.endpoint_store.get(key)
+    assert state is not None and state.last_report is not None
+    return state.last_report
 
 
 async def publish_applied(cmx: CmxPeer, payload: bytes) -> None:

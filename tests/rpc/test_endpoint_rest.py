@@ -7,10 +7,7 @@ reports applied versions (6/CDTP ConfigApplied) and polls (ConfigRequest).
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +16,7 @@ import pytest
 
 from otao.domain.applications import ApplicationConfig
 from tests.support.cmx import CmxPeer
+from tests.support.eventually import eventually
 from tests.support.otao import RunningOtao
 from tests.support.rest import NOT_FOUND, error, ok, violated_fields
 
@@ -44,13 +42,6 @@ async def define(
     return created
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 def software_path(application: str, endpoint: str) -> str:
     return f"{APPS}/{application}/endpoints/{endpoint}/software"
 
@@ -72,7 +63,7 @@ async def known_endpoints(rest: httpx.AsyncClient, application: str, count: int)
         listed = await list_endpoints(rest, application, pageSize=1000)
         return len(listed["endpoints"]) >= count
 
-    await until(enough)
+    await eventually(enough, "the endpoints recorded")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,7 +97,7 @@ async def test_an_applied_report_sets_the_current_version_last_report_and_next_u
         found = await endpoint_software(rest, application.name, "ep-a")
         return bool(found["currentVersion"] == "1.1.0")
 
-    await until(reported)
+    await eventually(reported, "the applied report recorded")
     found = await endpoint_software(rest, application.name, "ep-a")
 
     report = found["lastReport"]
@@ -133,7 +124,7 @@ async def test_a_failed_report_is_listed_and_blocks_the_version_until_the_failur
         found = await endpoint_software(rest, name, "ep-f")
         return bool(found["failedVersions"] == ["1.1.0"])
 
-    await until(failed)
+    await eventually(failed, "the failure report recorded")
     found = await endpoint_software(rest, name, "ep-f")
     assert found["currentVersion"] == "1.0.0"
     assert found["lastReport"]["statusCode"] == 500
@@ -161,7 +152,7 @@ async def test_clearing_a_failure_that_is_not_recorded_is_404(
         found = await endpoint_software(rest, name, "ep-g")
         return bool(found["failedVersions"] == ["1.1.0"])
 
-    await until(failed)
+    await eventually(failed, "the failure report recorded")
 
     # Another version of a known endpoint, then an endpoint otao never heard of.
     error(await rest.delete(f"{APPS}/{name}/endpoints/ep-g/failures/1.0.0"), 404, NOT_FOUND)
@@ -375,7 +366,7 @@ async def test_distribution_follows_endpoints_moving_between_versions(
         counts = [(v["version"], int(v["endpointCount"])) for v in distribution["versions"]]
         return counts == [("1.1.0", 1), ("1.0.0", 1)]
 
-    await until(moved)
+    await eventually(moved, "the endpoint moved")
 
 
 async def test_distribution_of_an_application_without_endpoints_is_empty(

@@ -7,9 +7,6 @@ store directly.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +16,7 @@ import pytest
 from otao.domain.applications import ApplicationConfig
 from otao.domain.models import EndpointKey
 from tests.support.cmx import CmxPeer
+from tests.support.eventually import eventually
 from tests.support.otao import RunningOtao
 from tests.support.rest import NOT_FOUND, error, ok, violated_fields
 
@@ -45,13 +43,6 @@ async def define(
     if filters is not None:
         body["filters"] = filters
     ok(await rest.post(f"{APPS}/{application}/software", json=body))
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 def explain_path(application: str, endpoint: str) -> str:
@@ -124,7 +115,7 @@ async def test_explain_uses_the_version_the_endpoint_last_reported(
         explanation = ok(await rest.get(explain_path(application.name, "ep-r")))
         return bool(explanation["currentVersion"] == "1.1.0")
 
-    await until(reported)
+    await eventually(reported, "the applied report recorded")
     explanation = ok(await rest.get(explain_path(application.name, "ep-r")))
     assert explanation["selectedVersion"] == "2.0.0"
     assert verdicts(explanation) == [("2.0.0", "selected"), ("1.1.0", "not_in_graph")]
@@ -153,7 +144,7 @@ async def test_explain_names_failed_targeted_pending_and_consent_blockers(
         found = ok(await rest.get(f"{APPS}/{name}/endpoints/ep-t/software"))
         return bool(found["failedVersions"] == ["1.4.0"])
 
-    await until(failed)
+    await eventually(failed, "the failure report recorded")
 
     explanation = ok(await rest.get(explain_path(name, "ep-t"), params={"currentVersion": "1.0.0"}))
 
@@ -221,12 +212,13 @@ async def test_resolve_at_the_top_of_the_graph_offers_nothing(
 
 
 async def test_resolve_records_nothing_about_the_endpoint(
-    rest: httpx.AsyncClient, application: ApplicationConfig
+    rest: httpx.AsyncClient, otao: RunningOtao, application: ApplicationConfig
 ) -> None:
     await define(rest, application.name, "1.1.0", ["1.0.0"])
 
     ok(await rest.get(resolve_path(application.name, "ep-q"), params={"currentVersion": "1.0.0"}))
-    await asyncio.sleep(0.3)
+    # A sighting is queued before the answer goes out: once none is pending, all are written.
+    await eventually(lambda: otao.app.recorder.pending == 0, "every queued sighting written")
 
     assert ok(await rest.get(f"{APPS}/{application.name}/endpoints"))["endpoints"] == []
 

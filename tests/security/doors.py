@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from joserfc.jwk import KeySet
 from kaa.otao.v1 import endpoint_pb2, resolution_pb2, rollout_pb2, software_pb2
 
 from otao.rpc.access import DELETE, READ, UPDATE
+from tests.support.eventually import eventually as shared_eventually
 from tests.support.fake_keycloak import FakeKeycloak, Realm
 from tests.support.fake_tekton import FakeTekton
 from tests.support.fake_tenant_manager import FakeTenantManager
@@ -245,11 +245,11 @@ class Secured:
 
     async def wait_for_tenants(self, *tenant_ids: str, timeout: float = 10.0) -> None:
         directory = self.otao.app.platform.tenants
-        deadline = time.monotonic() + timeout
-        while not all(directory.by_id(t) for t in tenant_ids):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"otao did not learn tenants {tenant_ids}")
-            await asyncio.sleep(0.05)
+        await shared_eventually(
+            lambda: all(directory.by_id(t) for t in tenant_ids),
+            f"otao learning tenants {tenant_ids}",
+            timeout,
+        )
 
 
 def rest_result(response: httpx.Response) -> Result:
@@ -263,16 +263,8 @@ def rest_result(response: httpx.Response) -> Result:
 async def eventually(
     condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        outcome = condition()
-        if asyncio.iscoroutine(outcome):
-            outcome = await outcome
-        if outcome:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
+    """The shared ``tests.support.eventually``, with this module's argument order."""
+    await shared_eventually(condition, "condition", timeout, interval)
 
 
 def new_suffix() -> str:

@@ -10,6 +10,7 @@ from otao.domain.errors import Unavailable
 from otao.integrations.tenant_manager import Tenant, TenantManagerClient
 from otao.security.tenants import TenantDirectory
 from tests.support import ManualClock, http_client
+from tests.support.eventually import eventually
 from tests.support.fake_tenant_manager import TENANTS_PATH, FakeTenantManager
 
 pytestmark = pytest.mark.timeout(20)
@@ -201,17 +202,18 @@ async def test_the_refresh_loop_picks_up_new_tenants_and_survives_failures(
 ) -> None:
     await directory.refresh()
     tenant_manager.fail_mode = "error"
+    refreshed = tenant_manager.count(TENANTS_PATH)
     directory.start()
-    await asyncio.sleep(0.12)  # a couple of failed refreshes
+    await eventually(
+        lambda: tenant_manager.count(TENANTS_PATH) >= refreshed + 2, "a couple of failed refreshes"
+    )
 
     tenant_manager.fail_mode = None
     tenant_manager.add_tenant("t9", "realm-nine")
-    async with asyncio.timeout(5):
-        # The directory offers nothing to wait on; poll it under a deadline.
-        while directory.by_id("t9") is None:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+    await eventually(lambda: directory.by_id("t9") is not None, "the new tenant picked up")
 
     await directory.stop()
     calls = tenant_manager.count(TENANTS_PATH)
-    await asyncio.sleep(0.12)
+    # Nothing can refresh any more: the loop's task (named by the directory) is gone.
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "tenant-directory"]
     assert tenant_manager.count(TENANTS_PATH) == calls

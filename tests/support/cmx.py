@@ -135,9 +135,3 @@ class CmxPeer:
 
     async def close(self) -> None:
         await self.client.close()
-
-
-async def eventually(
-    condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05
-) -> None:
-    await waiting.eventually(condition, "condition", timeout, interval)
