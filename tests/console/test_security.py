@@ -12,6 +12,7 @@ import pytest
 from otao.rpc.access import READ, UPDATE
 from tests.security.doors import Secured, secured_stack
 from tests.support.browser import Console, expect, open_console
+from tests.support.eventually import eventually
 from tests.support.stack import EnvoyFactory, MongoServer, NatsServer
 
 CLIENT = "otao-console"
@@ -60,20 +61,20 @@ async def test_a_read_only_operator_is_told_which_permission_creating_needs(
         await expect(form.get_by_role("button", name="Create")).to_be_disabled()
 
 
-async def test_without_a_session_the_console_asks_to_sign_in_and_pkce_signs_in(
-    signed_out: Console, secured: Secured
-) -> None:
+async def _sign_in_as_alice(console: Console, secured: Secured, lifetime: int = 300) -> None:
+    """Through the sign-in page and the fake Keycloak's authorization endpoint (code + PKCE)."""
     realm = secured.a.realm
     realm.public_clients[CLIENT] = f"{_base_url(secured)}/console/"
     realm.login_subject = "alice"
+    realm.login_token_lifetime = lifetime
     realm.login_claims = {
         "authorization": {
             "permissions": [{"rsname": "application-kettle", "scopes": [READ, UPDATE]}]
         },
         "preferred_username": "alice",
     }
-    await signed_out.open("#/apps/kettle/definitions")
-    page = signed_out.page
+    await console.open("#/apps/kettle/definitions")
+    page = console.page
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     await page.get_by_label("Issuer").fill(realm.issuer)
     await page.get_by_label("Client ID").fill(CLIENT)
@@ -81,6 +82,13 @@ async def test_without_a_session_the_console_asks_to_sign_in_and_pkce_signs_in(
     # Back from the issuer with a code: exchanged (PKCE), then the page the operator asked for.
     await expect(page.get_by_text("Signed in as alice")).to_be_visible()
     await expect(page).to_have_url(f"{_base_url(secured)}/console/#/apps/kettle/definitions")
+
+
+async def test_without_a_session_the_console_asks_to_sign_in_and_pkce_signs_in(
+    signed_out: Console, secured: Secured
+) -> None:
+    await _sign_in_as_alice(signed_out, secured)
+    page = signed_out.page
     form = page.get_by_role("form", name="New version")
     await form.get_by_label("Version", exact=True).fill("1.0.0")
     await form.get_by_label("Specification").fill('{"url": "https://fw.example.com/1.0.0.bin"}')
@@ -102,3 +110,16 @@ async def test_a_rejected_token_sends_the_operator_back_to_sign_in(
         await console.open("#/apps/kettle/definitions")
         await expect(console.page.get_by_role("heading", name="Sign in")).to_be_visible()
         await expect(console.page.get_by_role("alert")).to_contain_text("sign in again")
+
+
+async def test_the_console_refreshes_its_token_before_it_expires(
+    signed_out: Console, secured: Secured
+) -> None:
+    # A 36 s token is refreshed 30 s before it expires, i.e. after about 6 s.
+    await _sign_in_as_alice(signed_out, secured, lifetime=36)
+    before = secured.a.realm.refreshes
+    await eventually(lambda: secured.a.realm.refreshes > before, "a refresh grant", timeout=30)
+    await signed_out.page.get_by_role("link", name="Audit").click()
+    await expect(signed_out.page.locator("main")).to_have_attribute("aria-busy", "false")
+    await expect(signed_out.page.get_by_text("Signed in as alice")).to_be_visible()
+    await expect(signed_out.page.get_by_role("alert")).to_have_count(0)

@@ -109,6 +109,9 @@ class Realm:
     #: the user an authorization-code sign-in logs in (no login form): subject and extra claims
     login_subject: str = "operator-1"
     login_claims: dict[str, Any] = field(default_factory=dict)
+    #: ``expires_in`` of the tokens those sign-ins get; refresh grants answered so far
+    login_token_lifetime: int = 300
+    refreshes: int = 0
     #: public clients allowed to sign in with authorization code + PKCE: id -> redirect URI prefix
     public_clients: dict[str, str] = field(default_factory=dict)
     #: issued codes and refresh tokens (single use)
@@ -247,6 +250,7 @@ class FakeKeycloak(FakeHttpServer):
             if form.get("refresh_token") not in realm.refresh_tokens:
                 return _cors_json(400, {"error": "invalid_grant"})
             realm.refresh_tokens.discard(form["refresh_token"])
+            realm.refreshes += 1
         else:
             issued = realm.codes.pop(form.get("code", ""), None)
             verifier = form.get("code_verifier", "").encode()
@@ -260,8 +264,10 @@ class FakeKeycloak(FakeHttpServer):
                 return _cors_json(400, {"error": "invalid_grant"})
         refresh = secrets.token_urlsafe(16)
         realm.refresh_tokens.add(refresh)
-        token = realm.issue(realm.login_subject, azp=form.get("client_id"), **realm.login_claims)
-        body = {"access_token": token, "refresh_token": refresh, "expires_in": 300}
+        lifetime = realm.login_token_lifetime
+        claims = {"azp": form.get("client_id"), **realm.login_claims}
+        token = realm.issue(realm.login_subject, lifetime, **claims)
+        body = {"access_token": token, "refresh_token": refresh, "expires_in": lifetime}
         return _cors_json(200, body)
 
     def _uma(self, realm: Realm, request: Request, form: dict[str, str]) -> Response:
