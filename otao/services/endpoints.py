@@ -15,7 +15,7 @@ from otao.services.audit import AuditLog
 from otao.services.paging import PageTokens, page_size
 from otao.services.ports import Notify
 from otao.services.resolution import ResolutionService
-from otao.store.endpoints import EndpointStore, endpoint_doc_id
+from otao.store.endpoints import EndpointStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +69,8 @@ class EndpointsService:
         limit = page_size(size)
         tenant_id = caller.tenant_id
         after_id = _TOKENS.decode(token, tenant_id, application)
-        after = endpoint_doc_id(EndpointKey(tenant_id, application, after_id)) if after_id else None
         found = await self._endpoints.page(
-            tenant_id, application, version or None, after, limit + 1
+            tenant_id, application, version or None, after_id, limit + 1
         )
         if len(found) <= limit:
             return found, ""

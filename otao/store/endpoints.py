@@ -369,14 +369,21 @@ class EndpointStore:
         tenant_id: str,
         application: str,
         version: str | None,
-        after_id: str | None,
+        after_endpoint: str | None,
         limit: int,
     ) -> list[EndpointState]:
+        """Up to ``limit`` known endpoints (of ``version``) after the endpoint id
+        ``after_endpoint``, in endpoint id order."""
         query: Document = {"tenantId": tenant_id, "application": application, **KNOWN}
         if version:
             query["currentVersion"] = version
+        after = (
+            endpoint_doc_id(EndpointKey(tenant_id, application, after_endpoint))
+            if after_endpoint
+            else None
+        )
         async with translated("endpoint listing"):
-            docs = await self._after(query, after_id or None, limit)
+            docs = await self._after(query, after, limit)
         return [from_document(doc) for doc in docs]
 
     async def walk(

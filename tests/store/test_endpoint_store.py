@@ -332,10 +332,8 @@ async def test_pages_follow_the_endpoint_order_from_a_cursor(store: EndpointStor
     await store.apply_report(key("x", application="toaster"), "toaster-v1", report("1.0.0"))
 
     first = await store.page(TENANT, APP, None, None, 3)
-    after = f"{TENANT}/{APP}/{first[-1].endpoint_id}"
-    second = await store.page(TENANT, APP, None, after, 3)
-    after = f"{TENANT}/{APP}/{second[-1].endpoint_id}"
-    third = await store.page(TENANT, APP, None, after, 3)
+    second = await store.page(TENANT, APP, None, first[-1].endpoint_id, 3)
+    third = await store.page(TENANT, APP, None, second[-1].endpoint_id, 3)
 
     assert [s.endpoint_id for s in first] == ids[0:3]
     assert [s.endpoint_id for s in second] == ids[3:6]
