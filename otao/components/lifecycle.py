@@ -128,8 +128,10 @@ async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> list[BaseE
         _, pending = await asyncio.wait(pending, timeout=min(0.2, remaining))
         for task in pending:
             task.cancel()
-    return [
-        error
-        for task in tasks
-        if task.done() and not task.cancelled() and (error := task.exception()) is not None
-    ]
+    return [error for task in tasks if (error := _died_of(task)) is not None]
+
+
+def _died_of(task: asyncio.Task[None]) -> BaseException | None:
+    if not task.done() or task.cancelled():
+        return None
+    return task.exception()

@@ -61,16 +61,18 @@ class TektonClient:
         if not isinstance(results, list):
             _log.warning("tekton answered without a results list")
             raise Unavailable("tekton unavailable")
-        configs = [_parse_application(item) for item in results]
-        # Tekton should filter, but a config outside the asked scope must never be applied to it.
-        configs = [config for config in configs if scope.contains(config)]
-        if scope.app_version_name is not None:
-            wanted = scope.app_version_name
-            configs = [
-                replace(c, app_versions=tuple(v for v in c.app_versions if v == wanted))
-                for c in configs
-            ]
+        return _within(scope, [_parse_application(item) for item in results])
+
+
+def _within(scope: ConfigScope, configs: list[ApplicationConfig]) -> list[ApplicationConfig]:
+    """Tekton should filter, but a config outside the asked scope must never be applied to it."""
+    configs = [config for config in configs if scope.contains(config)]
+    wanted = scope.app_version_name
+    if wanted is None:
         return configs
+    return [
+        replace(c, app_versions=tuple(v for v in c.app_versions if v == wanted)) for c in configs
+    ]
 
 
 def _parse_application(item: object) -> ApplicationConfig:
@@ -85,7 +87,15 @@ def _parse_application(item: object) -> ApplicationConfig:
     consent = config.get("consentRequired", False)
     if not isinstance(consent, bool):
         raise _malformed(f"consentRequired of {name} is not a boolean")
-    versions = item.get("appVersions", [])
+    return ApplicationConfig(
+        name=name,
+        tenant_id=tenant_id,
+        app_versions=_version_names(name, item.get("appVersions", [])),
+        consent_required=consent,
+    )
+
+
+def _version_names(name: str, versions: object) -> tuple[str, ...]:
     if not isinstance(versions, list):
         raise _malformed(f"appVersions of {name} is not a list")
     version_names: list[str] = []
@@ -94,12 +104,7 @@ def _parse_application(item: object) -> ApplicationConfig:
         if not isinstance(version_name, str) or not version_name:
             raise _malformed(f"an application version of {name} has no name")
         version_names.append(version_name)
-    return ApplicationConfig(
-        name=name,
-        tenant_id=tenant_id,
-        app_versions=tuple(version_names),
-        consent_required=consent,
-    )
+    return tuple(version_names)
 
 
 def _malformed(reason: str) -> Unavailable:

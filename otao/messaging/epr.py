@@ -124,14 +124,7 @@ class MembershipQueries:
         except InvalidArgument:
             log.warning("malformed EndpointFiltersResponse ignored")
             return
-        # RFC 20 does not promise that EPR echoes correlationId: fall back on the endpoint.
-        question = self._pending.pop(response.correlation_id, None)
-        if question is None:
-            correlation = next(
-                (c for c, q in self._pending.items() if q.endpoint_id == response.endpoint_id),
-                None,
-            )
-            question = self._pending.pop(correlation) if correlation is not None else None
+        question = self._question_answered_by(response)
         if question is None:
             log.debug("EndpointFiltersResponse for no pending question ignored")
             return
@@ -140,6 +133,17 @@ class MembershipQueries:
             self._absent_warned = False
         if not question.answer.done():
             question.answer.set_result(response)
+
+    def _question_answered_by(self, response: EndpointFiltersResponse) -> _Question | None:
+        # RFC 20 does not promise that EPR echoes correlationId: fall back on the endpoint.
+        question = self._pending.pop(response.correlation_id, None)
+        if question is not None:
+            return question
+        correlation = next(
+            (c for c, q in self._pending.items() if q.endpoint_id == response.endpoint_id),
+            None,
+        )
+        return self._pending.pop(correlation) if correlation is not None else None
 
     def forget_absence(self) -> None:
         """Ask EPR again at the next need, backoff or not (EPR is known to be back)."""

@@ -88,21 +88,14 @@ class TektonConfiguration:
         fetched: list[ApplicationConfig],
     ) -> None:
         """A version scope: only that app version's membership is news."""
-        merged: list[ApplicationConfig] = []
-        for application in self._directory.all():
-            if application.tenant_id == tenant_id and app_version in application.app_versions:
-                application = replace(
-                    application,
-                    app_versions=tuple(v for v in application.app_versions if v != app_version),
-                )
-            merged.append(application)
+        merged = [
+            _without_version(application, tenant_id, app_version)
+            for application in self._directory.all()
+        ]
         by_key = {(a.tenant_id, a.name): a for a in merged}
         for incoming in fetched:
-            known = by_key.get((incoming.tenant_id, incoming.name))
-            versions = (known.app_versions if known else ()) + tuple(
-                v for v in incoming.app_versions if not known or v not in known.app_versions
-            )
-            by_key[(incoming.tenant_id, incoming.name)] = replace(incoming, app_versions=versions)
+            key = (incoming.tenant_id, incoming.name)
+            by_key[key] = _with_versions_of(incoming, by_key.get(key))
         self._directory.replace_all(by_key.values())
 
     async def _after_change(
@@ -120,3 +113,22 @@ class TektonConfiguration:
                 await self._push.enqueue(
                     PushJob.for_consent_lifted(*key, correlation_id, self._clock())
                 )
+
+
+def _without_version(
+    application: ApplicationConfig, tenant_id: str, app_version: str
+) -> ApplicationConfig:
+    if application.tenant_id != tenant_id or app_version not in application.app_versions:
+        return application
+    kept = tuple(v for v in application.app_versions if v != app_version)
+    return replace(application, app_versions=kept)
+
+
+def _with_versions_of(
+    incoming: ApplicationConfig, known: ApplicationConfig | None
+) -> ApplicationConfig:
+    """``incoming`` keeping the app versions already known, then its new ones."""
+    if known is None:
+        return incoming
+    new = tuple(v for v in incoming.app_versions if v not in known.app_versions)
+    return replace(incoming, app_versions=known.app_versions + new)
