@@ -2,8 +2,8 @@
 flight (each waits about a second for EPR's membership answer over 20/EFMP).
 
 Health says NOT_SERVING first (a Watch stream sees it before any in-flight call completes),
-every in-flight RPC and CDTP request completes with its right answer within the grace period,
-new RPCs are refused, and the process exits cleanly well before the grace period is over. With a
+every in-flight RPC and CDTP request completes with its right answer (one still running when the
+grace period ends would be cancelled), new RPCs are refused, and the process exits cleanly. With a
 second replica in the queue group, no CDTP request sent during the shutdown is lost: the
 stopping replica stops taking new ones and the other one answers them.
 """
@@ -148,7 +148,6 @@ async def test_sigterm_finishes_in_flight_work_after_saying_not_serving(
             polls = [asyncio.create_task(_poll(cmx, f"cdtp-{i}")) for i in range(IN_FLIGHT)]
             await eventually(lambda: epr.queries >= 2 * IN_FLIGHT, 5, "all of them in flight")
 
-            sigterm_at = time.monotonic()
             otao.sigterm()
             await eventually(lambda: any(s == NOT_SERVING for _, s in seen), 2, "NOT_SERVING")
             watcher.cancel()  # a client that saw NOT_SERVING goes away, as a balancer does
@@ -166,20 +165,19 @@ async def test_sigterm_finishes_in_flight_work_after_saying_not_serving(
             rpc_results = await asyncio.gather(*rpcs)
             poll_results = await asyncio.gather(*polls)
             exit_code = await otao.wait_exit(GRACE + 5)
-            exited_at = time.monotonic()
     finally:
         await close_quietly(cmx)
         await otao.stop()
 
+    # Every in-flight call answered rightly after health said NOT_SERVING: none was cut off
+    # by the end of the grace period (how long the drain takes is for bench/, not a bound here).
     for done_at, reply in rpc_results:
         assert (reply.update_available, reply.version) == (True, "0.9.0")
-        assert not_serving_at < done_at < sigterm_at + GRACE
+        assert not_serving_at < done_at
     for done_at, status, version in poll_results:
         assert (status, version) == (200, "0.9.0")
-        assert not_serving_at < done_at < sigterm_at + GRACE
+        assert not_serving_at < done_at
     assert exit_code == 0, otao.log_tail()
-    # Done when the work is done, not when the grace period runs out.
-    assert exited_at - sigterm_at < EPR_DELAY + 3.0, exited_at - sigterm_at
     assert "Traceback" not in otao.log_tail(), otao.log_tail()
 
 
@@ -200,7 +198,7 @@ async def test_no_cdtp_request_is_lost_when_one_of_two_replicas_stops(
     cmx = await connect_cmx(nats_server.url, names)
     try:
         async with (
-            SlowEpr.running(nats_server.url, names),
+            SlowEpr.running(nats_server.url, names) as epr,
             grpc.aio.insecure_channel(stopping.target) as channel,
         ):
             await define(
@@ -216,10 +214,15 @@ async def test_no_cdtp_request_is_lost_when_one_of_two_replicas_stops(
                     await asyncio.sleep(0.02)
 
             sender = asyncio.create_task(traffic())
-            await asyncio.sleep(1.0)
+            # Polls in flight (waiting for EPR) before the stop, and more sent after the exit,
+            # which only the staying replica can answer: counted, not timed.
+            await eventually(lambda: epr.queries >= 2 * IN_FLIGHT, 10, "polls in flight")
             stopping.sigterm()
             exit_code = await stopping.wait_exit(GRACE + 5)
-            await asyncio.sleep(0.5)
+            after_exit = len(sent)
+            await eventually(
+                lambda: len(sent) > max(after_exit + 2 * IN_FLIGHT, 50), 10, "polls after the exit"
+            )
             stop_sending.set()
             await sender
             results = await asyncio.gather(*sent, return_exceptions=True)

@@ -6,13 +6,13 @@ again (bounded), in order: nothing reported during an outage is lost.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from otao.domain.errors import OtaoError
 from otao.domain.models import EndpointKey
+from otao.messaging.subjects import config_applied_subject
 from tests.reliability.harness import close_quietly, connect_cmx, dedicated_otao, eventually
+from tests.support.eventually import received
 from tests.support.stack import MongoServer, NatsServer
 
 pytestmark = pytest.mark.timeout(90)
@@ -32,10 +32,17 @@ async def test_reports_sent_during_a_database_outage_are_recorded_after_it(
         try:
             await mongo_server.akill()
             await eventually(lambda: not otao.app.health.serving, 10, "health not serving")
+            subject = config_applied_subject(names.consumer)
+            before = received(otao.app.nats.client, subject)
             for endpoint in ("ep-ok", "ep-bad"):
                 status = 200 if endpoint == "ep-ok" else 500
                 await cmx.applied(app_version, endpoint, "1.1.0", status_code=status)
-            await asyncio.sleep(1.5)  # the reports arrive while the database is down
+            # The reports reach otao while the database is down (and wait there for it).
+            await eventually(
+                lambda: received(otao.app.nats.client, subject) == before + 2,
+                10,
+                "otao holding both reports",
+            )
             await mongo_server.astart()
 
             async def both_recorded() -> bool:

@@ -7,6 +7,9 @@
 - ``delivered(client, subscriptions)``: every message published to these NATS subscriptions
   before the call has been handled by its callback. Use it after waiting for otao to say it
   sent everything (``pushes_done``) to assert that nothing *else* arrived, without a sleep.
+- ``received(client, subject)``: how many messages on ``subject`` reached ``client``'s
+  subscriptions (queued, handled or not): "otao has the message" while its handler is
+  still waiting (for a database that is down, say).
 """
 
 from __future__ import annotations
@@ -65,3 +68,8 @@ async def delivered(client: Client, subscriptions: Iterable[Subscription]) -> No
     await client.flush()
     for subscription in subscriptions:
         await subscription._pending_queue.join()
+
+
+def received(client: Client, subject: str) -> int:
+    # nats-py counts a message when it reaches the client, before it is queued to the callback.
+    return sum(sub.delivered for sub in client._subs.values() if sub.subject == subject)
