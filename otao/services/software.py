@@ -134,10 +134,7 @@ class SoftwareService:
         submitted: SoftwareInput,
         etag: str,
     ) -> Software:
-        self._application(caller, application)
-        validation.version(version)
-        if submitted.version and submitted.version != version:
-            raise InvalidArgument.of("version", "must equal the version in the path")
+        self._check_target(caller, application, version, submitted)
         submitted.version = version
         spec = validation.software(submitted)
         # A replacement always states the strategy, so it resumes a halted rollout.
@@ -155,10 +152,7 @@ class SoftwareService:
         etag: str,
     ) -> Software:
         """Change ``fields`` of the definition (None: the fields ``submitted`` gives)."""
-        self._application(caller, application)
-        validation.version(version)
-        if submitted.version and submitted.version != version:
-            raise InvalidArgument.of("version", "must equal the version in the path")
+        self._check_target(caller, application, version, submitted)
         named = _present(submitted) if fields is None else list(fields)
 
         def merged(existing: Software) -> SoftwareSpec:
@@ -178,6 +172,15 @@ class SoftwareService:
         return await self._write(
             caller, application, version, etag, merged, "software.update", False
         )
+
+    def _check_target(
+        self, caller: Caller, application: str, version: str, submitted: SoftwareInput
+    ) -> None:
+        """The definition a replace or update names: valid, and the body's version agrees."""
+        self._application(caller, application)
+        validation.version(version)
+        if submitted.version and submitted.version != version:
+            raise InvalidArgument.of("version", "must equal the version in the path")
 
     async def _write(
         self,
