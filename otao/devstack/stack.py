@@ -7,7 +7,8 @@ stops everything in reverse order on Ctrl-C or SIGTERM (or when one of them dies
 
 Ports, each overridable by environment: ``OTAO_DEV_REST_PORT`` (8080), ``OTAO_GRPC_PORT``
 (50051), ``OTAO_DEV_NATS_PORT`` (4222), ``OTAO_DEV_MONGO_PORT`` (27017),
-``OTAO_DEV_ENVOY_ADMIN_PORT`` (9901). Logs go to ``var/log/``.
+``OTAO_DEV_ENVOY_ADMIN_PORT`` (9901). Logs go to ``var/log/``. Envoy's files come from the
+checkout: the current directory unless ``OTAO_DEV_ROOT`` names it (``processes.checkout_root``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import Any, TextIO
 import yaml
 
 from otao.devstack.processes import (
-    DESCRIPTOR_SET,
     LOOPBACK,
     ManagedProcess,
     ProcessError,
@@ -180,7 +180,7 @@ class DevStack:
             envoy = start_envoy(
                 self.ports.rest,
                 self.ports.grpc,
-                DESCRIPTOR_SET,
+                None,
                 self.ports.envoy_admin,
                 run_dir=self.var_dir / "envoy",
                 log_path=self.log_dir / "envoy.log",

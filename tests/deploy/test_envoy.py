@@ -8,7 +8,6 @@ what the transcoder made of the HTTP request.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -37,9 +36,10 @@ from kaa.otao.v1 import (
     software_pb2_grpc,
 )
 
-from otao.devstack.processes import DESCRIPTOR_SET, ENVOY_TEMPLATE, REPO_ROOT, find_binary
+from otao.devstack.processes import DESCRIPTOR_SET, ENVOY_TEMPLATE, checkout_root, find_binary
 from otao.devstack.processes import free_port as free_tcp_port
 from otao.rpc.strict_json import fill_from_json_body
+from tests.support.eventually import eventually
 from tests.support.stack import EnvoyFactory
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -231,7 +231,7 @@ def test_the_committed_config_passes_envoys_own_validation() -> None:
     # As operators run it: from the repository root, with the relative gen/otao.pb.
     result = subprocess.run(
         [str(find_binary("envoy")), "--mode", "validate", "-c", str(ENVOY_TEMPLATE)],
-        cwd=REPO_ROOT,
+        cwd=checkout_root(),
         capture_output=True,
         text=True,
         timeout=30,
@@ -243,9 +243,9 @@ def test_the_committed_config_passes_envoys_own_validation() -> None:
 def test_the_committed_descriptor_set_carries_the_error_detail_types() -> None:
     # convert_grpc_status can only render details whose types are in the descriptor set;
     # without google.rpc.BadRequest an INVALID_ARGUMENT with field violations reaches REST
-    # clients as an empty 400 (processes.start_envoy patches a copy; deploy/envoy.yaml cannot).
+    # clients as an empty 400. tools/gen.py is the descriptor's only writer.
     descriptor_set = descriptor_pb2.FileDescriptorSet()
-    descriptor_set.ParseFromString(DESCRIPTOR_SET.read_bytes())
+    descriptor_set.ParseFromString((checkout_root() / DESCRIPTOR_SET).read_bytes())
     files = {f.name for f in descriptor_set.file}
     assert "google/rpc/error_details.proto" in files, (
         "gen/otao.pb lacks google/rpc/error_details.proto: add it to the descriptor set in "
@@ -741,12 +741,11 @@ async def test_healthz_is_ok_while_the_upstream_reports_serving(
     client: httpx.AsyncClient,
 ) -> None:
     # Envoy learns it by active grpc.health.v1 checks (every second in tests).
-    for _ in range(50):
-        response = await client.get("/healthz")
-        if response.status_code == 200:
-            break
-        await asyncio.sleep(0.2)
+    async def healthy() -> bool:
+        return (await client.get("/healthz")).status_code == 200
 
+    await eventually(healthy, "Envoy seeing the upstream SERVING")
+    response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "SERVING"}
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from otao.devstack.processes import (
-    DESCRIPTOR_SET,
     EnvoyProcess,
     MongoProcess,
     NatsProcess,
@@ -141,7 +140,7 @@ class EnvoyFactory:
         self,
         upstream_port: int,
         *,
-        descriptor_path: Path = DESCRIPTOR_SET,
+        descriptor_path: Path | None = None,
         health_check_interval: float = 1.0,
         extra_upstream_ports: tuple[int, ...] = (),
     ) -> EnvoyProcess:
