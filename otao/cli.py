@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import sys
 
-from otao.messaging.device import Unreachable, applied, poll, watch
+from otao.devstack.device import Unreachable, applied, poll, watch
 
 UNREACHABLE = 3
 
