@@ -1,4 +1,4 @@
-"""Which update an endpoint gets next, and why (DESIGN.md, "Resolution").
+"""Which update an endpoint gets next, and why (docs/api.md, "Resolution and delivery").
 
 Pure: the catalog, what otao knows of the endpoint and the time come in; a decision and a
 verdict for every definition come out.

@@ -1,4 +1,5 @@
-"""Resolution (DESIGN.md, "Resolution", steps 1-6): which update an endpoint gets, and why."""
+"""Resolution (docs/api.md, "Resolution and delivery", steps 1-6): which update an endpoint
+gets, and why."""
 
 from __future__ import annotations
 
@@ -498,7 +499,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Catalog, EndpointFacts]:
 
 
 def deliverable_by_the_rules(definition: Software, built: Catalog, e: EndpointFacts) -> bool:
-    """DESIGN.md steps 1-4 restated independently of the implementation."""
+    """Steps 1-4 (docs/api.md) restated independently of the implementation."""
     if definition.rollout_strategy is SUSPENDED:
         return False
     if e.current_version is not None and e.current_version not in definition.upgradable_from:
