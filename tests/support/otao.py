@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from otao.app import App
 from otao.domain.applications import ApplicationConfig
 from otao.settings import Settings
+from tests.support.eventually import eventually
 
 
 @dataclass
@@ -62,11 +62,9 @@ async def start_otao(
     settings = Settings(**values)
     app = App(settings)
     await app.start()
-    for _ in range(200):
-        if app.health.serving:
-            break
-        await asyncio.sleep(0.05)
-    else:
+    try:
+        await eventually(lambda: app.health.serving, "otao ready (MongoDB and NATS reachable?)")
+    except AssertionError:
         await app.stop()
-        raise RuntimeError("otao did not become ready (MongoDB and NATS reachable?)")
+        raise
     return RunningOtao(app, settings)
