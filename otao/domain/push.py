@@ -1,4 +1,4 @@
-"""Push jobs as values, and the pure rule of who gets a push (DESIGN.md, "Push").
+"""Push jobs as values, and the pure rule of who gets a push (docs/architecture.md, "Push").
 
 A change that can alter what endpoints get becomes a ``PushJob``: the definition and settings
 before and after the change. Jobs are made only by the factory methods below; each owns the
@@ -147,18 +147,6 @@ def matters(change: Change) -> bool:
     )
 
 
-def delivery_changed(before: Software | None, after: Software | None) -> bool:
-    """Whether an endpoint offered ``after`` now was offered something else before."""
-    if after is None:
-        return False
-    if before is None:
-        return True
-    return (before.version, before.spec.specification_json) != (
-        after.version,
-        after.spec.specification_json,
-    )
-
-
 def catalog_before(job: PushJob, after: Catalog) -> Catalog:
     """The catalog as it was before the job's change: today's, with the change undone."""
     definitions = {d.version: d for d in after.definitions}
@@ -200,6 +188,8 @@ def _offered(
 ) -> Software | None:
     facts = EndpointFacts.of(state, None)
     offered = resolution.select(after, facts, now)
-    if offered is None or not delivery_changed(resolution.select(before, facts, now), offered):
+    if offered is None or not resolution.delivery_changed(
+        resolution.select(before, facts, now), offered
+    ):
         return None
     return offered
