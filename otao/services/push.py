@@ -179,8 +179,10 @@ class PushService:
     async def work_one(self) -> bool:
         """Settle old push intents, then claim and work one job; False when there was none."""
         # An intent older than a lease is older than any definition write still in flight.
-        if await self._jobs.promote_prepared(self._clock() - self._lease):
-            log.info("push intents recovered")
+        for recovered in await self._jobs.promote_prepared(self._clock() - self._lease):
+            # The write it guards may not have told the replicas either: their catalogs too.
+            await self._catalogs.changed(recovered.tenant_id, recovered.application)
+            log.info("push intent recovered", extra={"job": recovered.id})
         job = await self._jobs.claim(self._owner, self._clock(), self._lease_end())
         if job is None:
             return False

@@ -93,10 +93,10 @@ class PushJobStore:
         async with translated("push job"):
             await self._collection.insert_one(_document(job, PREPARED))
 
-    async def promote_prepared(self, written_before: datetime) -> int:
+    async def promote_prepared(self, written_before: datetime) -> list[PushJob]:
         """Settle the intents prepared before ``written_before`` (older than any write still in
         flight): pending when their definition was written, dropped when it was not. Returns
-        how many became pending."""
+        the jobs that became pending."""
         # The date compared here, not in the query: nx-27017 compares dates in queries
         # unreliably (see _replace), and prepared jobs are few.
         async with translated("push job lookup"):
@@ -105,10 +105,12 @@ class PushJobStore:
                 async for doc in self._collection.find({"state": PREPARED})
                 if doc["createdAt"] < written_before
             ]
-        promoted = 0
+        promoted: list[PushJob] = []
         for doc in prepared:
-            if await self._written(_job(doc)):
-                promoted += await self._promote(doc["_id"])
+            job = _job(doc)
+            if await self._written(job):
+                if await self._promote(job.id):
+                    promoted.append(job)
             else:
                 async with translated("push job deletion"):
                     await self._collection.delete_one({"_id": doc["_id"], "rev": doc.get("rev")})

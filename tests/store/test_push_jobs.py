@@ -118,7 +118,9 @@ async def test_old_intents_become_jobs_when_their_definition_was_written_else_go
     await software.insert(written)
     await software.insert(recent)
 
-    assert await jobs.promote_prepared(written_before=T0 + timedelta(seconds=30)) == 1
+    promoted = await jobs.promote_prepared(written_before=T0 + timedelta(seconds=30))
+
+    assert promoted == [create_job(written)]
 
     assert await state_of(mongo, create_job(written)) == "pending"
     assert await state_of(mongo, create_job(never_written)) is None
