@@ -13,17 +13,13 @@ import pytest
 import yaml
 
 from otao.console import STATIC_DIR
-from otao.devstack.processes import (
-    ENVOY_TEMPLATE,
-    REPO_ROOT,
-    EnvoyProcess,
-    free_port,
-    render_envoy_config,
-)
+from otao.devstack.processes import EnvoyProcess, free_port, render_envoy_config
 from tests.support.browser import Console, expect, open_console
 from tests.support.otao import start_otao
 from tests.support.stack import EnvoyFactory, MongoServer, NatsServer
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENVOY_TEMPLATE = REPO_ROOT / "deploy" / "envoy.yaml"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -148,6 +144,7 @@ def test_rendering_puts_the_console_config_inline_and_files_by_absolute_path(
         grpc_port=15051,
         admin_port=19901,
         descriptor_path=Path("/somewhere/otao.pb"),
+        template=ENVOY_TEMPLATE,
         console_config={"applications": ["a", "b"], "clientId": "c"},
     )
     listener = yaml.safe_load(path.read_text())["static_resources"]["listeners"][0]
@@ -158,4 +155,5 @@ def test_rendering_puts_the_console_config_inline_and_files_by_absolute_path(
     config = by_name["console-config-json"]["direct_response"]["body"]["inline_string"]
     assert json.loads(config) == {"applications": ["a", "b"], "clientId": "c"}
     index = by_name["console-index"]["direct_response"]["body"]["filename"]
-    assert index == str(STATIC_DIR / "index.html")
+    assert Path(index).is_absolute()
+    assert Path(index).resolve() == (STATIC_DIR / "index.html").resolve()
