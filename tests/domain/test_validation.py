@@ -53,6 +53,103 @@ def rejected_field(call: Any, *args: Any) -> str:
     return violation.field
 
 
+# --- every invalid definition, once ---------------------------------------------------------
+# The doors (tests/rpc/test_software_rest.py, test_software_servicer.py) only prove, with a few
+# of these, that a violation survives the trip to the caller with its field.
+
+OVER_256_KIB = {"blob": "x" * MAX_JSON_BYTES}
+INVALID_DEFINITIONS: dict[str, tuple[dict[str, Any], str]] = {
+    "version with a leading zero": ({"version": "01.0.0", "upgradable_from": []}, "version"),
+    "version with an empty pre-release": ({"version": "1.0.0-", "upgradable_from": []}, "version"),
+    "version missing": ({"version": "", "upgradable_from": []}, "version"),
+    "upgradableFrom not SemVer (v prefix)": ({"upgradable_from": ["v1.0.0"]}, "upgradableFrom[0]"),
+    "upgradableFrom not SemVer (two parts)": (
+        {"upgradable_from": ["1.0.0", "1.0"]},
+        "upgradableFrom[1]",
+    ),
+    "upgradableFrom equal to version": ({"upgradable_from": ["2.0.0"]}, "upgradableFrom[0]"),
+    "upgradableFrom higher than version": (
+        {"upgradable_from": ["1.0.0", "2.1.0"]},
+        "upgradableFrom[1]",
+    ),
+    "upgradableFrom pre-release above version": (
+        {"version": "1.0.0-rc.1", "upgradable_from": ["1.0.0-rc.2"]},
+        "upgradableFrom[0]",
+    ),
+    "upgradableFrom duplicated": (
+        {"upgradable_from": ["1.0.0", "0.9.0", "1.0.0"]},
+        "upgradableFrom[2]",
+    ),
+    "filters with general": ({"filters": [("lab", "")]}, "filters"),
+    "filters with suspended": (
+        {"rollout_strategy": "suspended", "filters": [("lab", "")]},
+        "filters",
+    ),
+    "targeted without filters": ({"rollout_strategy": "targeted"}, "filters"),
+    "targeted with an empty filter list": (
+        {"rollout_strategy": "targeted", "filters": []},
+        "filters",
+    ),
+    "rolloutDate not ISO 8601": (
+        {"rollout_strategy": "targeted", "filters": [("lab", "01/02/2030")]},
+        "filters[0].rolloutDate",
+    ),
+    "rolloutDate not UTC": (
+        {"rollout_strategy": "targeted", "filters": [("lab", "2030-01-02T03:04:05")]},
+        "filters[0].rolloutDate",
+    ),
+    "rolloutDate without time": (
+        {"rollout_strategy": "targeted", "filters": [("lab", "2030-01-01")]},
+        "filters[0].rolloutDate",
+    ),
+    "rolloutDate with an offset": (
+        {
+            "rollout_strategy": "targeted",
+            "filters": [("lab", ""), ("beta", "2030-01-01T00:00:00+02:00")],
+        },
+        "filters[1].rolloutDate",
+    ),
+    "rolloutDate month 13": (
+        {"rollout_strategy": "targeted", "filters": [("lab", "2030-13-01T00:00:00Z")]},
+        "filters[0].rolloutDate",
+    ),
+    "filterId with a slash": (
+        {"rollout_strategy": "targeted", "filters": [("a/b", "")]},
+        "filters[0].filterId",
+    ),
+    "filterId with a space": (
+        {"rollout_strategy": "targeted", "filters": [("beta testers", "")]},
+        "filters[0].filterId",
+    ),
+    "filterId empty": (
+        {"rollout_strategy": "targeted", "filters": [("", "")]},
+        "filters[0].filterId",
+    ),
+    "filterId too long": (
+        {"rollout_strategy": "targeted", "filters": [("f" * 129, "")]},
+        "filters[0].filterId",
+    ),
+    "filterId duplicated": (
+        {"rollout_strategy": "targeted", "filters": [("lab", ""), ("lab", "")]},
+        "filters[1].filterId",
+    ),
+    "specification over 256 KiB": ({"specification": OVER_256_KIB}, "specification"),
+    "metadata over 256 KiB": ({"metadata": OVER_256_KIB, "has_metadata": True}, "metadata"),
+    "rolloutStrategy missing": ({"rollout_strategy": ""}, "rolloutStrategy"),
+    "rolloutStrategy unknown": ({"rollout_strategy": "gradual"}, "rolloutStrategy"),
+    "rolloutStrategy in capitals": ({"rollout_strategy": "GENERAL"}, "rolloutStrategy"),
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"), INVALID_DEFINITIONS.values(), ids=INVALID_DEFINITIONS.keys()
+)
+def test_an_invalid_definition_names_exactly_the_bad_field(
+    overrides: dict[str, Any], field: str
+) -> None:
+    assert violation_fields(submission(**overrides)) == [field]
+
+
 # --- a whole definition -----------------------------------------------------------------------
 
 
