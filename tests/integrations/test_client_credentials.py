@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,22 +16,11 @@ REALM = "kaa"
 
 
 @pytest.fixture
-def keycloak() -> Iterator[FakeKeycloak]:
-    with FakeKeycloak() as server:
-        yield server
-
-
-@pytest.fixture
 def realm(keycloak: FakeKeycloak) -> Realm:
     realm = keycloak.add_realm(REALM)
     realm.clients["otao"] = "s3cret"
     realm.token_lifetime = 300
     return realm
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

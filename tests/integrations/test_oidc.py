@@ -1,39 +1,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
 from otao.domain.errors import Unauthenticated, Unavailable
 from otao.integrations.oidc import OidcProvider
-from tests.support import ManualClock, http_client
+from tests.support import ManualClock
 from tests.support.fake_keycloak import FakeKeycloak, Realm
 
 pytestmark = pytest.mark.timeout(20)
 
 
 @pytest.fixture
-def keycloak() -> Iterator[FakeKeycloak]:
-    with FakeKeycloak() as server:
-        yield server
-
-
-@pytest.fixture
 def realm(keycloak: FakeKeycloak) -> Realm:
     return keycloak.add_realm("tenant-a")
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client() as client:
-        yield client
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -8,7 +8,6 @@ import pytest
 from otao.domain.applications import ApplicationConfig, ConfigScope
 from otao.domain.errors import Unavailable
 from otao.integrations.tekton import TektonClient
-from tests.support import http_client
 from tests.support.fake_tekton import FakeTekton
 
 pytestmark = pytest.mark.timeout(20)
@@ -38,12 +37,6 @@ def tekton() -> Iterator[FakeTekton]:
         server.add_application("t1", "valve", ["valve-v1"])
         server.add_application("t2", "meter", ["meter-v1"], consent_required=False)
         yield server
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client() as client:
-        yield client
 
 
 @pytest.fixture

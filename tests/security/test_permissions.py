@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -19,26 +19,13 @@ from otao.security.permissions import (
 )
 from otao.security.tenants import TenantDirectory
 from otao.security.tokens import TokenVerifier, VerifiedToken
-from tests.support import ManualClock, http_client
+from tests.support import ManualClock
 from tests.support.fake_keycloak import UMA_GRANT, FakeKeycloak, Realm
+from tests.support.fake_tenant_manager import StaticTenants
 
 pytestmark = pytest.mark.timeout(20)
 
 METER = "application-meter"
-
-
-class StaticTenants:
-    def __init__(self, tenants: list[Tenant]) -> None:
-        self.tenants = tenants
-
-    async def list_tenants(self) -> list[Tenant]:
-        return list(self.tenants)
-
-
-@pytest.fixture
-def keycloak() -> Iterator[FakeKeycloak]:
-    with FakeKeycloak() as server:
-        yield server
 
 
 @pytest.fixture
@@ -46,12 +33,6 @@ def realm(keycloak: FakeKeycloak) -> Realm:
     realm = keycloak.add_realm("tenant-a")
     realm.resource_server = "otao"
     return realm
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client() as client:
-        yield client
 
 
 @pytest.fixture
@@ -69,11 +50,6 @@ def oidc(http: httpx.AsyncClient, directory: TenantDirectory) -> OidcProvider:
 @pytest.fixture
 def verifier(directory: TenantDirectory, oidc: OidcProvider) -> TokenVerifier:
     return TokenVerifier(directory, oidc)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from otao.domain.errors import Unavailable
 from otao.integrations.tenant_manager import Tenant, TenantManagerClient
 from otao.security.tenants import TenantDirectory
-from tests.support import ManualClock, http_client
+from tests.support import ManualClock
 from tests.support.eventually import eventually
 from tests.support.fake_tenant_manager import TENANTS_PATH, FakeTenantManager
 
@@ -35,19 +35,8 @@ def tenant_manager() -> Iterator[FakeTenantManager]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client() as client:
-        yield client
-
-
-@pytest.fixture
 def client(http: httpx.AsyncClient, tenant_manager: FakeTenantManager) -> TenantManagerClient:
     return TenantManagerClient(http, tenant_manager.url, KEYCLOAK + "/", StaticTokens())
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

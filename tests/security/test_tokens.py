@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ from otao.integrations.oidc import OidcProvider
 from otao.integrations.tenant_manager import Tenant
 from otao.security.tenants import TenantDirectory
 from otao.security.tokens import TokenVerifier, VerifiedToken
-from tests.support import ManualClock, http_client
+from tests.support import ManualClock
 from tests.support.fake_keycloak import (
     FakeKeycloak,
     Realm,
@@ -21,22 +20,9 @@ from tests.support.fake_keycloak import (
     hs256_token,
     unsigned_token,
 )
+from tests.support.fake_tenant_manager import StaticTenants
 
 pytestmark = pytest.mark.timeout(20)
-
-
-class StaticTenants:
-    def __init__(self, tenants: list[Tenant]) -> None:
-        self.tenants = tenants
-
-    async def list_tenants(self) -> list[Tenant]:
-        return list(self.tenants)
-
-
-@pytest.fixture
-def keycloak() -> Iterator[FakeKeycloak]:
-    with FakeKeycloak() as server:
-        yield server
 
 
 @pytest.fixture
@@ -67,12 +53,6 @@ async def directory(realm: Realm, ec_realm: Realm) -> TenantDirectory:
     )
     await directory.refresh()
     return directory
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client() as client:
-        yield client
 
 
 @pytest.fixture

@@ -5,9 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from otao.integrations.tenant_manager import Tenant
 from tests.support import FakeHttpServer, Request, Response, json_response
 
 TENANTS_PATH = "/api/v1/tenants"
+
+
+class StaticTenants:
+    """A fixed tenant list, for a TenantDirectory without a Tenant Manager."""
+
+    def __init__(self, tenants: list[Tenant]) -> None:
+        self.tenants = tenants
+
+    async def list_tenants(self) -> list[Tenant]:
+        return list(self.tenants)
 
 
 class FakeTenantManager(FakeHttpServer):

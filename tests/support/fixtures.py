@@ -3,18 +3,23 @@
 Registered from tests/conftest.py (``pytest_plugins``). One otao, one Envoy and one CMX
 peer serve the whole session; each test isolates itself with its own application
 (``application`` fixture), which the running otao learns as its settings file would say.
+
+Per test, for the integration and security tests: ``keycloak`` (a fake Keycloak, realms added
+by the test), ``http`` (an outbound client like otao's) and ``clock`` (a manual clock).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import httpx
 import pytest
 
 from otao.domain.applications import ApplicationConfig
+from tests.support import ManualClock, http_client
 from tests.support.cmx import CmxPeer
+from tests.support.fake_keycloak import FakeKeycloak
 from tests.support.otao import RunningOtao, start_otao
 from tests.support.stack import EnvoyFactory, MongoServer, NatsServer
 
@@ -50,3 +55,20 @@ async def cmx(otao: RunningOtao, nats_server: NatsServer) -> AsyncIterator[CmxPe
 def application(otao: RunningOtao) -> ApplicationConfig:
     """A fresh application (and app version name) of the default tenant, for one test."""
     return otao.add_application()
+
+
+@pytest.fixture
+def keycloak() -> Iterator[FakeKeycloak]:
+    with FakeKeycloak() as server:
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client() as client:
+        yield client
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
