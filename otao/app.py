@@ -7,15 +7,18 @@ The names below are what the entry point and the tests reach for; the wiring its
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from otao.components import Components, build
 from otao.settings import Settings
 
 
 class App:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, on_catalog_loaded: Callable[[], None] | None = None
+    ) -> None:
         self.settings = settings
-        self.components = c = build(settings)
+        self.components = c = build(settings, on_catalog_loaded)
         self.mongo = c.storage.mongo
         self.endpoint_store = c.storage.endpoints
         self.push_jobs = c.storage.push_jobs

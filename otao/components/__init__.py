@@ -7,6 +7,7 @@ it starts, drains and closes the parts in an order written down in one place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,11 +40,11 @@ class Components:
     lifecycle: Lifecycle
 
 
-def build(settings: Settings) -> Components:
+def build(settings: Settings, on_catalog_loaded: Callable[[], None] | None = None) -> Components:
     storage = build_storage(settings)
     broker = build_broker(settings)
     platform = Platform(settings, broker.nats, broker.codec, broker.subjects)
-    services = build_services(settings, storage, broker, platform, utc_now)
+    services = build_services(settings, storage, broker, platform, utc_now, on_catalog_loaded)
     handlers = register_handlers(settings, broker, services)
     health = Health()
     grpc = GrpcDoor(settings, services, platform, health)

@@ -51,7 +51,12 @@ class Services:
 
 
 def build_services(
-    settings: Settings, storage: Storage, broker: Broker, platform: Platform, clock: Clock
+    settings: Settings,
+    storage: Storage,
+    broker: Broker,
+    platform: Platform,
+    clock: Clock,
+    on_catalog_loaded: Callable[[], None] | None = None,
 ) -> Services:
     applications = ApplicationDirectory(
         ApplicationConfig(a.name, a.tenant_id, tuple(a.app_versions), a.consent_required)
@@ -62,6 +67,7 @@ def build_services(
         applications,
         broker.catalog_announcer.announce,
         settings_from_configuration_only=settings.tekton.enabled,
+        on_loaded=on_catalog_loaded,
     )
     audit = AuditLog(storage.audit, applications, clock)
     push = _push(settings, storage, broker, catalogs, applications, clock)

@@ -8,7 +8,6 @@ that raced with an invalidation from caching stale data.
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Awaitable, Callable
 
 from otao.domain.catalog import Catalog
@@ -20,21 +19,6 @@ Key = tuple[str, str]
 ChangeListener = Callable[[str, str], Awaitable[None]]
 
 
-def _settle_long_lived() -> None:
-    """Take what is alive now (the catalog just cached, the process' modules and clients) out
-    of the cyclic garbage collector's full passes.
-
-    A full collection walks every object the collector tracks; with catalogs of 10,000
-    definitions that was a pause of about 75 ms every few seconds (measured), landing on every
-    poll in flight: the p99. Collected first, so no garbage is frozen; frozen objects are
-    still freed by reference counting (a catalog dropped by an invalidation goes as before).
-    The first call in a process costs one full collection; later ones see only what came
-    since. Runs when a catalog is loaded: at first use and after each change.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 class CatalogCache:
     def __init__(
         self,
@@ -42,8 +26,12 @@ class CatalogCache:
         applications: ApplicationDirectory,
         announce: ChangeListener,
         settings_from_configuration_only: bool = False,
+        on_loaded: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
+        # Called after a catalog is cached: the process' memory policy (``python -m otao``
+        # keeps long-lived data out of full garbage collections, see otao/__main__.py).
+        self._on_loaded = on_loaded
         # With Kaa Tekton as the source, its consentRequired is the truth, not the database.
         self._configuration_only = settings_from_configuration_only
         self._applications = applications
@@ -71,7 +59,8 @@ class CatalogCache:
             catalog = await self._load(tenant_id, application)
             if self._generation.get(key, 0) == generation:
                 self._entries[key] = catalog
-                _settle_long_lived()
+                if self._on_loaded is not None:
+                    self._on_loaded()
             return catalog
 
     async def _load(self, tenant_id: str, application: str) -> Catalog:
