@@ -11,7 +11,6 @@ from typing import cast
 import fastavro
 import grpc
 import pytest
-from google.protobuf import json_format
 from kaa.otao.v1 import endpoint_pb2, endpoint_pb2_grpc, software_pb2, software_pb2_grpc
 
 from otao.domain.applications import ApplicationConfig
@@ -19,29 +18,7 @@ from otao.domain.models import AppliedReport, EndpointKey
 from tests.support.cmx import CmxPeer
 from tests.support.eventually import eventually
 from tests.support.otao import RunningOtao
-
-
-async def define(
-    channel: grpc.aio.Channel,
-    application: str,
-    version: str,
-    sources: list[str],
-    strategy: str = "general",
-    spec: object = None,
-) -> None:
-    stub = software_pb2_grpc.SoftwareServiceStub(channel)
-    software = json_format.ParseDict(
-        {
-            "version": version,
-            "upgradableFrom": sources,
-            "specification": spec if spec is not None else {"image": f"fw-{version}.bin"},
-            "rolloutStrategy": strategy,
-        },
-        software_pb2.Software(),
-    )
-    await stub.CreateSoftware(
-        software_pb2.CreateSoftwareRequest(application_name=application, software=software)
-    )
+from tests.support.software import define
 
 
 async def test_endpoint_walks_a_multi_hop_graph_by_pulling_and_reporting(

@@ -19,9 +19,7 @@ from typing import Any
 
 import grpc
 import yaml
-from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from kaa.otao.v1 import software_pb2, software_pb2_grpc
 from pymongo import AsyncMongoClient
 
 from otao.devstack.processes import OtaoProcess, free_port, start_otao, tcp_accepting
@@ -29,6 +27,11 @@ from tests.support.cmx import CmxPeer
 from tests.support.eventually import eventually as shared_eventually
 from tests.support.otao import RunningOtao
 from tests.support.otao import start_otao as start_otao_in_process
+
+# Re-exported: the reliability scenarios take their gRPC definitions from here.
+from tests.support.software import define as define
+from tests.support.software import set_strategy as set_strategy
+from tests.support.software import software_message as software_message
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -216,61 +219,6 @@ async def health(channel: grpc.aio.Channel, timeout: float = 1.0) -> int | None:
     except grpc.aio.AioRpcError:
         return None
     return int(reply.status)
-
-
-def software_message(
-    version: str,
-    upgradable_from: list[str],
-    strategy: str = "general",
-    specification: Any = None,
-    **extra: Any,
-) -> software_pb2.Software:
-    return json_format.ParseDict(
-        {
-            "version": version,
-            "upgradableFrom": upgradable_from,
-            "specification": (
-                specification if specification is not None else {"image": f"fw-{version}.bin"}
-            ),
-            "rolloutStrategy": strategy,
-            **extra,
-        },
-        software_pb2.Software(),
-    )
-
-
-async def define(
-    channel: grpc.aio.Channel,
-    application: str,
-    version: str,
-    upgradable_from: list[str],
-    strategy: str = "general",
-    specification: Any = None,
-    **extra: Any,
-) -> software_pb2.Software:
-    stub = software_pb2_grpc.SoftwareServiceStub(channel)
-    created: software_pb2.Software = await stub.CreateSoftware(
-        software_pb2.CreateSoftwareRequest(
-            application_name=application,
-            software=software_message(version, upgradable_from, strategy, specification, **extra),
-        ),
-        timeout=10,
-    )
-    return created
-
-
-async def set_strategy(
-    channel: grpc.aio.Channel, application: str, version: str, strategy: str
-) -> software_pb2.Software:
-    stub = software_pb2_grpc.SoftwareServiceStub(channel)
-    request = software_pb2.UpdateSoftwareRequest(
-        application_name=application,
-        version=version,
-        software=software_pb2.Software(rollout_strategy=strategy),
-    )
-    request.update_mask.paths.append("rollout_strategy")
-    updated: software_pb2.Software = await stub.UpdateSoftware(request, timeout=10)
-    return updated
 
 
 # ---------------------------------------------------------------------------------------------

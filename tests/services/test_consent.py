@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from otao.domain.applications import ApplicationConfig
-from tests.support.cmx import CmxPeer
+from tests.support.cmx import CmxPeer, pushed
 from tests.support.operator import (
     APPS,
     counts,
@@ -31,14 +31,6 @@ pytestmark = pytest.mark.timeout(30)
 
 def consents_path(application: str, endpoint_id: str) -> str:
     return f"{APPS}/{application}/endpoints/{endpoint_id}/consents"
-
-
-def pushed(cmx: CmxPeer, app_version: str, endpoint_id: str) -> list[str]:
-    return [
-        u.config_id
-        for u in cmx.updates
-        if u.app_version_name == app_version and u.endpoint_id == endpoint_id
-    ]
 
 
 async def test_consent_is_awaited_then_granting_pushes_at_once_and_revoking_stops_delivery(

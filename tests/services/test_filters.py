@@ -15,14 +15,12 @@ import grpc
 import httpx
 import nats
 import pytest
-from google.protobuf import json_format
-from kaa.otao.v1 import software_pb2, software_pb2_grpc
 
 from otao.domain.applications import ApplicationConfig
 from otao.domain.models import FilterSource
 from otao.messaging.records import EndpointFiltersResponse
 from otao.messaging.subjects import efmp_reply_subject
-from tests.support.cmx import CmxPeer
+from tests.support.cmx import CmxPeer, pushed
 from tests.support.epr import EprPeer
 from tests.support.eventually import eventually
 from tests.support.operator import (
@@ -35,41 +33,10 @@ from tests.support.operator import (
     until,
 )
 from tests.support.otao import RunningOtao, start_otao
+from tests.support.software import define
 from tests.support.stack import MongoServer, NatsServer
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def define(
-    channel: grpc.aio.Channel,
-    application: str,
-    version: str,
-    sources: list[str],
-    strategy: str = "general",
-    filters: list[str] | None = None,
-) -> None:
-    """A definition created over gRPC (for an otao of a test's own, without Envoy)."""
-    software = json_format.ParseDict(
-        {
-            "version": version,
-            "upgradableFrom": sources,
-            "specification": {"image": f"fw-{version}.bin"},
-            "rolloutStrategy": strategy,
-            "filters": [{"filterId": f} for f in filters or ()],
-        },
-        software_pb2.Software(),
-    )
-    await software_pb2_grpc.SoftwareServiceStub(channel).CreateSoftware(
-        software_pb2.CreateSoftwareRequest(application_name=application, software=software)
-    )
-
-
-async def pushed_to(cmx: CmxPeer, app_version: str, endpoint_id: str) -> list[str]:
-    return [
-        u.config_id
-        for u in cmx.updates
-        if u.app_version_name == app_version and u.endpoint_id == endpoint_id
-    ]
 
 
 async def test_targeted_definition_is_pulled_only_by_endpoints_in_a_listed_filter(
@@ -109,9 +76,9 @@ async def test_widening_a_targeted_rollout_pushes_only_to_endpoints_of_the_added
 
     await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-beta"]))
     await settled(otao, cmx)  # every push the change made has arrived
-    assert await pushed_to(cmx, app_version, "ep-beta") == ["1.1.0"]
-    assert await pushed_to(cmx, app_version, "ep-gamma") == []
-    assert await pushed_to(cmx, app_version, "ep-none") == []
+    assert pushed(cmx, app_version, "ep-beta") == ["1.1.0"]
+    assert pushed(cmx, app_version, "ep-gamma") == []
+    assert pushed(cmx, app_version, "ep-none") == []
 
 
 async def events_handled(otao: RunningOtao, epr: EprPeer, application: ApplicationConfig) -> None:
@@ -146,7 +113,7 @@ async def test_ep_matched_for_a_listed_filter_pushes_the_update_to_that_endpoint
     await epr.matched(application.name, app_version, "beta", "ep-joins")
     await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-joins"]), 5)
     print(f"ep-matched -> ConfigUpdated in {time.monotonic() - started:.3f} s")
-    assert await pushed_to(cmx, app_version, "ep-joins") == ["1.1.0"]
+    assert pushed(cmx, app_version, "ep-joins") == ["1.1.0"]
     assert (await cmx.request(app_version, "ep-joins", "1.0.0")).config_id == "1.1.0"
 
 
@@ -173,7 +140,7 @@ async def test_ep_matched_for_a_filter_no_definition_lists_pushes_nothing(
     await until(joined, "membership of gamma stored")
     await events_handled(otao, epr, application)
     await settled(otao, cmx)
-    assert await pushed_to(cmx, app_version, "ep-elsewhere") == []
+    assert pushed(cmx, app_version, "ep-elsewhere") == []
 
 
 async def test_ep_matched_for_an_endpoint_never_asked_about_pushes_the_update(
@@ -195,7 +162,7 @@ async def test_ep_matched_for_an_endpoint_never_asked_about_pushes_the_update(
     await epr.matched(application.name, app_version, "beta", "ep-fresh")
 
     await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-fresh"]), 5)
-    assert await pushed_to(cmx, app_version, "ep-fresh") == ["1.1.0"]
+    assert pushed(cmx, app_version, "ep-fresh") == ["1.1.0"]
 
 
 async def test_unmatched_endpoint_stops_getting_the_targeted_update(
@@ -224,7 +191,7 @@ async def test_unmatched_endpoint_stops_getting_the_targeted_update(
     await patch_software(rest, application.name, "1.1.0", specification={"image": "fixed.bin"})
     await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-stays"]))
     await settled(otao, cmx)
-    assert await pushed_to(cmx, app_version, "ep-leaves") == []
+    assert pushed(cmx, app_version, "ep-leaves") == []
     assert (await cmx.request(app_version, "ep-stays", "1.0.0")).config_id == "1.1.0"
 
 
@@ -353,7 +320,12 @@ async def test_without_efmp_ep_matched_alone_pushes_and_no_poll_waits_for_epr(
         async with grpc.aio.insecure_channel(otao.grpc_target) as channel:
             await define(channel, application.name, "1.0.1", ["1.0.0"])
             await define(
-                channel, application.name, "1.1.0", ["1.0.0"], "targeted", filters=["beta"]
+                channel,
+                application.name,
+                "1.1.0",
+                ["1.0.0"],
+                "targeted",
+                filters=[{"filterId": "beta"}],
             )
         first = [await cmx.request(app_version, f"ep-{i}", "1.0.0") for i in range(5)]
         assert [r.config_id for r in first] == ["1.0.1"] * 5
@@ -467,7 +439,7 @@ async def test_ep_matched_for_an_endpoint_never_seen_keeps_the_fact_but_makes_no
     await events_handled(otao, epr, application)
     await settled(otao, cmx)
 
-    assert await pushed_to(cmx, app_version, "ep-unseen") == []
+    assert pushed(cmx, app_version, "ep-unseen") == []
     listed = await rest.get(f"/api/v1/applications/{application.name}/endpoints")
     assert listed.status_code == 200, listed.text
     assert "ep-unseen" not in [e["endpointId"] for e in listed.json().get("endpoints", [])]

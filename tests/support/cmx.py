@@ -135,3 +135,12 @@ class CmxPeer:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def pushed(cmx: CmxPeer, app_version: str, endpoint_id: str) -> list[str]:
+    """The versions otao pushed (ConfigUpdated) to one endpoint, in order."""
+    return [
+        u.config_id
+        for u in cmx.updates
+        if u.app_version_name == app_version and u.endpoint_id == endpoint_id
+    ]
