@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from otao.domain.catalog import Catalog
 from otao.domain.models import (
-    ApplicationSettings,
     RolloutFilter,
     RolloutStrategy,
     Software,
-    SoftwareSpec,
 )
-
-CREATED = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-def software(
-    version: str,
-    *upgradable_from: str,
-    strategy: RolloutStrategy = RolloutStrategy.GENERAL,
-    filters: tuple[RolloutFilter, ...] = (),
-) -> Software:
-    spec = SoftwareSpec(
-        version=version,
-        upgradable_from=upgradable_from,
-        specification_json="{}",
-        metadata_json="{}",
-        rollout_strategy=strategy,
-        filters=filters,
-    )
-    return Software("t", "app", spec, CREATED, CREATED, f"etag-{version}")
-
-
-def catalog(*definitions: Software, consent_required: bool = False) -> Catalog:
-    return Catalog.build("t", "app", ApplicationSettings(consent_required), definitions)
+from tests.domain.builders import catalog, software
 
 
 def versions_of(definitions: tuple[Software, ...]) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import deque
-from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -14,12 +13,12 @@ from otao.domain.catalog import Catalog
 from otao.domain.errors import FailedPrecondition, NotFound
 from otao.domain.graph import Graph, Node, graph, upgrade_path
 from otao.domain.models import (
-    ApplicationSettings,
     RolloutFilter,
     RolloutStrategy,
     Software,
-    SoftwareSpec,
 )
+from tests.domain import builders
+from tests.domain.builders import catalog
 
 SUSPENDED = RolloutStrategy.SUSPENDED
 TARGETED = RolloutStrategy.TARGETED
@@ -29,20 +28,7 @@ def software(
     version: str, *upgradable_from: str, strategy: RolloutStrategy = RolloutStrategy.GENERAL
 ) -> Software:
     filters = (RolloutFilter("beta"),) if strategy is TARGETED else ()
-    spec = SoftwareSpec(
-        version=version,
-        upgradable_from=upgradable_from,
-        specification_json="{}",
-        metadata_json="{}",
-        rollout_strategy=strategy,
-        filters=filters,
-    )
-    created = datetime(2024, 1, 1, tzinfo=UTC)
-    return Software("t", "app", spec, created, created, "etag")
-
-
-def catalog(*definitions: Software) -> Catalog:
-    return Catalog.build("t", "app", ApplicationSettings(), definitions)
+    return builders.software(version, *upgradable_from, strategy=strategy, filters=filters)
 
 
 # 1.0.0 is a factory image: named in upgradableFrom, never defined.

@@ -11,14 +11,12 @@ from hypothesis import strategies as st
 from otao.domain import versions
 from otao.domain.catalog import Catalog
 from otao.domain.models import (
-    ApplicationSettings,
     AppliedReport,
     Consent,
     EndpointState,
     RolloutFilter,
     RolloutStrategy,
     Software,
-    SoftwareSpec,
 )
 from otao.domain.resolution import (
     EndpointFacts,
@@ -27,6 +25,8 @@ from otao.domain.resolution import (
     explain,
     select,
 )
+from tests.domain import builders
+from tests.domain.builders import catalog
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 PAST = NOW - timedelta(days=1)
@@ -34,6 +34,7 @@ FUTURE = NOW + timedelta(days=1)
 GENERAL = RolloutStrategy.GENERAL
 TARGETED = RolloutStrategy.TARGETED
 SUSPENDED = RolloutStrategy.SUSPENDED
+SPEC = '{"url":"fw"}'
 
 
 def software(
@@ -42,26 +43,15 @@ def software(
     strategy: RolloutStrategy = GENERAL,
     filters: tuple[RolloutFilter, ...] = (),
 ) -> Software:
-    spec = SoftwareSpec(
-        version=version,
-        upgradable_from=upgradable_from,
-        specification_json='{"url":"fw"}',
-        metadata_json="{}",
-        rollout_strategy=strategy,
-        filters=filters,
+    return builders.software(
+        version, *upgradable_from, strategy=strategy, filters=filters, specification_json=SPEC
     )
-    created = datetime(2024, 1, 1, tzinfo=UTC)
-    return Software("t", "app", spec, created, created, f"etag-{version}")
 
 
 def targeted(version: str, *upgradable_from: str, **dated: datetime | None) -> Software:
     """A targeted definition listing the filters named as keywords, with their rollout dates."""
     filters = tuple(RolloutFilter(name, date) for name, date in dated.items())
     return software(version, *upgradable_from, strategy=TARGETED, filters=filters)
-
-
-def catalog(*definitions: Software, consent_required: bool = False) -> Catalog:
-    return Catalog.build("t", "app", ApplicationSettings(consent_required), definitions)
 
 
 def facts(
