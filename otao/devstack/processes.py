@@ -345,9 +345,6 @@ class ManagedProcess:
     async def astop(self) -> int | None:
         return await asyncio.to_thread(self.stop)
 
-    async def arestart(self) -> None:
-        await asyncio.to_thread(self.restart)
-
     def __enter__(self) -> Self:
         if not self.running:
             self.start()

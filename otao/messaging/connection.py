@@ -57,7 +57,6 @@ class NatsConnection:
         self._name = name
         self._client: Client | None = None
         self._subscriptions: list[tuple[str, str, Handler]] = []
-        self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._on_reconnect: list[Callable[[], None]] = []
         self._active: list[Subscription] = []
@@ -82,13 +81,6 @@ class NatsConnection:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._connect_forever(), name="nats-connect")
-
-    async def wait_connected(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
 
     async def _connect_forever(self) -> None:
         delay = 0.2
@@ -121,7 +113,6 @@ class NatsConnection:
                     )
                 )
             self._client = client
-            self._connected.set()
             log.info("connected to NATS", extra={"url": self._url})
             return
 
@@ -147,9 +138,6 @@ class NatsConnection:
             await self.client.flush(timeout=timeout)
         except (NatsError, TimeoutError) as exc:
             raise Unavailable("the message broker is unavailable") from exc
-
-    async def raw_subscribe(self, subject: str, handler: Handler) -> Subscription:
-        return await self.client.subscribe(subject, cb=handler)
 
     async def leave_queue_groups(self, timeout: float) -> None:
         """Graceful shutdown, first step: stop taking shared work.

@@ -1,6 +1,6 @@
 """The server's interceptors: domain errors -> gRPC status (the one place), and access.
 
-``ErrorInterceptor`` is the only place that maps domain errors to gRPC status codes. It
+``ServiceInterceptor`` is the only place that maps domain errors to gRPC status codes. It
 turns ``InvalidArgument`` field violations into ``google.rpc.BadRequest`` details (which
 Envoy's transcoder renders as the HTTP 400 JSON body), and any unexpected exception into
 INTERNAL with a generic message and a log line: no traceback or exception text leaves.
