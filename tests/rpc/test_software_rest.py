@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from otao.domain.applications import ApplicationConfig
 from tests.support.cmx import CmxPeer
 from tests.support.otao import RunningOtao
-from tests.support.rest import definition, ok
+from tests.support.rest import DOOR_VIOLATIONS, definition, error, ok
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,16 +33,6 @@ INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED = 3, 5
 def software_path(application: str, version: str | None = None) -> str:
     path = f"{APPS}/{application}/software"
     return f"{path}/{version}" if version is not None else path
-
-
-def error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
-    """Envoy's JSON rendering of a gRPC error: HTTP status + google.rpc.Status."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["message"]
-    return body
 
 
 def field_violations(response: httpx.Response) -> dict[str, str]:
@@ -478,29 +468,9 @@ async def test_settings_put_is_returned_and_read_back(
 # Validation: HTTP 400 with the google.rpc.BadRequest field violations as JSON
 
 SPEC_TOO_BIG = {"blob": "x" * (256 * KIB - BLOB_OVERHEAD + 1)}
-# Every rule is tested once, in tests/domain/test_validation.py; here a few violations show that
-# one survives the trip through Envoy as a 400 naming its JSON field, and nothing is stored.
-INVALID = {
-    "version with a leading zero": (definition(version="01.0.0", upgradable_from=[]), "version"),
-    "upgradableFrom duplicated": (
-        definition(upgradable_from=["1.0.0", "1.0.0"]),
-        "upgradableFrom[1]",
-    ),
-    "rolloutDate not UTC": (
-        definition(
-            strategy="targeted",
-            filters=[{"filterId": "lab", "rolloutDate": "2030-01-02T03:04:05"}],
-        ),
-        "filters[0].rolloutDate",
-    ),
-    "specification over 256 KiB": (definition(specification=SPEC_TOO_BIG), "specification"),
-    "rolloutStrategy missing": (definition(strategy=None), "rolloutStrategy"),
-    # JSON tells an empty list from an absent field; the domain sees both as no filters.
-    "targeted with an empty filter list": (definition(strategy="targeted", filters=[]), "filters"),
-}
 
 
-@pytest.mark.parametrize(("body", "field"), INVALID.values(), ids=INVALID.keys())
+@pytest.mark.parametrize(("body", "field"), DOOR_VIOLATIONS.values(), ids=DOOR_VIOLATIONS.keys())
 async def test_an_invalid_definition_is_a_400_naming_exactly_the_bad_field(
     rest: httpx.AsyncClient, application: ApplicationConfig, body: dict[str, Any], field: str
 ) -> None:

@@ -18,7 +18,7 @@ from grpc_status import rpc_status
 from kaa.otao.v1 import software_pb2, software_pb2_grpc
 
 from otao.domain.applications import ApplicationConfig
-from tests.support.rest import definition
+from tests.support.rest import DOOR_VIOLATIONS, definition
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -662,33 +662,8 @@ async def test_settings_are_per_application(
 # ---------------------------------------------------------------------------------------------
 # Validation: INVALID_ARGUMENT with google.rpc.BadRequest naming each bad field
 
-# Every rule is tested once, in tests/domain/test_validation.py; here a few violations show that
-# one survives the trip as INVALID_ARGUMENT with a BadRequest naming its field, nothing stored.
-INVALID = {
-    "version missing": (definition(version="", upgradable_from=[]), "version"),
-    "upgradableFrom not SemVer": (
-        definition(upgradable_from=["1.0.0", "1.0"]),
-        "upgradableFrom[1]",
-    ),
-    "rolloutDate with an offset": (
-        definition(
-            strategy="targeted",
-            filters=[
-                {"filterId": "lab"},
-                {"filterId": "beta", "rolloutDate": "2030-01-01T00:00:00+02:00"},
-            ],
-        ),
-        "filters[1].rolloutDate",
-    ),
-    "metadata over 256 KiB": (
-        definition(metadata={"blob": "x" * (256 * KIB - BLOB_OVERHEAD + 1)}),
-        "metadata",
-    ),
-    "rolloutStrategy missing": (definition(strategy=None), "rolloutStrategy"),
-}
 
-
-@pytest.mark.parametrize(("body", "field"), INVALID.values(), ids=INVALID.keys())
+@pytest.mark.parametrize(("body", "field"), DOOR_VIOLATIONS.values(), ids=DOOR_VIOLATIONS.keys())
 async def test_an_invalid_definition_names_exactly_the_bad_field(
     stub: software_pb2_grpc.SoftwareServiceAsyncStub,
     application: ApplicationConfig,
