@@ -17,29 +17,13 @@ import pytest
 from otao.domain.applications import ApplicationConfig
 from tests.support.cmx import CmxPeer
 from tests.support.eventually import eventually
+from tests.support.operator import create_software
 from tests.support.otao import RunningOtao
 from tests.support.rest import NOT_FOUND, error, ok, violated_fields
 
 pytestmark = pytest.mark.timeout(30)
 
 APPS = "/api/v1/applications"
-
-
-async def define(
-    rest: httpx.AsyncClient, application: str, version: str, sources: list[str]
-) -> dict[str, Any]:
-    created: dict[str, Any] = ok(
-        await rest.post(
-            f"{APPS}/{application}/software",
-            json={
-                "version": version,
-                "upgradableFrom": sources,
-                "specification": {"image": f"fw-{version}.bin"},
-                "rolloutStrategy": "general",
-            },
-        )
-    )
-    return created
 
 
 def software_path(application: str, endpoint: str) -> str:
@@ -73,8 +57,8 @@ async def known_endpoints(rest: httpx.AsyncClient, application: str, count: int)
 async def test_an_endpoint_otao_never_heard_of_has_no_version_and_gets_the_latest(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
-    await define(rest, application.name, "1.1.0", ["1.0.0"])
-    latest = await define(rest, application.name, "2.0.0", ["1.1.0"])
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    latest = await create_software(rest, application.name, "2.0.0", ["1.1.0"])
 
     found = await endpoint_software(rest, application.name, "ep-unknown")
 
@@ -88,8 +72,8 @@ async def test_an_endpoint_otao_never_heard_of_has_no_version_and_gets_the_lates
 async def test_an_applied_report_sets_the_current_version_last_report_and_next_update(
     rest: httpx.AsyncClient, application: ApplicationConfig, cmx: CmxPeer
 ) -> None:
-    await define(rest, application.name, "1.1.0", ["1.0.0"])
-    following = await define(rest, application.name, "2.0.0", ["1.1.0"])
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    following = await create_software(rest, application.name, "2.0.0", ["1.1.0"])
     before = datetime.now(UTC) - timedelta(seconds=2)
     await cmx.applied(application.app_versions[0], "ep-a", "1.1.0", reason="installed")
 
@@ -116,7 +100,7 @@ async def test_a_failed_report_is_listed_and_blocks_the_version_until_the_failur
     rest: httpx.AsyncClient, application: ApplicationConfig, cmx: CmxPeer
 ) -> None:
     name, app_version = application.name, application.app_versions[0]
-    following = await define(rest, name, "1.1.0", ["1.0.0"])
+    following = await create_software(rest, name, "1.1.0", ["1.0.0"])
     await cmx.applied(app_version, "ep-f", "1.0.0")
     await cmx.applied(app_version, "ep-f", "1.1.0", status_code=500, reason="flash failed")
 
@@ -145,7 +129,7 @@ async def test_clearing_a_failure_that_is_not_recorded_is_404(
     rest: httpx.AsyncClient, application: ApplicationConfig, cmx: CmxPeer
 ) -> None:
     name, app_version = application.name, application.app_versions[0]
-    await define(rest, name, "1.1.0", ["1.0.0"])
+    await create_software(rest, name, "1.1.0", ["1.0.0"])
     await cmx.applied(app_version, "ep-g", "1.1.0", status_code=500)
 
     async def failed() -> bool:
@@ -329,7 +313,7 @@ async def test_distribution_counts_endpoints_per_version_newest_first_unknown_la
     rest: httpx.AsyncClient, application: ApplicationConfig, cmx: CmxPeer
 ) -> None:
     app_version = application.app_versions[0]
-    await define(rest, application.name, "1.1.0", ["1.0.0"])
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
     for endpoint in ("a", "b", "c"):
         await cmx.applied(app_version, endpoint, "1.0.0")
     await cmx.applied(app_version, "d", "1.10.0")

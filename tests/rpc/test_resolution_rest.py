@@ -17,6 +17,7 @@ from otao.domain.applications import ApplicationConfig
 from otao.domain.models import EndpointKey
 from tests.support.cmx import CmxPeer
 from tests.support.eventually import eventually
+from tests.support.operator import create_software
 from tests.support.otao import RunningOtao
 from tests.support.rest import NOT_FOUND, error, ok, violated_fields
 
@@ -24,25 +25,6 @@ pytestmark = pytest.mark.timeout(30)
 
 APPS = "/api/v1/applications"
 FAILED_PRECONDITION = 9
-
-
-async def define(
-    rest: httpx.AsyncClient,
-    application: str,
-    version: str,
-    sources: list[str],
-    strategy: str = "general",
-    filters: list[dict[str, str]] | None = None,
-) -> None:
-    body: dict[str, Any] = {
-        "version": version,
-        "upgradableFrom": sources,
-        "specification": {"image": f"fw-{version}.bin"},
-        "rolloutStrategy": strategy,
-    }
-    if filters is not None:
-        body["filters"] = filters
-    ok(await rest.post(f"{APPS}/{application}/software", json=body))
 
 
 def explain_path(application: str, endpoint: str) -> str:
@@ -66,10 +48,10 @@ def verdicts(explanation: dict[str, Any]) -> list[tuple[str, str]]:
 async def test_explain_with_a_current_version_gives_every_definition_its_verdict(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
-    await define(rest, application.name, "1.0.5", ["1.0.0"])
-    await define(rest, application.name, "1.1.0", ["1.0.0"])
-    await define(rest, application.name, "1.2.0", ["1.0.0", "1.1.0"], strategy="suspended")
-    await define(rest, application.name, "2.0.0", ["1.1.0"])
+    await create_software(rest, application.name, "1.0.5", ["1.0.0"])
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    await create_software(rest, application.name, "1.2.0", ["1.0.0", "1.1.0"], strategy="suspended")
+    await create_software(rest, application.name, "2.0.0", ["1.1.0"])
 
     explanation = ok(
         await rest.get(explain_path(application.name, "ep-1"), params={"currentVersion": "1.0.0"})
@@ -89,9 +71,9 @@ async def test_explain_with_a_current_version_gives_every_definition_its_verdict
 async def test_explain_without_a_current_version_treats_every_live_definition_as_a_candidate(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
-    await define(rest, application.name, "1.1.0", ["1.0.0"])
-    await define(rest, application.name, "2.0.0", ["1.1.0"])
-    await define(rest, application.name, "3.0.0", ["2.0.0"], strategy="suspended")
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    await create_software(rest, application.name, "2.0.0", ["1.1.0"])
+    await create_software(rest, application.name, "3.0.0", ["2.0.0"], strategy="suspended")
 
     explanation = ok(await rest.get(explain_path(application.name, "ep-new")))
 
@@ -107,8 +89,8 @@ async def test_explain_without_a_current_version_treats_every_live_definition_as
 async def test_explain_uses_the_version_the_endpoint_last_reported(
     rest: httpx.AsyncClient, application: ApplicationConfig, cmx: CmxPeer
 ) -> None:
-    await define(rest, application.name, "1.1.0", ["1.0.0"])
-    await define(rest, application.name, "2.0.0", ["1.1.0"])
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    await create_software(rest, application.name, "2.0.0", ["1.1.0"])
     await cmx.applied(application.app_versions[0], "ep-r", "1.1.0")
 
     async def reported() -> bool:
@@ -127,12 +109,12 @@ async def test_explain_names_failed_targeted_pending_and_consent_blockers(
     future = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
     past = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     name = application.name
-    await define(rest, name, "1.1.0", ["1.0.0"])
-    await define(rest, name, "1.2.0", ["1.0.0"], "targeted", [{"filterId": "lab"}])
-    await define(
+    await create_software(rest, name, "1.1.0", ["1.0.0"])
+    await create_software(rest, name, "1.2.0", ["1.0.0"], "targeted", [{"filterId": "lab"}])
+    await create_software(
         rest, name, "1.3.0", ["1.0.0"], "targeted", [{"filterId": "beta", "rolloutDate": future}]
     )
-    await define(
+    await create_software(
         rest, name, "1.4.0", ["1.0.0"], "targeted", [{"filterId": "beta", "rolloutDate": past}]
     )
     await otao.app.endpoint_store.set_filters(
@@ -181,8 +163,8 @@ async def test_explain_with_a_bad_current_version_is_a_400_naming_it(
 async def test_resolve_offers_the_next_hop_with_its_specification(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
-    await define(rest, application.name, "1.1.0", ["1.0.0"])
-    await define(rest, application.name, "2.0.0", ["1.1.0"])
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    await create_software(rest, application.name, "2.0.0", ["1.1.0"])
 
     resolved = ok(
         await rest.get(resolve_path(application.name, "ep-1"), params={"currentVersion": "1.0.0"})
@@ -199,7 +181,7 @@ async def test_resolve_offers_the_next_hop_with_its_specification(
 async def test_resolve_at_the_top_of_the_graph_offers_nothing(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
-    await define(rest, application.name, "1.1.0", ["1.0.0"])
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
 
     resolved = ok(
         await rest.get(resolve_path(application.name, "ep-1"), params={"currentVersion": "1.1.0"})
@@ -214,7 +196,7 @@ async def test_resolve_at_the_top_of_the_graph_offers_nothing(
 async def test_resolve_records_nothing_about_the_endpoint(
     rest: httpx.AsyncClient, otao: RunningOtao, application: ApplicationConfig
 ) -> None:
-    await define(rest, application.name, "1.1.0", ["1.0.0"])
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
 
     ok(await rest.get(resolve_path(application.name, "ep-q"), params={"currentVersion": "1.0.0"}))
     # A sighting is queued before the answer goes out: once none is pending, all are written.
@@ -232,10 +214,10 @@ async def upgrade_path(rest: httpx.AsyncClient, application: str, **query: str) 
 
 
 async def multi_hop_graph(rest: httpx.AsyncClient, application: str) -> None:
-    await define(rest, application, "1.1.0", ["1.0.0"])
-    await define(rest, application, "1.2.0", ["1.1.0"], strategy="suspended")
-    await define(rest, application, "2.0.0", ["1.1.0"])
-    await define(rest, application, "3.0.0", ["2.0.0", "1.2.0"])
+    await create_software(rest, application, "1.1.0", ["1.0.0"])
+    await create_software(rest, application, "1.2.0", ["1.1.0"], strategy="suspended")
+    await create_software(rest, application, "2.0.0", ["1.1.0"])
+    await create_software(rest, application, "3.0.0", ["2.0.0", "1.2.0"])
 
 
 async def test_upgrade_path_without_to_walks_to_the_highest_reachable_version(
@@ -273,9 +255,9 @@ async def test_upgrade_path_without_to_takes_the_highest_candidate_at_every_hop(
 ) -> None:
     # docs/api.md: without "to", the path an unconstrained endpoint takes (greedy), which can
     # end below the highest version the graph reaches (3.0.0 via 1.5.0 here).
-    await define(rest, application.name, "2.0.0", ["1.0.0"])
-    await define(rest, application.name, "1.5.0", ["1.0.0"])
-    await define(rest, application.name, "3.0.0", ["1.5.0"])
+    await create_software(rest, application.name, "2.0.0", ["1.0.0"])
+    await create_software(rest, application.name, "1.5.0", ["1.0.0"])
+    await create_software(rest, application.name, "3.0.0", ["1.5.0"])
 
     greedy = ok(await upgrade_path(rest, application.name, **{"from": "1.0.0"}))
     targeted = ok(await upgrade_path(rest, application.name, **{"from": "1.0.0", "to": "3.0.0"}))
@@ -329,9 +311,9 @@ async def test_upgrade_path_with_a_missing_or_bad_version_is_a_400_naming_it(
 async def test_upgrade_graph_has_every_version_including_undefined_factory_ones(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
-    await define(rest, application.name, "1.1.0", ["1.0.0", "0.9.0"])
-    await define(rest, application.name, "2.0.0", ["1.1.0"], strategy="suspended")
-    await define(rest, application.name, "1.10.0", ["1.1.0"])
+    await create_software(rest, application.name, "1.1.0", ["1.0.0", "0.9.0"])
+    await create_software(rest, application.name, "2.0.0", ["1.1.0"], strategy="suspended")
+    await create_software(rest, application.name, "1.10.0", ["1.1.0"])
 
     graph = ok(await rest.get(f"{APPS}/{application.name}/upgrade-graph"))
 
@@ -363,8 +345,8 @@ async def test_upgrade_graph_of_an_application_without_definitions_is_empty(
 async def test_upgrade_graph_follows_a_deleted_definition(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
-    await define(rest, application.name, "1.1.0", ["1.0.0"])
-    await define(rest, application.name, "2.0.0", ["1.1.0"])
+    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    await create_software(rest, application.name, "2.0.0", ["1.1.0"])
 
     ok(await rest.delete(f"{APPS}/{application.name}/software/2.0.0"))
     graph = ok(await rest.get(f"{APPS}/{application.name}/upgrade-graph"))
