@@ -138,6 +138,7 @@ def _field_statements(declared: Any, index: int, namespace: dict[str, Any]) -> l
         isinstance(declared, list)
         and len(declared) == 2
         and declared[0] == "null"
+        and isinstance(declared[1], str)
         and declared[1] in _STATEMENTS
     ):
         # ["null", T], the only union the Kaa schemas use: index 0 is null, index 1 is T.
@@ -152,7 +153,8 @@ def _field_statements(declared: Any, index: int, namespace: dict[str, Any]) -> l
     if (
         isinstance(declared, dict)
         and declared.get("type") == "array"
-        and declared.get("items") in _STATEMENTS
+        and isinstance(declared.get("items"), str)
+        and declared["items"] in _STATEMENTS
     ):
         namespace[f"i{index}"] = _item_reader(declared["items"])
         return [f"x, p = A(d, p, i{index})"]

@@ -137,13 +137,15 @@ def _field_writer(declared: Any) -> _Writer:
         isinstance(declared, list)
         and len(declared) == 2
         and declared[0] == "null"
+        and isinstance(declared[1], str)
         and declared[1] in _PRIMITIVES
     ):
         return _optional(_PRIMITIVES[declared[1]])
     if (
         isinstance(declared, dict)
         and declared.get("type") == "array"
-        and declared.get("items") in _PRIMITIVES
+        and isinstance(declared.get("items"), str)
+        and declared["items"] in _PRIMITIVES
     ):
         return _array(_PRIMITIVES[declared["items"]])
     raise TypeError(f"unsupported Avro type {declared!r}")
@@ -152,10 +154,13 @@ def _field_writer(declared: Any) -> _Writer:
 def compile_encoder(avro_fields: Sequence[dict[str, Any]]) -> Encoder:
     """The encoding function of one record type, from its schema's fields."""
     writers = tuple(_field_writer(field["type"]) for field in avro_fields)
+    count = len(writers)
 
     def encode(values: Sequence[Any]) -> bytes:
+        if len(values) != count:
+            raise ValueError("wrong number of values")
         out: list[bytes] = []
-        for write, value in zip(writers, values, strict=True):  # ValueError: wrong count
+        for write, value in zip(writers, values, strict=False):  # lengths checked above
             write(value, out)
         return b"".join(out)
 
