@@ -18,6 +18,7 @@ import pytest
 from otao.devstack.processes import (
     ManagedProcess,
     ProcessError,
+    checkout_root,
     free_port,
     render_envoy_config,
     tcp_accepting,
@@ -230,3 +231,19 @@ def test_the_devstack_starts_and_stops_cleanly_without_otao(tmp_path: Path) -> N
     assert "stopped: nats-server" in out.read_text()
     for port in ports.values():
         assert not tcp_accepting("127.0.0.1", port)
+
+
+def test_the_checkout_is_the_root_given_else_otao_dev_root_else_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = checkout_root()  # tests/conftest.py names this checkout in OTAO_DEV_ROOT
+    assert (repo / "deploy" / "envoy.yaml").is_file()
+    monkeypatch.delenv("OTAO_DEV_ROOT")
+    monkeypatch.chdir(repo)
+    assert checkout_root() == repo
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProcessError, match="not an otao checkout"):
+        checkout_root()
+    assert checkout_root(repo) == repo
+    monkeypatch.setenv("OTAO_DEV_ROOT", str(repo))
+    assert checkout_root() == repo
