@@ -50,6 +50,29 @@ async def create(
     )
 
 
+async def listed_software(
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: str
+) -> list[software_pb2.Software]:
+    response = await stub.ListSoftware(
+        software_pb2.ListSoftwareRequest(application_name=application)
+    )
+    return list(response.software)
+
+
+def replace(
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub,
+    application: str,
+    version: str,
+    body: dict[str, Any],
+) -> Awaitable[software_pb2.Software]:
+    """The ReplaceSoftware call (awaited by the caller, or by ``failure``)."""
+    return stub.ReplaceSoftware(
+        software_pb2.ReplaceSoftwareRequest(
+            application_name=application, version=version, software=as_proto(body)
+        )
+    )
+
+
 async def failure(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await call
@@ -166,10 +189,7 @@ async def test_list_software_is_a_typed_list_newest_semver_first(
 async def test_list_software_of_an_application_without_definitions_is_empty(
     stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
-    listed = await stub.ListSoftware(
-        software_pb2.ListSoftwareRequest(application_name=application.name)
-    )
-    assert list(listed.software) == []
+    assert await listed_software(stub, application.name) == []
 
 
 async def test_list_software_holds_only_the_applications_own_definitions(
@@ -197,18 +217,15 @@ async def test_replace_sets_every_writable_field_and_keeps_created_at(
 ) -> None:
     created = await create(stub, application.name, metadata={"owner": "team-a"})
 
-    replaced = await stub.ReplaceSoftware(
-        software_pb2.ReplaceSoftwareRequest(
-            application_name=application.name,
-            version="1.1.0",
-            software=as_proto(
-                {
-                    "upgradableFrom": ["0.9.0"],
-                    "specification": ["a", 1],
-                    "rolloutStrategy": "suspended",
-                }
-            ),
-        )
+    replaced = await replace(
+        stub,
+        application.name,
+        "1.1.0",
+        {
+            "upgradableFrom": ["0.9.0"],
+            "specification": ["a", 1],
+            "rolloutStrategy": "suspended",
+        },
     )
 
     assert replaced.version == "1.1.0"
@@ -229,21 +246,10 @@ async def test_replace_sets_every_writable_field_and_keeps_created_at(
 async def test_replace_of_an_unknown_version_is_not_found_and_creates_nothing(
     stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
-    error = await failure(
-        stub.ReplaceSoftware(
-            software_pb2.ReplaceSoftwareRequest(
-                application_name=application.name,
-                version="3.0.0",
-                software=as_proto(definition(version="3.0.0")),
-            )
-        )
-    )
+    error = await failure(replace(stub, application.name, "3.0.0", definition(version="3.0.0")))
 
     assert error.code() is grpc.StatusCode.NOT_FOUND
-    listed = await stub.ListSoftware(
-        software_pb2.ListSoftwareRequest(application_name=application.name)
-    )
-    assert list(listed.software) == []
+    assert await listed_software(stub, application.name) == []
 
 
 async def test_replace_with_another_version_in_the_body_names_the_version_field(
@@ -251,15 +257,7 @@ async def test_replace_with_another_version_in_the_body_names_the_version_field(
 ) -> None:
     await create(stub, application.name)
 
-    error = await failure(
-        stub.ReplaceSoftware(
-            software_pb2.ReplaceSoftwareRequest(
-                application_name=application.name,
-                version="1.1.0",
-                software=as_proto(definition(version="1.2.0")),
-            )
-        )
-    )
+    error = await failure(replace(stub, application.name, "1.1.0", definition(version="1.2.0")))
 
     assert set(violations(error)) == {"version"}
 
@@ -394,10 +392,8 @@ async def test_delete_removes_the_definition(
         )
     )
     assert error.code() is grpc.StatusCode.NOT_FOUND
-    listed = await stub.ListSoftware(
-        software_pb2.ListSoftwareRequest(application_name=application.name)
-    )
-    assert [s.version for s in listed.software] == ["1.2.0"]
+    listed = await listed_software(stub, application.name)
+    assert [s.version for s in listed] == ["1.2.0"]
     # The version is free again.
     again = await create(stub, application.name, version="1.1.0")
     assert again.version == "1.1.0"
@@ -571,10 +567,7 @@ async def test_a_write_with_the_current_etag_succeeds(
     reply = await getattr(stub, name)(request)
 
     if name == "DeleteSoftware":
-        listed = await stub.ListSoftware(
-            software_pb2.ListSoftwareRequest(application_name=application.name)
-        )
-        assert list(listed.software) == []
+        assert await listed_software(stub, application.name) == []
     else:
         assert json_format.MessageToDict(reply.metadata) == {"changed": True}
         assert reply.etag and reply.etag != created.etag
@@ -679,10 +672,7 @@ async def test_an_invalid_definition_names_exactly_the_bad_field(
     )
 
     assert set(violations(error)) == {field}
-    listed = await stub.ListSoftware(
-        software_pb2.ListSoftwareRequest(application_name=application.name)
-    )
-    assert list(listed.software) == []
+    assert await listed_software(stub, application.name) == []
 
 
 async def test_a_missing_specification_names_the_specification(

@@ -77,6 +77,13 @@ def caller_factory(verifier: TokenVerifier, realm: Realm) -> CallerFactory:
     return make
 
 
+@pytest.fixture
+async def reader(realm: Realm, caller_factory: CallerFactory) -> Caller:
+    """alice, granted software read on the meter."""
+    realm.grant("alice", METER, SOFTWARE_READ)
+    return await caller_factory("alice")
+
+
 def uma_calls(keycloak: FakeKeycloak) -> int:
     return keycloak.count(keycloak.token_path("tenant-a"))
 
@@ -227,12 +234,10 @@ class TestKeycloakDecisions:
     async def test_concurrent_identical_checks_share_one_request(
         self,
         authorizer: Authorizer,
-        caller_factory: CallerFactory,
-        realm: Realm,
+        reader: Caller,
         keycloak: FakeKeycloak,
     ) -> None:
-        realm.grant("alice", METER, SOFTWARE_READ)
-        caller = await caller_factory("alice")
+        caller = reader
 
         await asyncio.gather(
             *(require(authorizer, caller, "meter", SOFTWARE_READ) for _ in range(10))
@@ -243,13 +248,11 @@ class TestKeycloakDecisions:
     async def test_a_keycloak_outage_is_unavailable_and_not_cached(
         self,
         authorizer: Authorizer,
-        caller_factory: CallerFactory,
-        realm: Realm,
+        reader: Caller,
         keycloak: FakeKeycloak,
         mode: str,
     ) -> None:
-        realm.grant("alice", METER, SOFTWARE_READ)
-        caller = await caller_factory("alice")
+        caller = reader
         keycloak.fail_mode = mode  # type: ignore[assignment]
 
         with pytest.raises(Unavailable):
