@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     mongodb_database: str = "otao"
     mongodb_timeout_ms: int = 3000
 
+    # One URL, or several members of a NATS cluster separated by commas (docs/scaling.md).
     nats_url: str = "nats://127.0.0.1:4222"
     replica_id: str = Field(default_factory=lambda: f"otao-{uuid.uuid4().hex[:12]}")
     kaa: KaaNames = Field(default_factory=KaaNames)

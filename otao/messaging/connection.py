@@ -54,6 +54,9 @@ def event_handler(
 class NatsConnection:
     def __init__(self, url: str, name: str) -> None:
         self._url = url
+        # Several seeds, comma-separated (members of one NATS cluster): the first connect
+        # succeeds while any of them is up. nats-py shuffles them, spreading replicas.
+        self._servers = [seed.strip() for seed in url.split(",") if seed.strip()]
         self._name = name
         self._client: Client | None = None
         self._subscriptions: list[tuple[str, str, Handler]] = []
@@ -87,7 +90,7 @@ class NatsConnection:
         while True:
             try:
                 client = await nats.connect(
-                    self._url,
+                    self._servers,
                     name=self._name,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
