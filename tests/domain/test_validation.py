@@ -58,6 +58,13 @@ def rejected_field(call: Any, *args: Any) -> str:
 # of these, that a violation survives the trip to the caller with its field.
 
 OVER_256_KIB = {"blob": "x" * MAX_JSON_BYTES}
+
+
+def _filters(*filters: tuple[str, str]) -> dict[str, Any]:
+    """Overrides for a targeted definition with these (filterId, rolloutDate) filters."""
+    return {"rollout_strategy": "targeted", "filters": list(filters)}
+
+
 INVALID_DEFINITIONS: dict[str, tuple[dict[str, Any], str]] = {
     "version with a leading zero": ({"version": "01.0.0", "upgradable_from": []}, "version"),
     "version with an empty pre-release": ({"version": "1.0.0-", "upgradable_from": []}, "version"),
@@ -85,54 +92,21 @@ INVALID_DEFINITIONS: dict[str, tuple[dict[str, Any], str]] = {
         {"rollout_strategy": "suspended", "filters": [("lab", "")]},
         "filters",
     ),
-    "targeted without filters": ({"rollout_strategy": "targeted"}, "filters"),
-    "targeted with an empty filter list": (
-        {"rollout_strategy": "targeted", "filters": []},
-        "filters",
-    ),
-    "rolloutDate not ISO 8601": (
-        {"rollout_strategy": "targeted", "filters": [("lab", "01/02/2030")]},
-        "filters[0].rolloutDate",
-    ),
-    "rolloutDate not UTC": (
-        {"rollout_strategy": "targeted", "filters": [("lab", "2030-01-02T03:04:05")]},
-        "filters[0].rolloutDate",
-    ),
-    "rolloutDate without time": (
-        {"rollout_strategy": "targeted", "filters": [("lab", "2030-01-01")]},
-        "filters[0].rolloutDate",
-    ),
+    "targeted without filters": (_filters(), "filters"),
+    "targeted with an empty filter list": ({**_filters(), "filters": []}, "filters"),
+    "rolloutDate not ISO 8601": (_filters(("lab", "01/02/2030")), "filters[0].rolloutDate"),
+    "rolloutDate not UTC": (_filters(("lab", "2030-01-02T03:04:05")), "filters[0].rolloutDate"),
+    "rolloutDate without time": (_filters(("lab", "2030-01-01")), "filters[0].rolloutDate"),
     "rolloutDate with an offset": (
-        {
-            "rollout_strategy": "targeted",
-            "filters": [("lab", ""), ("beta", "2030-01-01T00:00:00+02:00")],
-        },
+        _filters(("lab", ""), ("beta", "2030-01-01T00:00:00+02:00")),
         "filters[1].rolloutDate",
     ),
-    "rolloutDate month 13": (
-        {"rollout_strategy": "targeted", "filters": [("lab", "2030-13-01T00:00:00Z")]},
-        "filters[0].rolloutDate",
-    ),
-    "filterId with a slash": (
-        {"rollout_strategy": "targeted", "filters": [("a/b", "")]},
-        "filters[0].filterId",
-    ),
-    "filterId with a space": (
-        {"rollout_strategy": "targeted", "filters": [("beta testers", "")]},
-        "filters[0].filterId",
-    ),
-    "filterId empty": (
-        {"rollout_strategy": "targeted", "filters": [("", "")]},
-        "filters[0].filterId",
-    ),
-    "filterId too long": (
-        {"rollout_strategy": "targeted", "filters": [("f" * 129, "")]},
-        "filters[0].filterId",
-    ),
-    "filterId duplicated": (
-        {"rollout_strategy": "targeted", "filters": [("lab", ""), ("lab", "")]},
-        "filters[1].filterId",
-    ),
+    "rolloutDate month 13": (_filters(("lab", "2030-13-01T00:00:00Z")), "filters[0].rolloutDate"),
+    "filterId with a slash": (_filters(("a/b", "")), "filters[0].filterId"),
+    "filterId with a space": (_filters(("beta testers", "")), "filters[0].filterId"),
+    "filterId empty": (_filters(("", "")), "filters[0].filterId"),
+    "filterId too long": (_filters(("f" * 129, "")), "filters[0].filterId"),
+    "filterId duplicated": (_filters(("lab", ""), ("lab", "")), "filters[1].filterId"),
     "specification over 256 KiB": ({"specification": OVER_256_KIB}, "specification"),
     "metadata over 256 KiB": ({"metadata": OVER_256_KIB, "has_metadata": True}, "metadata"),
     "rolloutStrategy missing": ({"rollout_strategy": ""}, "rolloutStrategy"),
