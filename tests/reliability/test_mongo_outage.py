@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -83,7 +84,8 @@ async def test_mongodb_outage_is_unavailable_quickly_and_recovers_without_restar
         channel = grpc.aio.insecure_channel(otao.grpc_target)
         rest = httpx.AsyncClient(base_url=envoy.base_url, timeout=30)
         try:
-            await _scenario(mongo_server, otao, application, quiet, cmx, channel, rest)
+            world = World(otao, application, quiet, cmx, channel, rest)
+            await _scenario(mongo_server, world)
         finally:
             await mongo_server.astart()
             await rest.aclose()
@@ -92,30 +94,33 @@ async def test_mongodb_outage_is_unavailable_quickly_and_recovers_without_restar
             envoy.stop()
 
 
-async def _scenario(
-    mongo_server: MongoServer,
-    otao: RunningOtao,
-    application: ApplicationConfig,
-    quiet: ApplicationConfig,
-    cmx: CmxPeer,
-    channel: grpc.aio.Channel,
-    rest: httpx.AsyncClient,
-) -> None:
-    await _define_and_warm_the_catalogs(application, quiet, cmx, rest)
+@dataclass
+class World:
+    otao: RunningOtao
+    application: ApplicationConfig
+    quiet: ApplicationConfig  # nobody writes to it: its catalog stays in memory
+    cmx: CmxPeer
+    channel: grpc.aio.Channel
+    rest: httpx.AsyncClient
+
+
+async def _scenario(mongo_server: MongoServer, world: World) -> None:
+    otao, application, rest = world.otao, world.application, world.rest
+    await _define_and_warm_the_catalogs(world)
     # Writers keep creating definitions while the database goes away and comes back.
     writers = Writers(rest, _software_path(application.name))
     writers.start()
     try:
         await eventually(lambda: len(writers.submitted) >= 10, 10, "writes flowing")
         await mongo_server.akill()
-        await _while_down_every_door_is_unavailable(otao, application, quiet, cmx, channel, rest)
+        await _while_down_every_door_is_unavailable(world)
     except BaseException:
         await writers.stop()
         raise
     finally:
         await mongo_server.astart()
     try:
-        await _the_same_process_serves_again(application, cmx, channel, rest)
+        await _the_same_process_serves_again(world)
         await eventually(lambda: _outage_seen(writers.submitted), 10, "writes succeeding again")
     finally:
         await writers.stop()
@@ -155,9 +160,8 @@ class Writers:
             await asyncio.sleep(0.02)  # the writers' pace
 
 
-async def _define_and_warm_the_catalogs(
-    application: ApplicationConfig, quiet: ApplicationConfig, cmx: CmxPeer, rest: httpx.AsyncClient
-) -> None:
+async def _define_and_warm_the_catalogs(world: World) -> None:
+    application, quiet, cmx, rest = world.application, world.quiet, world.cmx, world.rest
     initial = {**body("1.1.0", 0), "upgradableFrom": ["1.0.0"]}
     assert (await rest.post(_software_path(application.name), json=initial)).status_code == 200
     first = await cmx.request(application.app_versions[0], "ep-1", config_id="1.0.0")
@@ -214,14 +218,9 @@ def _grpc_calls(channel: grpc.aio.Channel, app: str) -> dict[str, Callable[[], A
     }
 
 
-async def _while_down_every_door_is_unavailable(
-    otao: RunningOtao,
-    application: ApplicationConfig,
-    quiet: ApplicationConfig,
-    cmx: CmxPeer,
-    channel: grpc.aio.Channel,
-    rest: httpx.AsyncClient,
-) -> None:
+async def _while_down_every_door_is_unavailable(world: World) -> None:
+    otao, application, quiet, cmx = world.otao, world.application, world.quiet, world.cmx
+    channel, rest = world.channel, world.rest
     app, path = application.name, _software_path(application.name)
     await eventually(
         lambda: _status_is(channel, NOT_SERVING), 2 * TIMEOUT_MS / 1000 + 1, "NOT_SERVING"
@@ -262,9 +261,8 @@ async def _while_down_every_door_is_unavailable(
     assert otao.app.health.serving is False
 
 
-async def _the_same_process_serves_again(
-    application: ApplicationConfig, cmx: CmxPeer, channel: grpc.aio.Channel, rest: httpx.AsyncClient
-) -> None:
+async def _the_same_process_serves_again(world: World) -> None:
+    application, cmx, channel, rest = world.application, world.cmx, world.channel, world.rest
     # Health, gRPC, REST and CDTP, without a restart.
     await eventually(lambda: _status_is(channel, SERVING), 10, "SERVING after the outage")
     await eventually(lambda: _healthz(rest, 200), 10, "Envoy's /healthz back to 200")
