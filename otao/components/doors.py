@@ -7,12 +7,14 @@ import logging
 from otao.components.services import Services
 from otao.platform import Platform
 from otao.rpc.access import local_development_access
+from otao.rpc.application_servicer import ApplicationServicer
 from otao.rpc.endpoint_servicer import EndpointServicer
 from otao.rpc.interceptors import Authenticate
 from otao.rpc.resolution_servicer import ResolutionServicer
 from otao.rpc.rollout_servicer import RolloutServicer
 from otao.rpc.server import Health, Server, build_server
 from otao.rpc.software_servicer import SoftwareServicer
+from otao.services.application_list import ApplicationList
 from otao.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,9 @@ class GrpcDoor:
         self._resolution = ResolutionServicer(services.resolution)
         self._endpoints = EndpointServicer(services.endpoints)
         self._rollout = RolloutServicer(services.rollout, services.audit)
+        self._applications = ApplicationServicer(
+            ApplicationList(services.applications, services.catalogs)
+        )
         self._server: Server | None = None
         self.port = 0
 
@@ -53,6 +58,7 @@ class GrpcDoor:
             resolution=self._resolution,
             endpoints=self._endpoints,
             rollout=self._rollout,
+            applications=self._applications,
             health_state=self._health,
             authenticate=self._authenticate(),
             max_message_bytes=settings.max_message_bytes,

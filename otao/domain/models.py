@@ -7,10 +7,14 @@ Pure data. Conversion to and from protobuf lives in ``otao.rpc``; to and from BS
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeAlias
+
+from otao.domain.rollout_plan import RolloutPlan
+from otao.domain.rollout_state import InstallRecord, RolloutState
 
 JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
@@ -58,6 +62,8 @@ class SoftwareSpec:
     rollout_strategy: RolloutStrategy
     filters: tuple[RolloutFilter, ...] = ()
     rollout_policy: RolloutPolicy | None = None
+    # Staged waves over the eligible endpoints (docs/rollouts.md); None: all at once.
+    rollout_plan: RolloutPlan | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,8 @@ class Software:
     # (applied, failed) report counts when an operator resumed a halted rollout: the
     # rolloutPolicy judges only the reports that came after.
     policy_baseline: tuple[int, int] = (0, 0)
+    # Where the plan's rollout stands; set exactly when spec.rollout_plan is.
+    rollout: RolloutState | None = None
 
     @property
     def version(self) -> str:
@@ -158,6 +166,8 @@ class EndpointState:
     # endpoint itself; not a known endpoint (not listed, counted or pushed to) until it polls
     # or reports.
     seen: bool = True
+    # Per version reported on under a rollout plan: report, previous version, settling poll.
+    installs: tuple[InstallRecord, ...] = ()
 
     @property
     def consented_versions(self) -> frozenset[str]:
@@ -177,10 +187,18 @@ class EndpointKey:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling: the tenant comes from the verified token, never from the request."""
+    """Who is calling: the tenant comes from the verified token, never from the request.
+
+    ``may_read`` answers whether the caller may read one of the tenant's applications, by the
+    same permission check every per-application call passes (the access layer sets it), for
+    listings that span applications. Without it the caller may read none (fails closed).
+    """
 
     tenant_id: str
     subject: str
+    may_read: Callable[[str], Awaitable[bool]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 SYSTEM_ACTOR = "system"

@@ -42,12 +42,22 @@ METHOD_SCOPES: dict[str, str] = {
     "/kaa.otao.v1.EndpointService/DeleteConsent": DELETE,
     "/kaa.otao.v1.RolloutService/GetRolloutStatus": READ,
     "/kaa.otao.v1.RolloutService/ListAuditEntries": READ,
+    "/kaa.otao.v1.ApplicationService/ListApplications": READ,
 }
+
+# Methods that span the caller's tenant rather than name one application: they need a valid
+# token only, and show just the applications the caller may read (Caller.may_read, the same
+# READ check as above, per application).
+TENANT_METHODS = frozenset({"/kaa.otao.v1.ApplicationService/ListApplications"})
 
 
 def local_development_access(tenant_id: str) -> Authenticate:
     """No security: every call runs as the default tenant. Only with an explicit setting."""
-    caller = Caller(tenant_id=tenant_id, subject="local-development")
+
+    async def may_read(application: str) -> bool:
+        return True
+
+    caller = Caller(tenant_id=tenant_id, subject="local-development", may_read=may_read)
 
     async def authenticate(method: str, request: Any, context: Context) -> Caller:
         return caller
@@ -75,11 +85,18 @@ def token_access(verifier: TokenVerifier, authorizer: Authorizer) -> Authenticat
     async def authenticate(method: str, request: Any, context: Context) -> Caller:
         token = bearer_token(context)
         verified = await verifier.verify(token)
+
+        async def may_read(application: str) -> bool:
+            return await authorizer.allows(verified, token, application, READ)
+
+        caller = Caller(tenant_id=verified.tenant_id, subject=verified.subject, may_read=may_read)
+        if method in TENANT_METHODS:
+            return caller
         scope = METHOD_SCOPES.get(method)
         application = getattr(request, "application_name", "")
         if scope is None or not isinstance(application, str):
             raise PermissionDenied("permission denied")
         await authorizer.require(verified, token, application, scope)
-        return Caller(tenant_id=verified.tenant_id, subject=verified.subject)
+        return caller
 
     return authenticate

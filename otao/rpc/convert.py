@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from kaa.otao.v1 import endpoint_pb2, resolution_pb2, rollout_pb2, software_pb2
+from kaa.otao.v1 import application_pb2, endpoint_pb2, resolution_pb2, rollout_pb2, software_pb2
 
 from otao.domain import validation
+from otao.domain.applications import ApplicationConfig
 from otao.domain.errors import InvalidArgument
 from otao.domain.models import (
     ApplicationSettings,
@@ -185,6 +186,14 @@ def filter_beliefs_to_proto(
 
 def settings_to_proto(settings: ApplicationSettings) -> software_pb2.ApplicationSettings:
     return software_pb2.ApplicationSettings(consent_required=settings.consent_required)
+
+
+def application_to_proto(application: ApplicationConfig) -> application_pb2.Application:
+    return application_pb2.Application(
+        name=application.name,
+        app_versions=list(application.app_versions),
+        consent_required=application.consent_required,
+    )
 
 
 def report_to_proto(report: AppliedReport | None) -> endpoint_pb2.AppliedReport | None:

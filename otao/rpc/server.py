@@ -9,6 +9,8 @@ from grpc_health.v1 import _async as health_aio  # the asyncio servicer, public 
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from kaa.otao.v1 import (
+    application_pb2,
+    application_pb2_grpc,
     endpoint_pb2,
     endpoint_pb2_grpc,
     resolution_pb2,
@@ -29,6 +31,7 @@ SERVICE_NAMES = (
     resolution_pb2.DESCRIPTOR.services_by_name["ResolutionService"].full_name,
     endpoint_pb2.DESCRIPTOR.services_by_name["EndpointService"].full_name,
     rollout_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name,
+    application_pb2.DESCRIPTOR.services_by_name["ApplicationService"].full_name,
 )
 
 
@@ -97,6 +100,7 @@ def build_server(
     endpoints: endpoint_pb2_grpc.EndpointServiceServicer | None,
     rollout: rollout_pb2_grpc.RolloutServiceServicer | None,
     health_state: Health,
+    applications: application_pb2_grpc.ApplicationServiceServicer | None = None,
     authenticate: Authenticate,
     max_message_bytes: int,
     max_metadata_bytes: int = 64 * 1024,
@@ -125,6 +129,8 @@ def build_server(
         endpoint_pb2_grpc.add_EndpointServiceServicer_to_server(endpoints, server)
     if rollout is not None:
         rollout_pb2_grpc.add_RolloutServiceServicer_to_server(rollout, server)
+    if applications is not None:
+        application_pb2_grpc.add_ApplicationServiceServicer_to_server(applications, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_state.servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server

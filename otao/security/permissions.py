@@ -67,10 +67,18 @@ class Authorizer:
 
         ``Unavailable`` if the tenant's Keycloak has to be asked and cannot be reached.
         """
+        if not await self.allows(verified, raw_token, application_name, scope):
+            raise PermissionDenied("permission denied")
+
+    async def allows(
+        self, verified: VerifiedToken, raw_token: str, application_name: str, scope: str
+    ) -> bool:
+        """Whether the caller holds ``scope`` on the application (``require`` without raising,
+        for listings that show only what the caller may see). ``Unavailable`` as ``require``."""
         if scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}")
         if not _valid_name(application_name):
-            raise PermissionDenied("permission denied")
+            return False
         resource = application_resource(application_name)
         if "authorization" in verified.claims:
             allowed = _granted_by_claims(verified.claims["authorization"], resource, scope)
@@ -78,7 +86,7 @@ class Authorizer:
             allowed = await self._decision(verified.issuer, raw_token, resource, scope)
         if not allowed:
             _log.debug("denied %s on %s to %s", scope, resource, verified.subject)
-            raise PermissionDenied("permission denied")
+        return allowed
 
     async def _decision(self, issuer: str, raw_token: str, resource: str, scope: str) -> bool:
         # Hash the token: the cache must not become a store of live credentials.

@@ -27,6 +27,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_status import rpc_status
 from kaa.otao.v1 import (
+    application_pb2,
     endpoint_pb2,
     endpoint_pb2_grpc,
     resolution_pb2,
@@ -593,7 +594,7 @@ async def test_an_unknown_route_is_a_404_json_error(
 def rest_routes() -> dict[str, set[str]]:
     """Every REST path template of the API (from the descriptor set) -> its HTTP methods."""
     routes: dict[str, set[str]] = {}
-    for module in (software_pb2, resolution_pb2, endpoint_pb2, rollout_pb2):
+    for module in (software_pb2, resolution_pb2, endpoint_pb2, rollout_pb2, application_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 options = method.GetOptions()

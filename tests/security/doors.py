@@ -27,7 +27,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from kaa.otao.v1 import endpoint_pb2, resolution_pb2, rollout_pb2, software_pb2
+from kaa.otao.v1 import application_pb2, endpoint_pb2, resolution_pb2, rollout_pb2, software_pb2
 
 from otao.rpc.access import DELETE, READ, UPDATE
 from tests.support.eventually import eventually as shared_eventually
@@ -47,6 +47,7 @@ SERVICES = tuple(
         (resolution_pb2, "ResolutionService"),
         (endpoint_pb2, "EndpointService"),
         (rollout_pb2, "RolloutService"),
+        (application_pb2, "ApplicationService"),
     )
 )
 Door = Literal["grpc", "rest"]

@@ -1,0 +1,25 @@
+"""kaa.otao.v1.ApplicationService: parse, call the service, build the reply."""
+
+from __future__ import annotations
+
+from kaa.otao.v1 import application_pb2, application_pb2_grpc
+
+from otao.rpc import convert
+from otao.rpc.interceptors import Context, current_caller
+from otao.services.application_list import ApplicationList
+
+
+class ApplicationServicer(application_pb2_grpc.ApplicationServiceServicer):
+    def __init__(self, applications: ApplicationList) -> None:
+        self._applications = applications
+
+    async def ListApplications(
+        self, request: application_pb2.ListApplicationsRequest, context: Context
+    ) -> application_pb2.ListApplicationsResponse:
+        found, following = await self._applications.page(
+            current_caller(), request.page_size, request.page_token
+        )
+        return application_pb2.ListApplicationsResponse(
+            applications=[convert.application_to_proto(a) for a in found],
+            next_page_token=following,
+        )
