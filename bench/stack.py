@@ -18,14 +18,13 @@ import yaml
 
 from bench import baselines
 from bench.seed import BASIC, FLEET, TENANT, Application, definitions_app
+from otao.devstack.envoy import EnvoyProcess, start_envoy
 from otao.devstack.processes import (
-    EnvoyProcess,
     MongoProcess,
     NatsProcess,
     OtaoProcess,
     checkout_root,
     free_port,
-    start_envoy,
     start_mongo,
     start_nats,
 )

@@ -26,11 +26,11 @@ from typing import Any, TextIO
 
 import yaml
 
+from otao.devstack.envoy import start_envoy
 from otao.devstack.processes import (
     LOOPBACK,
     ManagedProcess,
     ProcessError,
-    start_envoy,
     start_mongo,
     start_nats,
     start_otao,

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from otao.devstack.processes import EnvoyProcess
+from otao.devstack.envoy import EnvoyProcess
 from tests.support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,

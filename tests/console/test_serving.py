@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from otao.console import STATIC_DIR
-from otao.devstack.processes import EnvoyProcess, free_port, render_envoy_config
+from otao.devstack.envoy import EnvoyProcess, render_envoy_config
+from otao.devstack.processes import free_port
 from tests.support.browser import Console, expect, open_console
 from tests.support.otao import start_otao
 from tests.support.stack import EnvoyFactory, MongoServer, NatsServer

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from kaa.otao.v1 import software_pb2, software_pb2_grpc
 
-from otao.devstack.processes import EnvoyProcess
+from otao.devstack.envoy import EnvoyProcess
 from otao.rpc.server import SERVICE_NAMES
 from tests.support.otao import RunningOtao, start_otao
 from tests.support.rest import definition

@@ -15,12 +15,12 @@ import httpx
 import pymongo
 import pytest
 
+from otao.devstack.envoy import render_envoy_config
 from otao.devstack.processes import (
     ManagedProcess,
     ProcessError,
     checkout_root,
     free_port,
-    render_envoy_config,
     tcp_accepting,
 )
 from tests.support.eventually import eventually_sync

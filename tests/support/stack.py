@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from otao.devstack.envoy import EnvoyProcess, start_envoy
 from otao.devstack.processes import (
-    EnvoyProcess,
     MongoProcess,
     NatsProcess,
     free_port,
-    start_envoy,
     start_mongo,
     start_nats,
 )
