@@ -39,14 +39,19 @@ from tests.support.stack import MongoServer, NatsServer
 pytestmark = pytest.mark.timeout(30)
 
 
+async def beta_rollout(rest: httpx.AsyncClient, application: ApplicationConfig) -> None:
+    """1.1.0, upgradable from 1.0.0, targeted at the filter beta."""
+    await create_software(
+        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
+    )
+
+
 async def test_targeted_definition_is_pulled_only_by_endpoints_in_a_listed_filter(
     cmx: CmxPeer, epr: EprPeer, rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
     app_version = application.app_versions[0]
     epr.membership = {"ep-in": ["beta"], "ep-other": ["gamma"]}
-    await create_software(
-        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
-    )
+    await beta_rollout(rest, application)
 
     assert (await cmx.request(app_version, "ep-in", "1.0.0")).config_id == "1.1.0"
     assert (await cmx.request(app_version, "ep-other", "1.0.0")).config_id is None
@@ -102,17 +107,13 @@ async def test_ep_matched_for_a_listed_filter_pushes_the_update_to_that_endpoint
     application: ApplicationConfig,
 ) -> None:
     app_version = application.app_versions[0]
-    await create_software(
-        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
-    )
+    await beta_rollout(rest, application)
     assert (await cmx.request(app_version, "ep-joins", "1.0.0")).config_id is None
     await recorded(otao, application.name, "ep-joins")
     await pushes_done(otao)
 
-    started = time.monotonic()
     await epr.matched(application.name, app_version, "beta", "ep-joins")
     await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-joins"]), 5)
-    print(f"ep-matched -> ConfigUpdated in {time.monotonic() - started:.3f} s")
     assert pushed(cmx, app_version, "ep-joins") == ["1.1.0"]
     assert (await cmx.request(app_version, "ep-joins", "1.0.0")).config_id == "1.1.0"
 
@@ -125,9 +126,7 @@ async def test_ep_matched_for_a_filter_no_definition_lists_pushes_nothing(
     application: ApplicationConfig,
 ) -> None:
     app_version = application.app_versions[0]
-    await create_software(
-        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
-    )
+    await beta_rollout(rest, application)
     assert (await cmx.request(app_version, "ep-elsewhere", "1.0.0")).config_id is None
     await recorded(otao, application.name, "ep-elsewhere")
 
@@ -154,9 +153,7 @@ async def test_ep_matched_for_an_endpoint_never_asked_about_pushes_the_update(
     app_version = application.app_versions[0]
     assert (await cmx.request(app_version, "ep-fresh", "1.0.0")).config_id is None
     await recorded(otao, application.name, "ep-fresh")
-    await create_software(
-        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
-    )
+    await beta_rollout(rest, application)
     await pushes_done(otao)  # the creation's own push job: nothing for ep-fresh yet
 
     await epr.matched(application.name, app_version, "beta", "ep-fresh")
@@ -174,9 +171,7 @@ async def test_unmatched_endpoint_stops_getting_the_targeted_update(
 ) -> None:
     app_version = application.app_versions[0]
     epr.membership = {"ep-leaves": ["beta"], "ep-stays": ["beta"]}
-    await create_software(
-        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
-    )
+    await beta_rollout(rest, application)
     for endpoint_id in epr.membership:
         assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id == "1.1.0"
         await recorded(otao, application.name, endpoint_id)
@@ -237,9 +232,7 @@ async def test_membership_is_asked_of_epr_on_first_sight_then_cached(
     app_version = application.app_versions[0]
     epr.membership = {"ep-c": ["beta"]}
     await create_software(rest, application.name, "1.0.1", ["0.9.0"], "general")
-    await create_software(
-        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
-    )
+    await beta_rollout(rest, application)
 
     # Only a general candidate (or none): no reason to ask EPR.
     assert (await cmx.request(app_version, "ep-g", "0.9.0")).config_id == "1.0.1"
@@ -267,11 +260,8 @@ async def test_silent_epr_means_no_delivery_no_hang_and_a_later_poll_asks_again(
     timeout = otao.settings.kaa.efmp_timeout_seconds
     epr.membership = {"ep-s": ["beta"], "ep-busy": ["beta"]}
     epr.silent = {"ep-s"}
-    await create_software(
-        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
-    )
+    await beta_rollout(rest, application)
 
-    started = time.monotonic()
     silent_poll = asyncio.create_task(cmx.request(app_version, "ep-s", "1.0.0", timeout + 3))
     # Another endpoint's poll is not held up by the unanswered query.
     other = await cmx.request(app_version, "ep-busy", "1.0.0")
@@ -279,8 +269,6 @@ async def test_silent_epr_means_no_delivery_no_hang_and_a_later_poll_asks_again(
     assert not silent_poll.done()
 
     silent = await silent_poll
-    waited = time.monotonic() - started
-    print(f"poll with EPR silent answered after {waited:.3f} s (EFMP timeout {timeout} s)")
     assert (silent.status_code, silent.config_id) == (200, None)
     assert epr.requests_for("ep-s") == 1
     state = await stored(otao, application.name, "ep-s")
@@ -431,9 +419,7 @@ async def test_ep_matched_for_an_endpoint_never_seen_keeps_the_fact_but_makes_no
     application: ApplicationConfig,
 ) -> None:
     app_version = application.app_versions[0]
-    await create_software(
-        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}]
-    )
+    await beta_rollout(rest, application)
 
     await epr.matched(application.name, app_version, "beta", "ep-unseen")
     await events_handled(otao, epr, application)

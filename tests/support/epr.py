@@ -76,15 +76,8 @@ class EprPeer:
         filters = self.membership.setdefault(endpoint_id, [])
         if filter_id not in filters:
             filters.append(filter_id)
-        event = EndpointMatchedFilterEvent(
-            timestamp=_now_ms(),
-            correlation_id=uuid.uuid4().hex,
-            originator_replica_id=self.replica,
-            filter_id=filter_id,
-            application_name=application,
-            app_version_name=app_version,
-            filter_name=None,
-            endpoint_id=endpoint_id,
+        event = self._membership(
+            EndpointMatchedFilterEvent, application, app_version, filter_id, endpoint_id
         )
         await self._publish(EfeEventType.EP_MATCHED, filter_id, self.codec.encode(event))
 
@@ -94,7 +87,20 @@ class EprPeer:
         filters = self.membership.get(endpoint_id, [])
         if filter_id in filters:
             filters.remove(filter_id)
-        event = EndpointUnmatchedFilterEvent(
+        event = self._membership(
+            EndpointUnmatchedFilterEvent, application, app_version, filter_id, endpoint_id
+        )
+        await self._publish(EfeEventType.EP_UNMATCHED, filter_id, self.codec.encode(event))
+
+    def _membership(
+        self,
+        record: type[EndpointMatchedFilterEvent | EndpointUnmatchedFilterEvent],
+        application: str,
+        app_version: str,
+        filter_id: str,
+        endpoint_id: str,
+    ) -> EndpointMatchedFilterEvent | EndpointUnmatchedFilterEvent:
+        return record(
             timestamp=_now_ms(),
             correlation_id=uuid.uuid4().hex,
             originator_replica_id=self.replica,
@@ -104,7 +110,6 @@ class EprPeer:
             filter_name=None,
             endpoint_id=endpoint_id,
         )
-        await self._publish(EfeEventType.EP_UNMATCHED, filter_id, self.codec.encode(event))
 
     async def deleted(self, application: str, filter_id: str) -> None:
         for filters in self.membership.values():
