@@ -48,6 +48,9 @@ def patch_of(writer: int) -> tuple[str, dict[str, Any]]:
     return field, {field: value}
 
 
+Request = tuple[str, str, dict[str, Any], str | None]  # method, url, body, PATCHed field
+
+
 async def test_concurrent_patch_and_put_with_one_etag_one_winner_per_round(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
@@ -58,44 +61,15 @@ async def test_concurrent_patch_and_put_with_one_etag_one_winner_per_round(
     seen_etags = {current["etag"]}
 
     for round_ in range(ROUNDS):
-        etag = current["etag"]
-        requests: list[tuple[str, str, dict[str, Any], str | None]] = []
-        for writer in range(WRITERS):
-            marker = round_ * 100 + writer
-            if writer % 2 == 0:
-                field, fields = patch_of(marker)
-                url = f"{path}/2.0.0?updateMask={field}&etag={etag}"
-                requests.append(("PATCH", url, fields, field))
-            else:
-                whole = base("2.0.0")
-                whole["specification"] = {"image": f"put-{marker}.bin", "writer": marker}
-                whole["metadata"] = {"notes": f"put {marker}"}
-                requests.append(("PUT", f"{path}/2.0.0?etag={etag}", whole, None))
-
+        requests = _round_of_writers(path, current["etag"], round_)
         responses = await asyncio.gather(
             *(rest.request(method, url, json=payload) for method, url, payload, _ in requests)
         )
-        statuses = [r.status_code for r in responses]
-        assert statuses.count(200) == 1, statuses
-        assert statuses.count(409) == WRITERS - 1, statuses
-        for response in responses:
-            if response.status_code == 409:
-                assert response.json()["code"] == ABORTED, response.text
-
-        index = statuses.index(200)
-        method, _, payload, winning_field = requests[index]
+        index = _the_one_winner(responses)
         winner = responses[index].json()
-        expected = copy.deepcopy(current)
-        if method == "PATCH":
-            assert winning_field is not None
-            expected[winning_field] = payload[winning_field]
-        else:
-            # PUT replaces every writable field, the ones a PATCH changed before included.
-            expected.update(
-                {k: payload[k] for k in ("upgradableFrom", "specification", "metadata")}
-            )
+        expected = _expected_after(current, requests[index])
         for key in ("version", "upgradableFrom", "specification", "metadata", "rolloutStrategy"):
-            assert winner[key] == expected[key], (round_, method, key)
+            assert winner[key] == expected[key], (round_, requests[index][0], key)
         assert winner["etag"] not in seen_etags
         seen_etags.add(winner["etag"])
 
@@ -110,6 +84,47 @@ async def test_concurrent_patch_and_put_with_one_etag_one_winner_per_round(
     )
     assert stale.status_code == 409
     assert (await rest.get(f"{path}/2.0.0")).json() == current
+
+
+def _round_of_writers(path: str, etag: str, round_: int) -> list[Request]:
+    """Every writer's request of one round, all with the same etag: PATCHes and PUTs."""
+    requests: list[Request] = []
+    for writer in range(WRITERS):
+        marker = round_ * 100 + writer
+        if writer % 2 == 0:
+            field, fields = patch_of(marker)
+            requests.append(
+                ("PATCH", f"{path}/2.0.0?updateMask={field}&etag={etag}", fields, field)
+            )
+        else:
+            whole = base("2.0.0")
+            whole["specification"] = {"image": f"put-{marker}.bin", "writer": marker}
+            whole["metadata"] = {"notes": f"put {marker}"}
+            requests.append(("PUT", f"{path}/2.0.0?etag={etag}", whole, None))
+    return requests
+
+
+def _the_one_winner(responses: list[httpx.Response]) -> int:
+    """Exactly one 200; every other writer got 409 ABORTED. The winner's index."""
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 1, statuses
+    assert statuses.count(409) == WRITERS - 1, statuses
+    for response in responses:
+        if response.status_code == 409:
+            assert response.json()["code"] == ABORTED, response.text
+    return statuses.index(200)
+
+
+def _expected_after(current: dict[str, Any], request: Request) -> dict[str, Any]:
+    method, _, payload, field = request
+    expected = copy.deepcopy(current)
+    if method == "PATCH":
+        assert field is not None
+        expected[field] = payload[field]
+    else:
+        # PUT replaces every writable field, the ones a PATCH changed before included.
+        expected.update({k: payload[k] for k in ("upgradableFrom", "specification", "metadata")})
+    return expected
 
 
 async def _get_or_none(
