@@ -37,6 +37,7 @@ SW = "/kaa.otao.v1.SoftwareService/"
 RES = "/kaa.otao.v1.ResolutionService/"
 EP = "/kaa.otao.v1.EndpointService/"
 RO = "/kaa.otao.v1.RolloutService/"
+AP = "/kaa.otao.v1.ApplicationService/"
 KETTLE = {"application_name": "kettle"}
 ENDPOINT = {**KETTLE, "endpoint_id": "ep-b"}
 B_APPLIED, B_FAILED = "7.1.0", "7.2.0"
@@ -195,6 +196,13 @@ def a_audit(body: Any, stack: Secured) -> None:
         assert entry["actor"] != f"user-{stack.b.id}", entry
 
 
+def only_a_kettle(body: Any, stack: Secured) -> None:
+    # B's kettle has B's app version and requires consent: neither may show.
+    assert body["applications"] == [
+        {"name": "kettle", "appVersions": [stack.a.app_version], "consentRequired": False}
+    ], body
+
+
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 
 ROUTES: dict[str, Route] = {
@@ -238,6 +246,7 @@ ROUTES: dict[str, Route] = {
     EP + "DeleteConsent": Route({**ENDPOINT, "version": B_FAILED}, NOT_FOUND),
     RO + "GetRolloutStatus": Route({**KETTLE, "version": B_FAILED}, NOT_FOUND),
     RO + "ListAuditEntries": Route({**KETTLE, "page_size": 1000}, a_audit),
+    AP + "ListApplications": Route({"page_size": 1000}, only_a_kettle),
 }
 
 CASES = [
