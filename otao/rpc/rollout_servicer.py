@@ -7,7 +7,26 @@ from kaa.otao.v1 import rollout_pb2, rollout_pb2_grpc
 from otao.rpc import convert
 from otao.rpc.interceptors import Context, current_caller
 from otao.services.audit import AuditLog
-from otao.services.rollout import RolloutService
+from otao.services.rollout import RolloutService, RolloutStatus
+
+
+def status_to_proto(status: RolloutStatus) -> rollout_pb2.RolloutStatus:
+    """The one conversion of a rollout status (GetRolloutStatus and the watch streams)."""
+    definition = status.definition
+    reply = rollout_pb2.RolloutStatus(
+        version=definition.version,
+        rollout_strategy=definition.rollout_strategy.value,
+        eligible=status.eligible,
+        offered=status.offered,
+        applied=status.applied,
+        failed=status.failed,
+        awaiting_consent=status.awaiting_consent,
+        not_yet_eligible=status.not_yet_eligible,
+    )
+    if definition.halt is not None:
+        reply.halt.reason = definition.halt.reason
+        reply.halt.halted_at.FromDatetime(definition.halt.halted_at)
+    return reply
 
 
 class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
@@ -21,21 +40,7 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
         status = await self._service.status(
             current_caller(), request.application_name, request.version
         )
-        definition = status.definition
-        reply = rollout_pb2.RolloutStatus(
-            version=definition.version,
-            rollout_strategy=definition.rollout_strategy.value,
-            eligible=status.eligible,
-            offered=status.offered,
-            applied=status.applied,
-            failed=status.failed,
-            awaiting_consent=status.awaiting_consent,
-            not_yet_eligible=status.not_yet_eligible,
-        )
-        if definition.halt is not None:
-            reply.halt.reason = definition.halt.reason
-            reply.halt.halted_at.FromDatetime(definition.halt.halted_at)
-        return reply
+        return status_to_proto(status)
 
     async def ListAuditEntries(
         self, request: rollout_pb2.ListAuditEntriesRequest, context: Context
