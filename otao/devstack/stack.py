@@ -142,15 +142,12 @@ class DevStack:
         return env
 
     def console_config(self) -> dict[str, Any]:
-        """The console's config.json: the configured applications (otao has no call that lists
-        them) and where sign-in would go if security were on."""
-        loaded = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
-        names = [a.get("name") for a in loaded.get("applications") or [] if isinstance(a, dict)]
+        """The console's config.json: where sign-in would go if security were on (the
+        applications come from the API, GET /api/v1/applications)."""
         return {
             "clientId": "otao-console",
             "keycloakUrl": self.env.get("OTAO_SECURITY__KEYCLOAK_URL", "http://127.0.0.1:8180"),
             "issuers": {},
-            "applications": [n for n in names if isinstance(n, str)],
         }
 
     def _say(self, text: str) -> None:

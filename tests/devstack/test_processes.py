@@ -215,9 +215,10 @@ def test_the_devstack_starts_and_stops_cleanly_without_otao(tmp_path: Path) -> N
         base = f"http://127.0.0.1:{ports['OTAO_DEV_REST_PORT']}"
         with httpx.Client(base_url=base, trust_env=False, timeout=10) as http:
             response = http.get("/api/v1/applications/smart-kettle/software")
-            # The console is Envoy's alone: it loads without otao and lists the applications.
+            # The console is Envoy's alone: it loads without otao, its config names the sign-in
+            # client (the applications come from otao's API).
             assert f"{base}/console/" in banner
-            assert http.get("/console/config.json").json()["applications"] == ["smart-kettle"]
+            assert http.get("/console/config.json").json()["clientId"] == "otao-console"
         # otao is not running: Envoy answers for it.
         assert response.status_code == 503
         assert response.json()["code"] == 14

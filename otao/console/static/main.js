@@ -17,7 +17,7 @@ const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const connectionEl = document.getElementById('connection');
 const sessionEl = document.getElementById('session');
-let config = { clientId: 'otao-console', keycloakUrl: '', applications: [] };
+let config = { clientId: 'otao-console', keycloakUrl: '' };
 let cleanup = null;
 
 const PAGES = {

@@ -1,26 +1,34 @@
-// Applications: the ones this console is configured with (config.json) plus any the operator
-// names. otao has no "list applications" call yet; the application's own pages then show
-// whether the caller may see it (404/403 with the API's message).
+// Applications: the ones the caller may see (GET /api/v1/applications: the caller's tenant's
+// applications it may read), by name, paged with the API's page tokens. An application can also
+// be opened by name; its own pages then show the API's answer (404/403 with its message).
 
-import { field, h } from '../dom.js';
+import { api, enc } from '../api.js';
+import { field, h, pagedTable } from '../dom.js';
 
-export function renderApps(root, { config }) {
-  const apps = [...new Set(config.applications || [])];
+const PAGE_SIZE = 50;
+
+export function renderApps(root) {
   const name = h('input', { name: 'application', required: true, autocomplete: 'off', pattern: '[^/#?\\s]+' });
   const form = h('form', {
     class: 'card inline', 'aria-label': 'Open an application',
     onsubmit: (event) => {
       event.preventDefault();
-      window.location.hash = `#/apps/${encodeURIComponent(name.value.trim())}/definitions`;
+      window.location.hash = `#/apps/${enc(name.value.trim())}/definitions`;
     },
   }, field('Application name', name), h('button', { type: 'submit', class: 'primary' }, 'Open'));
-  root.append(
-    h('h2', {}, 'Applications'),
-    apps.length
-      ? h('ul', { 'aria-label': 'Applications' }, apps.map((app) => h('li', {},
-        h('a', { href: `#/apps/${encodeURIComponent(app)}/definitions` }, app), ' ',
-        h('a', { href: `#/apps/${encodeURIComponent(app)}/graph`, 'aria-label': `Upgrade graph of ${app}` }, '(graph)'))))
-      : h('p', { class: 'muted' }, 'No application is configured for this console; open one by name.'),
-    form,
-  );
+  const table = pagedTable({
+    caption: 'Applications',
+    empty: 'You may read no application of your tenant.',
+    columns: [
+      { title: 'Name', cell: (a) => h('a', { href: `#/apps/${enc(a.name)}/definitions` }, a.name) },
+      { title: 'App versions', cell: (a) => (a.appVersions || []).join(', ') },
+      { title: 'Consent required', cell: (a) => (a.consentRequired ? 'yes' : 'no') },
+      { title: 'Graph', cell: (a) => h('a', { href: `#/apps/${enc(a.name)}/graph`, 'aria-label': `Upgrade graph of ${a.name}` }, 'graph') },
+    ],
+    fetchPage: async (token) => {
+      const page = await api('GET', '/applications', { query: { pageSize: PAGE_SIZE, pageToken: token } });
+      return { rows: page.applications || [], next: page.nextPageToken };
+    },
+  });
+  root.append(h('h2', {}, 'Applications'), table, form);
 }
