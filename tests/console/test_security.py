@@ -61,6 +61,21 @@ async def test_a_read_only_operator_is_told_which_permission_creating_needs(
         await expect(form.get_by_role("button", name="Create")).to_be_disabled()
 
 
+async def test_the_applications_page_lists_only_what_the_token_may_read(
+    browser: Any, secured: Secured, request: pytest.FixtureRequest
+) -> None:
+    for readable, shown in (("kettle", "kettle"), ("boiler", None)):
+        token = secured.a.token(scopes=(READ,), application=readable)
+        hook = f"window.__OTAO_CONSOLE_TOKEN__ = {json.dumps(token)};"
+        async for console in open_console(browser, _base_url(secured), request, init_script=hook):
+            await console.open("#/")
+            table = console.page.get_by_role("table", name="Applications")
+            if shown is None:
+                await expect(table).to_contain_text("You may read no application")
+            else:
+                await expect(table.get_by_role("link", name=shown, exact=True)).to_be_visible()
+
+
 async def _sign_in_as_alice(console: Console, secured: Secured, lifetime: int = 300) -> None:
     """Through the sign-in page and the fake Keycloak's authorization endpoint (code + PKCE)."""
     realm = secured.a.realm
