@@ -76,6 +76,17 @@ class PushSettings(BaseModel):
     rollout_date_check_seconds: float = 1.0
 
 
+class MetricsSettings(BaseModel):
+    # Prometheus metrics on their own HTTP port (path /metrics); 0 turns them off.
+    port: int = 9464
+    # None: the gRPC listener's host.
+    host: str | None = None
+    # The gauges that need the database (pending push jobs, per-rollout counts): how often
+    # they are refreshed, and at most how many non-suspended definitions get rollout gauges.
+    refresh_seconds: float = 15.0
+    max_rollouts: int = 200
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OTAO_", env_nested_delimiter="__")
 
@@ -99,6 +110,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     tekton: TektonSettings = Field(default_factory=TektonSettings)
     push: PushSettings = Field(default_factory=PushSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     applications: list[ApplicationEntry] = Field(default_factory=list)
 

@@ -26,6 +26,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "services": frozenset({"domain", "store", "integrations"}),
     "rpc": frozenset({"domain", "services", "security"}),
     "messaging": frozenset({"domain", "services"}),
+    "observability": frozenset({"domain", "services", "store"}),
 }
 
 # Third-party top-level modules and the one otao package allowed to import them.
@@ -41,6 +42,7 @@ OWNERS: dict[str, str] = {
     "nats": "messaging",
     "fastavro": "messaging",
     "httpx": "integrations",
+    "prometheus_client": "observability",
 }
 
 # The development stack is a client of the processes it starts (a health probe, the Envoy

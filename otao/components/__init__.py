@@ -14,6 +14,12 @@ from datetime import UTC, datetime
 from otao.components.broker import Broker, Handlers, build_broker, register_handlers
 from otao.components.doors import GrpcDoor
 from otao.components.lifecycle import Lifecycle, Readiness, Worker
+from otao.components.observability import (
+    Observability,
+    build_observability,
+    database_listeners,
+    observe,
+)
 from otao.components.services import Services, build_services
 from otao.components.storage import Storage, build_storage
 from otao.platform import Platform
@@ -38,16 +44,21 @@ class Components:
     health: Health
     grpc: GrpcDoor
     lifecycle: Lifecycle
+    observability: Observability
 
 
 def build(settings: Settings, on_catalog_loaded: Callable[[], None] | None = None) -> Components:
-    storage = build_storage(settings)
+    observability = build_observability(settings)
+    storage = build_storage(settings, database_listeners(observability))
     broker = build_broker(settings)
     platform = Platform(settings, broker.nats, broker.codec, broker.subjects)
-    services = build_services(settings, storage, broker, platform, utc_now, on_catalog_loaded)
-    handlers = register_handlers(settings, broker, services)
+    services = build_services(
+        settings, storage, broker, platform, utc_now, on_catalog_loaded, observability
+    )
+    handlers = register_handlers(settings, broker, services, observability.cdtp_meter)
     health = Health()
-    grpc = GrpcDoor(settings, services, platform, health)
+    grpc = GrpcDoor(settings, services, platform, health, observability.grpc_meter)
+    metrics_workers = observe(observability, settings, storage, broker, services)
     return Components(
         settings,
         storage,
@@ -57,7 +68,19 @@ def build(settings: Settings, on_catalog_loaded: Callable[[], None] | None = Non
         handlers,
         health,
         grpc,
-        _lifecycle(settings, storage, broker, platform, services, handlers, health, grpc),
+        _lifecycle(
+            settings,
+            storage,
+            broker,
+            platform,
+            services,
+            handlers,
+            health,
+            grpc,
+            observability,
+            metrics_workers,
+        ),
+        observability,
     )
 
 
@@ -70,6 +93,8 @@ def _lifecycle(
     handlers: Handlers,
     health: Health,
     grpc: GrpcDoor,
+    observability: Observability,
+    metrics_workers: list[Worker],
 ) -> Lifecycle:
     workers = [
         Worker("sightings", services.recorder.run),
@@ -79,15 +104,17 @@ def _lifecycle(
     ]
     if services.tekton is not None:
         workers.insert(0, Worker("tekton", services.tekton.run))
+    workers.extend(metrics_workers)
     return Lifecycle(
         grace_seconds=settings.grace_period_seconds,
         # Serve first (health says NOT_SERVING until Readiness finds every dependency).
-        starts=[grpc.start, broker.start, platform.start],
+        # Metrics first and closed last: a replica that is starting or draining is watched.
+        starts=[observability.start, grpc.start, broker.start, platform.start],
         readiness=Readiness(storage.mongo, broker.nats, health),
         workers=workers,
         stop_serving=health.shutdown,
         # Both within the grace period, at the same time: in-flight RPCs and CDTP requests.
         drains=[handlers.drain, grpc.stop],
         flush=services.recorder.flush,
-        closes=[broker.nats.close, platform.close, storage.mongo.close],
+        closes=[broker.nats.close, platform.close, storage.mongo.close, observability.stop],
     )

@@ -14,6 +14,7 @@ from otao.messaging.connection import NatsConnection
 from otao.messaging.epr import FilterEvents, MembershipQueries
 from otao.messaging.platform import ConfigurationEvents
 from otao.messaging.subjects import Subjects
+from otao.services.meters import NO_CDTP_METER, CdtpMeter
 from otao.settings import Settings
 
 if TYPE_CHECKING:  # services are built from the broker: no import cycle at run time
@@ -75,10 +76,12 @@ class Handlers:
         await self.cdtp.drain(max(0.0, deadline - loop.time()))
 
 
-def register_handlers(settings: Settings, broker: Broker, services: Services) -> Handlers:
+def register_handlers(
+    settings: Settings, broker: Broker, services: Services, meter: CdtpMeter = NO_CDTP_METER
+) -> Handlers:
     """Subscribe every handler on the connection (made when it connects)."""
     nats, codec, subjects = broker.nats, broker.codec, broker.subjects
-    cdtp = CdtpProvider(nats, codec, subjects, services.delivery)
+    cdtp = CdtpProvider(nats, codec, subjects, services.delivery, meter=meter)
     cdtp.register()
     CatalogSync(nats, services.catalogs, settings.kaa.otao, settings.replica_id).register()
     FilterEvents(nats, codec, subjects, services.filters).register()

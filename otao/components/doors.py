@@ -15,6 +15,7 @@ from otao.rpc.rollout_servicer import RolloutServicer
 from otao.rpc.server import Health, Server, build_server
 from otao.rpc.software_servicer import SoftwareServicer
 from otao.services.application_list import ApplicationList
+from otao.services.meters import DoorMeter
 from otao.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,15 @@ log = logging.getLogger(__name__)
 
 class GrpcDoor:
     def __init__(
-        self, settings: Settings, services: Services, platform: Platform, health: Health
+        self,
+        settings: Settings,
+        services: Services,
+        platform: Platform,
+        health: Health,
+        meter: DoorMeter | None = None,
     ) -> None:
         self._settings = settings
+        self._meter = meter
         self._platform = platform
         self._health = health
         self._software = SoftwareServicer(services.software)
@@ -63,6 +70,7 @@ class GrpcDoor:
             authenticate=self._authenticate(),
             max_message_bytes=settings.max_message_bytes,
             max_metadata_bytes=settings.max_metadata_bytes,
+            meter=self._meter,
         )
         self.port = self._server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
         await self._server.start()

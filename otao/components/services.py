@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from otao.components.broker import Broker
+from otao.components.observability import Observability
 from otao.components.storage import Storage
 from otao.domain.applications import ApplicationConfig
 from otao.platform import Platform
@@ -57,7 +58,9 @@ def build_services(
     platform: Platform,
     clock: Clock,
     on_catalog_loaded: Callable[[], None] | None = None,
+    observability: Observability | None = None,
 ) -> Services:
+    observed = observability or Observability(None, None)
     applications = ApplicationDirectory(
         ApplicationConfig(a.name, a.tenant_id, tuple(a.app_versions), a.consent_required)
         for a in settings.applications
@@ -70,7 +73,7 @@ def build_services(
         on_loaded=on_catalog_loaded,
     )
     audit = AuditLog(storage.audit, applications, clock)
-    push = _push(settings, storage, broker, catalogs, applications, clock)
+    push = _push(settings, storage, broker, catalogs, applications, clock, observed)
     software = SoftwareService(
         storage.software,
         catalogs,
@@ -82,7 +85,7 @@ def build_services(
         report_counts=storage.endpoints.report_counts,
         settings_managed_externally=settings.tekton.enabled,
     )
-    halts = HaltMonitor(catalogs, storage.endpoints, software.halt)
+    halts = HaltMonitor(catalogs, storage.endpoints, observed.counted_halt(software.halt))
     filters = FilterService(
         applications,
         storage.endpoints,
@@ -140,6 +143,7 @@ def _push(
     catalogs: CatalogCache,
     applications: ApplicationDirectory,
     clock: Clock,
+    observed: Observability,
 ) -> PushService:
     return PushService(
         storage.push_jobs,
@@ -147,7 +151,7 @@ def _push(
         storage.offers,
         catalogs,
         applications,
-        broker.config_updated,
+        observed.counted_publisher(broker.config_updated),
         clock,
         settings.replica_id,
         rate_per_second=settings.push.rate_per_second,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from otao.settings import Settings
 from otao.store.audit import AuditStore
 from otao.store.endpoints import EndpointStore
 from otao.store.mongo import Mongo
+from otao.store.monitoring import Listener
 from otao.store.offers import OfferStore
 from otao.store.push_jobs import PushJobStore
 from otao.store.software import SoftwareStore
@@ -23,8 +25,13 @@ class Storage:
     offers: OfferStore
 
 
-def build_storage(settings: Settings) -> Storage:
-    mongo = Mongo(settings.mongodb_uri, settings.mongodb_database, settings.mongodb_timeout_ms)
+def build_storage(settings: Settings, listeners: Sequence[Listener] = ()) -> Storage:
+    mongo = Mongo(
+        settings.mongodb_uri,
+        settings.mongodb_database,
+        settings.mongodb_timeout_ms,
+        listeners,
+    )
     return Storage(
         mongo,
         SoftwareStore(mongo),

@@ -538,6 +538,8 @@ def start_otao(
     ``OTAO_*``) and wait for grpc.health.v1 SERVING on ``host:grpc_port``."""
     child_env = dict(env)
     child_env.update(OTAO_GRPC_HOST=host, OTAO_GRPC_PORT=str(grpc_port), PYTHONUNBUFFERED="1")
+    # Several replicas on one host would all want metrics' default port: off unless asked for.
+    child_env.setdefault("OTAO_METRICS__PORT", "0")
     process = OtaoProcess(
         host,
         grpc_port,

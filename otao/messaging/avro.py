@@ -161,13 +161,14 @@ _BINDINGS: Final[Mapping[type[object], _Binding]] = MappingProxyType(
 class AvroCodec:
     """Encodes records to, and tolerantly decodes them from, Avro binary (schemaless)."""
 
-    __slots__ = ("_max_payload_bytes", "_trailing_ignored")
+    __slots__ = ("_max_payload_bytes", "_trailing_ignored", "_undecodable")
 
     def __init__(self, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
         if max_payload_bytes <= 0:
             raise ValueError("max_payload_bytes must be positive")
         self._max_payload_bytes = max_payload_bytes
         self._trailing_ignored = 0
+        self._undecodable = 0
 
     @property
     def max_payload_bytes(self) -> int:
@@ -191,6 +192,11 @@ class AvroCodec:
         """How many decoded payloads had bytes after the last known field (newer writers)."""
         return self._trailing_ignored
 
+    @property
+    def undecodable(self) -> int:
+        """How many payloads could not be decoded (each one dropped or refused)."""
+        return self._undecodable
+
     def decode(self, record_type: type[R], data: bytes) -> R:
         """The ``record_type`` record encoded at the start of ``data``.
 
@@ -199,6 +205,7 @@ class AvroCodec:
         """
         binding = _binding(record_type)
         if len(data) > self._max_payload_bytes:
+            self._undecodable += 1
             raise MalformedPayload(_TOO_LARGE)
         read: list[Any] = []
         try:
@@ -206,6 +213,7 @@ class AvroCodec:
         except Exception as exc:
             # Deliberately broad: corrupted input makes the reader raise IndexError (truncated),
             # UnicodeDecodeError, ValueError, MemoryError...
+            self._undecodable += 1
             index = binding.correlation_index
             correlation = read[index] if len(read) > index else None
             raise MalformedPayload(_MALFORMED, correlation) from exc

@@ -10,11 +10,12 @@ nats-py would otherwise run a subscription's callbacks one by one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
@@ -32,6 +33,7 @@ from otao.messaging.records import (
 from otao.messaging.status import cdtp_status
 from otao.messaging.subjects import Subjects
 from otao.services.delivery import DeliveryService, Offer
+from otao.services.meters import NO_CDTP_METER, CdtpMeter, MethodMeter, PollResult
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,13 @@ class CdtpProvider:
         subjects: Subjects,
         delivery: DeliveryService,
         max_in_flight: int = 512,
+        meter: CdtpMeter = NO_CDTP_METER,
     ) -> None:
         self._connection = connection
+        self._meter = meter
+        self._polls = meter.method("ConfigRequest")
+        self._reports = meter.method("ConfigApplied")
+        self._unregistrations = meter.method("EndpointUnregistered")
         self._codec = codec
         self._subjects = subjects
         self._delivery = delivery
@@ -70,6 +77,7 @@ class CdtpProvider:
         )
 
     async def _on_request(self, msg: Msg) -> None:
+        started = time.perf_counter()
         reply = msg.reply
         if not reply:
             log.warning("ConfigRequest without a reply subject dropped")
@@ -77,14 +85,17 @@ class CdtpProvider:
         try:
             request = self._codec.decode(ConfigRequest, msg.data)
         except MalformedPayload as error:
-            await self._reply(reply, _failure(None, 400, "malformed ConfigRequest", error))
+            await self._answered(
+                reply, _failure(None, 400, "malformed ConfigRequest", error), started
+            )
             return
         if request.config_name not in _OTA_CONFIG_NAMES:
             # otao serves one configuration, the OTA software; another name is not ours.
             reason = f"unknown configuration {request.config_name!r}: otao serves only 'default'"
-            await self._reply(reply, _failure(request, 404, reason))
+            await self._answered(reply, _failure(request, 404, reason), started)
             return
         if request.timeout > 0 and request.timestamp + request.timeout < _now_ms():
+            self._polls.done("expired", started)
             return  # Expired: the consumer stopped waiting; no work for nobody.
         # The common poll is decided from the in-memory catalog: answered right here, with
         # no task and no suspension. Anything that needs the database gets a task.
@@ -93,13 +104,13 @@ class CdtpProvider:
                 request.app_version_name, request.endpoint_id, request.config_id
             )
         except Exception as error:
-            await self._reply(reply, _error_response(request, error))
+            await self._answered(reply, _error_response(request, error), started)
             return
         if offer is not None:
-            await self._reply(reply, _success(request, offer))
+            await self._answered(reply, _success(request, offer), started)
             return
         await self._slots.acquire()
-        task = asyncio.create_task(self._answer(reply, request))
+        task = asyncio.create_task(self._answer(reply, request, started))
         self._in_flight.add(task)
         task.add_done_callback(self._done)
 
@@ -112,7 +123,7 @@ class CdtpProvider:
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=timeout)
 
-    async def _answer(self, reply: str, request: ConfigRequest) -> None:
+    async def _answer(self, reply: str, request: ConfigRequest, started: float) -> None:
         try:
             offer = await self._delivery.poll(
                 request.app_version_name, request.endpoint_id, request.config_id
@@ -120,7 +131,13 @@ class CdtpProvider:
             response = _success(request, offer)
         except Exception as error:
             response = _error_response(request, error)
-        await self._reply(reply, response)
+        await self._answered(reply, response, started)
+
+    async def _answered(self, subject: str, response: ConfigResponse, started: float) -> None:
+        await self._reply(subject, response)
+        status = response.status_code
+        self._polls.done(str(status), started)
+        self._meter.poll(_poll_result(status, response.config_id))
 
     async def _reply(self, subject: str, response: ConfigResponse) -> None:
         try:
@@ -130,24 +147,48 @@ class CdtpProvider:
 
     @event_handler("ConfigApplied")
     async def _on_applied(self, msg: Msg) -> None:
-        event = self._codec.decode(ConfigApplied, msg.data)
-        await _until_the_database_answers(
-            lambda: self._delivery.applied(
-                event.app_version_name,
-                event.endpoint_id,
-                event.config_id,
-                event.status_code,
-                event.reason_phrase,
-                datetime.fromtimestamp(event.timestamp / 1000, UTC),
+        started = time.perf_counter()
+        with _metered(self._reports, started):
+            event = self._codec.decode(ConfigApplied, msg.data)
+            await _until_the_database_answers(
+                lambda: self._delivery.applied(
+                    event.app_version_name,
+                    event.endpoint_id,
+                    event.config_id,
+                    event.status_code,
+                    event.reason_phrase,
+                    datetime.fromtimestamp(event.timestamp / 1000, UTC),
+                )
             )
-        )
+        self._meter.report(200 <= event.status_code < 300)
 
     @event_handler("endpoint unregistration")
     async def _on_unregistered(self, msg: Msg) -> None:
-        event = self._codec.decode(EndpointUnregisteredEvent, msg.data)
-        await _until_the_database_answers(
-            lambda: self._delivery.unregistered(event.app_version_name, event.endpoint_id)
-        )
+        with _metered(self._unregistrations, time.perf_counter()):
+            event = self._codec.decode(EndpointUnregisteredEvent, msg.data)
+            await _until_the_database_answers(
+                lambda: self._delivery.unregistered(event.app_version_name, event.endpoint_id)
+            )
+
+
+def _poll_result(status: int, config_id: str | None) -> PollResult:
+    if status == 200:
+        return PollResult.NOTHING_NEW if config_id is None else PollResult.UPDATE
+    return PollResult.NOT_FOUND if status == 404 else PollResult.ERROR
+
+
+@contextlib.contextmanager
+def _metered(meter: MethodMeter, started: float) -> Iterator[None]:
+    """An event's outcome as the CDTP status a reply would carry (events get none)."""
+    try:
+        yield
+    except OtaoError as error:
+        meter.done(str(cdtp_status(error)), started)
+        raise
+    except Exception:
+        meter.done("500", started)
+        raise
+    meter.done("200", started)
 
 
 async def _until_the_database_answers(

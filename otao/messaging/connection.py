@@ -62,6 +62,7 @@ class NatsConnection:
         self._subscriptions: list[tuple[str, str, Handler]] = []
         self._task: asyncio.Task[None] | None = None
         self._on_reconnect: list[Callable[[], None]] = []
+        self._on_error: list[Callable[[], None]] = []
         self._active: list[Subscription] = []
 
     @property
@@ -81,6 +82,10 @@ class NatsConnection:
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         """Called after a reconnect: broadcasts sent meanwhile were missed."""
         self._on_reconnect.append(callback)
+
+    def on_error(self, callback: Callable[[], None]) -> None:
+        """Called for every error the client reports (metrics count them)."""
+        self._on_error.append(callback)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._connect_forever(), name="nats-connect")
@@ -129,6 +134,8 @@ class NatsConnection:
 
     async def _error(self, error: Exception) -> None:
         log.warning("NATS error: %s", type(error).__name__)
+        for callback in self._on_error:
+            callback()
 
     async def publish(self, subject: str, payload: bytes, reply: str = "") -> None:
         try:

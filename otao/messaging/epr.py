@@ -83,8 +83,9 @@ class MembershipQueries:
     subscribes to with a "no responders" status at once, which is taken as "EPR is not
     there": one warning, then no question for ``absent_backoff_seconds``.
 
-    Counters (read by tests and logs): ``asked``, ``waited_out`` (queries that waited the
-    whole timeout), ``no_responders``, ``skipped_absent`` (queries not asked in the backoff).
+    Counters (read by tests, logs and metrics): ``asked``, ``answered``, ``waited_out`` (queries
+    that waited the whole timeout), ``no_responders``, ``skipped_absent`` (queries not asked in
+    the backoff).
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class MembershipQueries:
         self._absent_until = 0.0  # monotonic
         self._absent_warned = False
         self.asked = 0
+        self.answered = 0
         self.waited_out = 0
         self.no_responders = 0
         self.skipped_absent = 0
@@ -132,6 +134,7 @@ class MembershipQueries:
             log.info("EPR answers filter membership queries again")
             self._absent_warned = False
         if not question.answer.done():
+            self.answered += 1
             question.answer.set_result(response)
 
     def _question_answered_by(self, response: EndpointFiltersResponse) -> _Question | None:

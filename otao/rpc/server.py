@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 from grpc_health.v1 import _async as health_aio  # the asyncio servicer, public as health.aio
@@ -22,6 +23,8 @@ from kaa.otao.v1 import (
 )
 
 from otao.rpc.interceptors import Authenticate, ServiceInterceptor
+from otao.rpc.metering import MeteringInterceptor
+from otao.services.meters import DoorMeter
 
 # The server's type under otao's own name, so the wiring holds one without importing grpc.
 Server = grpc.aio.Server
@@ -104,6 +107,7 @@ def build_server(
     authenticate: Authenticate,
     max_message_bytes: int,
     max_metadata_bytes: int = 64 * 1024,
+    meter: DoorMeter | None = None,
 ) -> grpc.aio.Server:
     # grpc's defaults are a soft limit of 8 KiB and a hard one of 16 KiB, with requests in
     # between refused at random (as RESOURCE_EXHAUSTED listing every header): soft and hard
@@ -112,8 +116,13 @@ def build_server(
     # x-envoy-original-path, ...) and grpc's 32 bytes of accounting per entry; the interceptor
     # holds otao's own methods to max_metadata_bytes exactly, with a clean message.
     metadata_limit = max_metadata_bytes + METADATA_HEADROOM_BYTES
+    interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = [
+        ServiceInterceptor(authenticate, max_metadata_bytes=max_metadata_bytes)
+    ]
+    if meter is not None:  # outermost: it sees the status the client gets
+        interceptors.insert(0, MeteringInterceptor(meter))
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(authenticate, max_metadata_bytes=max_metadata_bytes)],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),

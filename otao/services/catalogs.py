@@ -40,16 +40,25 @@ class CatalogCache:
         self._locks: dict[Key, asyncio.Lock] = {}
         # Called after each change made by this replica (to tell the other replicas).
         self._announce = announce
+        # Read by the metrics (otao/observability/metrics.Sampled): plain ints, hot path.
+        self.hits = 0
+        self.misses = 0
+        self.loads = 0
 
     def cached(self, tenant_id: str, application: str) -> Catalog | None:
         """The catalog if it is in memory now, without loading it (None otherwise)."""
-        return self._entries.get((tenant_id, application))
+        catalog = self._entries.get((tenant_id, application))
+        if catalog is not None:
+            self.hits += 1  # a None is counted by the get() that follows it
+        return catalog
 
     async def get(self, tenant_id: str, application: str) -> Catalog:
         key = (tenant_id, application)
         cached = self._entries.get(key)
         if cached is not None:
+            self.hits += 1
             return cached
+        self.misses += 1
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._entries.get(key)
@@ -57,6 +66,7 @@ class CatalogCache:
                 return cached
             generation = self._generation.get(key, 0)
             catalog = await self._load(tenant_id, application)
+            self.loads += 1
             if self._generation.get(key, 0) == generation:
                 self._entries[key] = catalog
                 if self._on_loaded is not None:

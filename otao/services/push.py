@@ -129,6 +129,9 @@ class PushService:
         self._lease = timedelta(seconds=lease_seconds)
         self._poll_interval = poll_interval_seconds
         self._wake = asyncio.Event()
+        # Read by the metrics (otao/observability/metrics.Sampled).
+        self.jobs_running = 0
+        self.endpoints_walked = 0
 
     async def prepare(self, change: Change) -> None:
         """Record, before the write, that the change will need its push (an outbox entry:
@@ -186,10 +189,13 @@ class PushService:
         job = await self._jobs.claim(self._owner, self._clock(), self._lease_end())
         if job is None:
             return False
+        self.jobs_running += 1
         try:
             await self._process(job)
         except LeaseLost:
             log.warning("push job lease lost", extra={"job": job.id})
+        finally:
+            self.jobs_running -= 1
         return True
 
     def _lease_end(self) -> datetime:
@@ -240,6 +246,7 @@ class PushService:
         """Second pass: send to every endpoint after the send cursor, saving it per batch."""
         async with self._walk(run, run.progress.sent_through, None) as batches:
             async for batch in batches:
+                self.endpoints_walked += len(batch.states)
                 sent = 0
                 for state, offered in self._deliveries(run, batch.states):
                     await self._limiter.take()

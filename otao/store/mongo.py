@@ -7,12 +7,12 @@ This package is the only importer of pymongo. Everything above it sees domain er
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -98,7 +98,13 @@ async def translated(what: str) -> AsyncIterator[None]:
 class Mongo:
     """Owns the client; hands out collections."""
 
-    def __init__(self, uri: str, database: str, timeout_ms: int) -> None:
+    def __init__(
+        self,
+        uri: str,
+        database: str,
+        timeout_ms: int,
+        listeners: Sequence[monitoring._EventListener] = (),
+    ) -> None:
         # Bounded timeouts everywhere: a database outage must turn into UNAVAILABLE quickly,
         # never into a hung request.
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
@@ -109,6 +115,7 @@ class Mongo:
             timeoutMS=timeout_ms * 2,
             retryWrites=True,
             tz_aware=True,
+            event_listeners=list(listeners),  # store/monitoring.py (metrics)
         )
         self.db: AsyncDatabase[Document] = self.client[database]
 

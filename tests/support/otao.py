@@ -57,6 +57,8 @@ async def start_otao(
         "security": {"enabled": False},
         "push": {"rate_per_second": 0, "poll_interval_seconds": 0.2, "lease_seconds": 3},
         "log_json": False,
+        # Off (several replicas per test run); tests/observability turns it on, on a free port.
+        "metrics": {"port": 0},
     }
     values.update(overrides)
     settings = Settings(**values)
