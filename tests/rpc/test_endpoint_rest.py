@@ -220,21 +220,16 @@ async def test_listing_by_version_pages_through_only_that_versions_endpoints(
         await cmx.applied(app_version, endpoint, "1.1.0+build.7")
     await known_endpoints(rest, application.name, 9)
 
-    first = await list_endpoints(rest, application.name, version="1.1.0+build.7", pageSize=2)
-    second = await list_endpoints(
-        rest,
-        application.name,
-        version="1.1.0+build.7",
-        pageSize=2,
-        pageToken=first["nextPageToken"],
-    )
-    third = await list_endpoints(
-        rest,
-        application.name,
-        version="1.1.0+build.7",
-        pageSize=2,
-        pageToken=second["nextPageToken"],
-    )
+    pages: list[dict[str, Any]] = []
+    token = ""
+    for _ in range(3):  # 5 endpoints, 2 a page
+        query = {"version": "1.1.0+build.7", "pageSize": 2} | (
+            {"pageToken": token} if token else {}
+        )
+        page = await list_endpoints(rest, application.name, **query)
+        pages.append(page)
+        token = page["nextPageToken"]
+    first, second, third = pages
 
     listed = [e["endpointId"] for p in (first, second, third) for e in p["endpoints"]]
     assert listed == on_new

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from otao.domain.applications import ApplicationConfig
+from tests.support.operator import create_software
 from tests.support.rest import INVALID_ARGUMENT, definition, error, ok
 
 pytestmark = pytest.mark.timeout(60)
@@ -57,9 +58,7 @@ async def test_a_query_parameter_may_not_reach_into_the_body(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
     path = f"{APPS}/{application.name}/software/1.1.0"
-    stored = ok(
-        await rest.post(f"{APPS}/{application.name}/software", json=definition("1.1.0", []))
-    )
+    stored = await create_software(rest, application.name, "1.1.0", [])
 
     response = await rest.patch(
         f"{path}?software.version=3.0.0", json={"rolloutStrategy": "suspended"}
@@ -75,9 +74,7 @@ async def test_accepted_query_parameters_work_in_both_spellings(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
     path = f"{APPS}/{application.name}/software/1.1.0"
-    stored = ok(
-        await rest.post(f"{APPS}/{application.name}/software", json=definition("1.1.0", []))
-    )
+    stored = await create_software(rest, application.name, "1.1.0", [])
 
     updated = await rest.patch(
         path,

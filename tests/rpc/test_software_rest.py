@@ -53,6 +53,24 @@ async def create(rest: httpx.AsyncClient, application: str, **fields: Any) -> di
     return created
 
 
+async def patch_definition(
+    rest: httpx.AsyncClient, application: ApplicationConfig, body: Any, mask: str | None = None
+) -> dict[str, Any]:
+    """PATCH of the test's definition 1.1.0 (with ``updateMask`` when given): the answer."""
+    params = {} if mask is None else {"updateMask": mask}
+    path = software_path(application.name, "1.1.0")
+    updated: dict[str, Any] = ok(await rest.patch(path, params=params, json=body))
+    return updated
+
+
+async def put_definition(
+    rest: httpx.AsyncClient, application: ApplicationConfig, body: Any
+) -> dict[str, Any]:
+    """PUT of the test's definition 1.1.0: the answer."""
+    answer: dict[str, Any] = ok(await rest.put(software_path(application.name, "1.1.0"), json=body))
+    return answer
+
+
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -165,15 +183,14 @@ async def test_put_replaces_the_whole_definition(
 ) -> None:
     created = await create(rest, application.name, metadata={"owner": "ops"})
 
-    replaced = ok(
-        await rest.put(
-            software_path(application.name, "1.1.0"),
-            json={
-                "upgradableFrom": ["0.9.0"],
-                "specification": {"image": "new.bin"},
-                "rolloutStrategy": "suspended",
-            },
-        )
+    replaced = await put_definition(
+        rest,
+        application,
+        {
+            "upgradableFrom": ["0.9.0"],
+            "specification": {"image": "new.bin"},
+            "rolloutStrategy": "suspended",
+        },
     )
 
     assert replaced["version"] == "1.1.0"
@@ -203,17 +220,16 @@ async def test_patch_with_an_update_mask_changes_only_the_masked_fields(
 ) -> None:
     created = await create(rest, application.name, metadata={"owner": "ops"})
 
-    updated = ok(
-        await rest.patch(
-            software_path(application.name, "1.1.0"),
-            params={"updateMask": "metadata,upgradableFrom"},
-            json={
-                "upgradableFrom": ["1.0.0", "1.0.1"],
-                "metadata": {"owner": "dev"},
-                "specification": {"image": "ignored.bin"},
-                "rolloutStrategy": "suspended",
-            },
-        )
+    updated = await patch_definition(
+        rest,
+        application,
+        {
+            "upgradableFrom": ["1.0.0", "1.0.1"],
+            "metadata": {"owner": "dev"},
+            "specification": {"image": "ignored.bin"},
+            "rolloutStrategy": "suspended",
+        },
+        mask="metadata,upgradableFrom",
     )
 
     assert updated["metadata"] == {"owner": "dev"}
@@ -229,11 +245,7 @@ async def test_patch_with_a_mask_naming_an_absent_field_clears_it(
 ) -> None:
     await create(rest, application.name, metadata={"owner": "ops"})
 
-    updated = ok(
-        await rest.patch(
-            software_path(application.name, "1.1.0"), params={"updateMask": "metadata"}, json={}
-        )
-    )
+    updated = await patch_definition(rest, application, {}, mask="metadata")
 
     assert updated["metadata"] == {}
 
@@ -243,11 +255,8 @@ async def test_patch_without_a_mask_changes_the_fields_present(
 ) -> None:
     created = await create(rest, application.name, metadata={"owner": "ops"})
 
-    updated = ok(
-        await rest.patch(
-            software_path(application.name, "1.1.0"),
-            json={"rolloutStrategy": "targeted", "filters": [{"filterId": "lab"}]},
-        )
+    updated = await patch_definition(
+        rest, application, {"rolloutStrategy": "targeted", "filters": [{"filterId": "lab"}]}
     )
 
     assert updated["rolloutStrategy"] == "targeted"
@@ -262,11 +271,7 @@ async def test_patch_leaving_targeted_without_naming_filters_drops_them(
 ) -> None:
     await create(rest, application.name, strategy="targeted", filters=[{"filterId": "lab"}])
 
-    updated = ok(
-        await rest.patch(
-            software_path(application.name, "1.1.0"), json={"rolloutStrategy": "general"}
-        )
-    )
+    updated = await patch_definition(rest, application, {"rolloutStrategy": "general"})
 
     assert (updated["rolloutStrategy"], updated["filters"]) == ("general", [])
 
@@ -315,11 +320,8 @@ async def test_devices_see_a_change_at_once(
     )
     assert (await cmx.request(app_version, "ep-c", config_id="1.0.0")).config_id == "1.1.0"
 
-    ok(
-        await rest.put(
-            software_path(application.name, "1.1.0"),
-            json=definition(version="1.1.0", specification={"image": "replaced.bin"}),
-        )
+    await put_definition(
+        rest, application, definition(version="1.1.0", specification={"image": "replaced.bin"})
     )
     offer = await cmx.request(app_version, "ep-c", config_id="1.0.0")
     assert offer.content is not None and json.loads(offer.content) == {"image": "replaced.bin"}
@@ -413,11 +415,7 @@ async def test_a_stale_etag_is_409_aborted_and_changes_nothing(
     rest: httpx.AsyncClient, application: ApplicationConfig, method: str, where: str
 ) -> None:
     created = await create(rest, application.name)
-    current = ok(
-        await rest.patch(
-            software_path(application.name, "1.1.0"), json={"metadata": {"by": "someone else"}}
-        )
-    )
+    current = await patch_definition(rest, application, {"metadata": {"by": "someone else"}})
 
     response = await rest.request(**conditional(application.name, created["etag"], method, where))
 

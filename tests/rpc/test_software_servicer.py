@@ -73,6 +73,29 @@ def replace(
     )
 
 
+def update(
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub,
+    application: str,
+    version: str,
+    body: dict[str, Any],
+    mask: list[str] | None = None,
+) -> Awaitable[software_pb2.Software]:
+    """The UpdateSoftware call, with an update mask of these paths when given."""
+    request = software_pb2.UpdateSoftwareRequest(
+        application_name=application, version=version, software=as_proto(body)
+    )
+    if mask is not None:
+        request.update_mask.paths.extend(mask)
+    return stub.UpdateSoftware(request)
+
+
+async def fetch(
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: str, version: str
+) -> software_pb2.Software:
+    request = software_pb2.GetSoftwareRequest(application_name=application, version=version)
+    return await stub.GetSoftware(request)
+
+
 async def failure(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await call
@@ -143,9 +166,7 @@ async def test_get_returns_exactly_what_create_returned(
         ],
     )
 
-    fetched = await stub.GetSoftware(
-        software_pb2.GetSoftwareRequest(application_name=application.name, version="1.1.0")
-    )
+    fetched = await fetch(stub, application.name, "1.1.0")
 
     assert fetched == created
     assert [(f.filter_id, f.rollout_date) for f in fetched.filters] == [
@@ -237,9 +258,7 @@ async def test_replace_sets_every_writable_field_and_keeps_created_at(
     assert replaced.created_at == created.created_at
     assert utc(replaced.updated_at) >= utc(created.updated_at)
     assert replaced.etag and replaced.etag != created.etag
-    fetched = await stub.GetSoftware(
-        software_pb2.GetSoftwareRequest(application_name=application.name, version="1.1.0")
-    )
+    fetched = await fetch(stub, application.name, "1.1.0")
     assert fetched == replaced
 
 
@@ -297,13 +316,12 @@ async def test_update_mask_takes_proto_field_names_too(
 ) -> None:
     await create(stub, application.name)
 
-    updated = await stub.UpdateSoftware(
-        software_pb2.UpdateSoftwareRequest(
-            application_name=application.name,
-            version="1.1.0",
-            software=as_proto({"upgradableFrom": ["1.0.0", "1.0.1"], "rolloutStrategy": "x"}),
-            update_mask=field_mask_pb2.FieldMask(paths=["upgradable_from"]),
-        )
+    updated = await update(
+        stub,
+        application.name,
+        "1.1.0",
+        {"upgradableFrom": ["1.0.0", "1.0.1"], "rolloutStrategy": "x"},
+        mask=["upgradable_from"],
     )
 
     assert list(updated.upgradable_from) == ["1.0.0", "1.0.1"]
@@ -315,12 +333,8 @@ async def test_update_without_a_mask_changes_the_fields_present_in_the_request(
 ) -> None:
     await create(stub, application.name, metadata={"owner": "team-a"})
 
-    updated = await stub.UpdateSoftware(
-        software_pb2.UpdateSoftwareRequest(
-            application_name=application.name,
-            version="1.1.0",
-            software=as_proto({"rolloutStrategy": "suspended", "specification": None}),
-        )
+    updated = await update(
+        stub, application.name, "1.1.0", {"rolloutStrategy": "suspended", "specification": None}
     )
 
     assert updated.rollout_strategy == "suspended"
@@ -336,14 +350,7 @@ async def test_update_mask_naming_a_read_only_field_names_the_update_mask(
     await create(stub, application.name)
 
     error = await failure(
-        stub.UpdateSoftware(
-            software_pb2.UpdateSoftwareRequest(
-                application_name=application.name,
-                version="1.1.0",
-                software=as_proto({"etag": "mine"}),
-                update_mask=field_mask_pb2.FieldMask(paths=["created_at"]),
-            )
-        )
+        update(stub, application.name, "1.1.0", {"etag": "mine"}, mask=["created_at"])
     )
 
     assert set(violations(error)) == {"updateMask"}
@@ -354,20 +361,10 @@ async def test_update_that_leaves_an_invalid_definition_is_refused_and_changes_n
 ) -> None:
     created = await create(stub, application.name)
 
-    error = await failure(
-        stub.UpdateSoftware(
-            software_pb2.UpdateSoftwareRequest(
-                application_name=application.name,
-                version="1.1.0",
-                software=as_proto({"upgradableFrom": ["1.2.0"]}),
-            )
-        )
-    )
+    error = await failure(update(stub, application.name, "1.1.0", {"upgradableFrom": ["1.2.0"]}))
 
     assert set(violations(error)) == {"upgradableFrom[0]"}
-    fetched = await stub.GetSoftware(
-        software_pb2.GetSoftwareRequest(application_name=application.name, version="1.1.0")
-    )
+    fetched = await fetch(stub, application.name, "1.1.0")
     assert fetched == created
 
 
@@ -480,9 +477,7 @@ async def test_a_duplicate_version_is_already_exists_and_keeps_the_first(
     error = await failure(create(stub, application.name, specification={"image": "second.bin"}))
 
     assert error.code() is grpc.StatusCode.ALREADY_EXISTS
-    fetched = await stub.GetSoftware(
-        software_pb2.GetSoftwareRequest(application_name=application.name, version="1.1.0")
-    )
+    fetched = await fetch(stub, application.name, "1.1.0")
     assert fetched == first
 
 
@@ -532,25 +527,15 @@ async def test_a_write_with_a_stale_etag_is_aborted_and_changes_nothing(
 ) -> None:
     created = await create(stub, application.name)
     # Someone else writes: the etag the caller holds is stale now.
-    await stub.UpdateSoftware(
-        software_pb2.UpdateSoftwareRequest(
-            application_name=application.name,
-            version="1.1.0",
-            software=as_proto({"metadata": {"by": "someone else"}}),
-        )
-    )
-    current = await stub.GetSoftware(
-        software_pb2.GetSoftwareRequest(application_name=application.name, version="1.1.0")
-    )
+    await update(stub, application.name, "1.1.0", {"metadata": {"by": "someone else"}})
+    current = await fetch(stub, application.name, "1.1.0")
     assert current.etag != created.etag
     name, request = conditional_write(method, application.name, created.etag, where)
 
     error = await failure(getattr(stub, name)(request))
 
     assert error.code() is grpc.StatusCode.ABORTED
-    after = await stub.GetSoftware(
-        software_pb2.GetSoftwareRequest(application_name=application.name, version="1.1.0")
-    )
+    after = await fetch(stub, application.name, "1.1.0")
     assert after == current
 
 
@@ -571,9 +556,7 @@ async def test_a_write_with_the_current_etag_succeeds(
     else:
         assert json_format.MessageToDict(reply.metadata) == {"changed": True}
         assert reply.etag and reply.etag != created.etag
-        fetched = await stub.GetSoftware(
-            software_pb2.GetSoftwareRequest(application_name=application.name, version="1.1.0")
-        )
+        fetched = await fetch(stub, application.name, "1.1.0")
         assert fetched.etag == reply.etag
 
 
@@ -598,9 +581,7 @@ async def test_an_etag_is_single_use_the_second_writer_with_it_is_aborted(
     error = await failure(stub.UpdateSoftware(second))
 
     assert error.code() is grpc.StatusCode.ABORTED
-    fetched = await stub.GetSoftware(
-        software_pb2.GetSoftwareRequest(application_name=application.name, version="1.1.0")
-    )
+    fetched = await fetch(stub, application.name, "1.1.0")
     assert json_format.MessageToDict(fetched.metadata) == {"writer": 1}
 
 

@@ -71,16 +71,36 @@ async def test_failure_ratio_crossing_halts_the_rollout_and_an_operator_resumes_
     for endpoint_id in outcomes:
         assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id == "1.1.0"
 
+    await _below_min_reports_the_rollout_goes_on(otao, cmx, rest, application, outcomes)
+    await _the_fifth_report_halts_it(cmx, rest, application, caplog)
+    await _halted_nobody_gets_it(otao, cmx, rest, application)
+    await _resuming_restarts_delivery_and_lasts(otao, cmx, rest, application)
+
+
+async def _below_min_reports_the_rollout_goes_on(
+    otao: RunningOtao,
+    cmx: CmxPeer,
+    rest: httpx.AsyncClient,
+    application: ApplicationConfig,
+    outcomes: dict[str, int],
+) -> None:
     # Four reports, half failed: below minReports, so the rollout goes on.
     seen = otao.app.halts.reports_seen
     for endpoint_id in ("ep-1", "ep-2", "ep-3", "ep-4"):
         code = outcomes[endpoint_id]
-        await cmx.applied(app_version, endpoint_id, "1.1.0", status_code=code)
+        await cmx.applied(application.app_versions[0], endpoint_id, "1.1.0", status_code=code)
         await reported(otao, application.name, endpoint_id, "1.1.0", failed=code >= 400)
     await health_checked(otao, seen + 4)
     assert (await get_software(rest, application.name, "1.1.0"))["rolloutStrategy"] == "general"
 
-    await cmx.applied(app_version, "ep-5", "1.1.0")
+
+async def _the_fifth_report_halts_it(
+    cmx: CmxPeer,
+    rest: httpx.AsyncClient,
+    application: ApplicationConfig,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await cmx.applied(application.app_versions[0], "ep-5", "1.1.0")
 
     async def halted() -> bool:
         found = await get_software(rest, application.name, "1.1.0")
@@ -97,7 +117,12 @@ async def test_failure_ratio_crossing_halts_the_rollout_and_an_operator_resumes_
     logged = [r for r in caplog.records if r.getMessage() == "rollout halted"]
     assert [getattr(r, "application", None) for r in logged] == [application.name]
 
+
+async def _halted_nobody_gets_it(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
     # Halted: nobody is offered or pushed 1.1.0 any more.
+    app_version = application.app_versions[0]
     before = len(pushed(cmx, app_version))
     assert (await cmx.request(app_version, "ep-late", "1.0.0")).config_id is None
     await recorded(otao, application.name, "ep-late", "1.0.0")
@@ -106,7 +131,12 @@ async def test_failure_ratio_crossing_halts_the_rollout_and_an_operator_resumes_
     assert pushed(cmx, app_version)[before:] == []
     assert (await get_software(rest, application.name, "1.1.0"))["rolloutStrategy"] == "suspended"
 
+
+async def _resuming_restarts_delivery_and_lasts(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
     # The operator resumes by setting the strategy: the halt is cleared, delivery restarts.
+    app_version = application.app_versions[0]
     resumed = await patch_software(rest, application.name, "1.1.0", rolloutStrategy="general")
     assert resumed["rolloutStrategy"] == "general"
     assert resumed.get("halt") in (None, {})

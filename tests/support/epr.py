@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -101,28 +102,27 @@ class EprPeer:
         endpoint_id: str,
     ) -> EndpointMatchedFilterEvent | EndpointUnmatchedFilterEvent:
         return record(
-            timestamp=_now_ms(),
-            correlation_id=uuid.uuid4().hex,
-            originator_replica_id=self.replica,
-            filter_id=filter_id,
-            application_name=application,
+            **self._filter_event(application, filter_id),
             app_version_name=app_version,
-            filter_name=None,
             endpoint_id=endpoint_id,
         )
+
+    def _filter_event(self, application: str, filter_id: str) -> dict[str, Any]:
+        """The fields every EFE event of this peer carries: fresh ids and time."""
+        return {
+            "timestamp": _now_ms(),
+            "correlation_id": uuid.uuid4().hex,
+            "originator_replica_id": self.replica,
+            "filter_id": filter_id,
+            "application_name": application,
+            "filter_name": None,
+        }
 
     async def deleted(self, application: str, filter_id: str) -> None:
         for filters in self.membership.values():
             if filter_id in filters:
                 filters.remove(filter_id)
-        event = EndpointFilterDeletedEvent(
-            timestamp=_now_ms(),
-            correlation_id=uuid.uuid4().hex,
-            originator_replica_id=self.replica,
-            filter_id=filter_id,
-            application_name=application,
-            filter_name=None,
-        )
+        event = EndpointFilterDeletedEvent(**self._filter_event(application, filter_id))
         await self._publish(EfeEventType.DELETED, filter_id, self.codec.encode(event))
 
     async def _publish(self, event_type: EfeEventType, filter_id: str, payload: bytes) -> None:
