@@ -11,6 +11,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from otao.observability import tracing
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -29,7 +31,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
-    return {key: value for key, value in vars(record).items() if key not in _STANDARD}
+    fields = {key: value for key, value in vars(record).items() if key not in _STANDARD}
+    # Formatted where it was logged: the current span is the request's (docs/observability.md).
+    trace_id = tracing.current_trace_id()
+    if trace_id is not None:
+        fields["traceId"] = trace_id
+    return fields
 
 
 def _text_value(value: object) -> str:

@@ -87,6 +87,11 @@ class MetricsSettings(BaseModel):
     max_rollouts: int = 200
 
 
+class TracingSettings(BaseModel):
+    # OTLP/gRPC collector, e.g. http://127.0.0.1:4317; None: no traces (docs/observability.md).
+    endpoint: str | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OTAO_", env_nested_delimiter="__")
 
@@ -110,6 +115,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     tekton: TektonSettings = Field(default_factory=TektonSettings)
     push: PushSettings = Field(default_factory=PushSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     applications: list[ApplicationEntry] = Field(default_factory=list)

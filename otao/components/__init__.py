@@ -22,6 +22,8 @@ from otao.components.observability import (
 )
 from otao.components.services import Services, build_services
 from otao.components.storage import Storage, build_storage
+from otao.components.watch import build_watch
+from otao.observability import tracing
 from otao.platform import Platform
 from otao.rpc.server import Health
 from otao.settings import Settings
@@ -48,12 +50,14 @@ class Components:
 
 
 def build(settings: Settings, on_catalog_loaded: Callable[[], None] | None = None) -> Components:
+    tracing.configure(settings.tracing.endpoint, "otao", settings.replica_id)
     observability = build_observability(settings)
     storage = build_storage(settings, database_listeners(observability))
     broker = build_broker(settings)
+    watch = build_watch(settings, broker)
     platform = Platform(settings, broker.nats, broker.codec, broker.subjects)
     services = build_services(
-        settings, storage, broker, platform, utc_now, on_catalog_loaded, observability
+        settings, storage, broker, platform, utc_now, on_catalog_loaded, observability, watch=watch
     )
     handlers = register_handlers(settings, broker, services, observability.cdtp_meter)
     health = Health()
@@ -101,6 +105,7 @@ def _lifecycle(
         Worker("push", services.push.run),
         Worker("rollout-health", services.halts.run),
         Worker("rollout-dates", services.scheduler.run),
+        Worker("rollout-events", services.watch.events.run),
     ]
     if services.tekton is not None:
         workers.insert(0, Worker("tekton", services.tekton.run))
@@ -113,8 +118,9 @@ def _lifecycle(
         readiness=Readiness(storage.mongo, broker.nats, health),
         workers=workers,
         stop_serving=health.shutdown,
-        # Both within the grace period, at the same time: in-flight RPCs and CDTP requests.
-        drains=[handlers.drain, grpc.stop],
+        # Together within the grace period: in-flight CDTP requests and RPCs. Watch streams
+        # end at once (health says NOT_SERVING by then), so they never hold the stop.
+        drains=[handlers.drain, services.watch.hub.drain, grpc.stop],
         flush=services.recorder.flush,
         closes=[broker.nats.close, platform.close, storage.mongo.close, observability.stop],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from otao.components.services import Services
+from otao.observability import tracing
 from otao.platform import Platform
 from otao.rpc.access import local_development_access
 from otao.rpc.application_servicer import ApplicationServicer
@@ -14,8 +15,10 @@ from otao.rpc.resolution_servicer import ResolutionServicer
 from otao.rpc.rollout_servicer import RolloutServicer
 from otao.rpc.server import Health, Server, build_server
 from otao.rpc.software_servicer import SoftwareServicer
+from otao.rpc.watch_servicer import WatchServicer
 from otao.services.application_list import ApplicationList
 from otao.services.meters import DoorMeter
+from otao.services.watch import WatchService
 from otao.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,9 @@ class GrpcDoor:
         self._applications = ApplicationServicer(
             ApplicationList(services.applications, services.catalogs)
         )
+        self._watch = WatchServicer(
+            WatchService(services.watch.hub, services.applications, services.rollout)
+        )
         self._server: Server | None = None
         self.port = 0
 
@@ -65,6 +71,8 @@ class GrpcDoor:
             resolution=self._resolution,
             endpoints=self._endpoints,
             rollout=self._rollout,
+            watch=self._watch,
+            traced=tracing.enabled(),
             applications=self._applications,
             health_state=self._health,
             authenticate=self._authenticate(),

@@ -13,6 +13,7 @@ from datetime import datetime
 from otao.components.broker import Broker
 from otao.components.observability import Observability
 from otao.components.storage import Storage
+from otao.components.watch import Watch
 from otao.domain.applications import ApplicationConfig
 from otao.platform import Platform
 from otao.services.applications import ApplicationDirectory
@@ -28,6 +29,7 @@ from otao.services.resolution import ResolutionService
 from otao.services.rollout import HaltMonitor, RolloutService
 from otao.services.schedule import RolloutDateScheduler
 from otao.services.software import SoftwareService
+from otao.services.watch import announcing_changes, announcing_reports
 from otao.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -48,6 +50,7 @@ class Services:
     endpoints: EndpointsService
     rollout: RolloutService
     scheduler: RolloutDateScheduler
+    watch: Watch  # this replica's watchers and the RolloutEvents port
     tekton: TektonConfiguration | None  # only when Kaa Tekton is the configuration source
 
 
@@ -59,6 +62,8 @@ def build_services(
     clock: Clock,
     on_catalog_loaded: Callable[[], None] | None = None,
     observability: Observability | None = None,
+    *,
+    watch: Watch,
 ) -> Services:
     observed = observability or Observability(None, None)
     applications = ApplicationDirectory(
@@ -80,7 +85,7 @@ def build_services(
         applications,
         audit,
         clock,
-        on_change=push.on_change,
+        on_change=announcing_changes(watch.events, push.on_change),
         prepare_push=push.prepare,
         report_counts=storage.endpoints.report_counts,
         settings_managed_externally=settings.tekton.enabled,
@@ -98,6 +103,7 @@ def build_services(
     recorder = SightingRecorder(storage.endpoints, storage.offers, clock)
     return Services(
         applications=applications,
+        watch=watch,
         catalogs=catalogs,
         audit=audit,
         push=push,
@@ -111,7 +117,7 @@ def build_services(
             resolution,
             storage.endpoints,
             recorder,
-            on_report=halts.on_report,
+            on_report=announcing_reports(watch.events, halts.on_report),
             offers=storage.offers,
         ),
         endpoints=EndpointsService(

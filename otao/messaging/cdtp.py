@@ -32,6 +32,7 @@ from otao.messaging.records import (
 )
 from otao.messaging.status import cdtp_status
 from otao.messaging.subjects import Subjects
+from otao.observability import tracing
 from otao.services.delivery import DeliveryService, Offer
 from otao.services.meters import NO_CDTP_METER, CdtpMeter, MethodMeter, PollResult
 
@@ -76,6 +77,7 @@ class CdtpProvider:
             self._subjects.elce_unregistered, self._on_unregistered, queue=group
         )
 
+    @tracing.traced("cdtp ConfigRequest", "CONSUMER")
     async def _on_request(self, msg: Msg) -> None:
         started = time.perf_counter()
         reply = msg.reply
@@ -123,6 +125,7 @@ class CdtpProvider:
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=timeout)
 
+    @tracing.traced("cdtp ConfigRequest resolve", "INTERNAL")
     async def _answer(self, reply: str, request: ConfigRequest, started: float) -> None:
         try:
             offer = await self._delivery.poll(

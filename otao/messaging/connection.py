@@ -20,6 +20,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
 from otao.domain.errors import OtaoError, Unavailable
+from otao.observability import tracing
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +139,11 @@ class NatsConnection:
             callback()
 
     async def publish(self, subject: str, payload: bytes, reply: str = "") -> None:
-        try:
-            await self.client.publish(subject, payload, reply=reply)
-        except NatsError as exc:
-            raise Unavailable("the message broker is unavailable") from exc
+        with tracing.span("publish", "PRODUCER", **{"messaging.destination.name": subject}):
+            try:
+                await self.client.publish(subject, payload, reply=reply)
+            except NatsError as exc:
+                raise Unavailable("the message broker is unavailable") from exc
 
     async def flush(self, timeout: int = 5) -> None:
         try:

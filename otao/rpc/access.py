@@ -42,6 +42,8 @@ METHOD_SCOPES: dict[str, str] = {
     "/kaa.otao.v1.EndpointService/DeleteConsent": DELETE,
     "/kaa.otao.v1.RolloutService/GetRolloutStatus": READ,
     "/kaa.otao.v1.RolloutService/ListAuditEntries": READ,
+    "/kaa.otao.v1.WatchService/WatchRollout": READ,
+    "/kaa.otao.v1.WatchService/WatchApplication": READ,
     "/kaa.otao.v1.ApplicationService/ListApplications": READ,
 }
 

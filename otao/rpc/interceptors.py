@@ -14,7 +14,7 @@ exception text (which Envoy would turn into a 500 carrying that text).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
@@ -53,6 +53,7 @@ else:  # the grpc runtime classes are not subscriptable
     _ServerInterceptor = grpc.aio.ServerInterceptor
 
 Behavior = Callable[[Any, Context], Awaitable[Any]]
+StreamBehavior = Callable[[Any, Context], AsyncIterator[Any]]
 Authenticate = Callable[[str, Any, Context], Awaitable[Caller]]
 Deserialize = Callable[[bytes], Any]
 
@@ -136,45 +137,77 @@ def _original_path(context: Context) -> str:
     return ""
 
 
-def _wrap_unary(
-    method: str,
-    behavior: Behavior,
-    authenticate: Authenticate | None,
-    deserialize: Deserialize | None = None,
-    max_metadata_bytes: int | None = None,
-) -> Behavior:
-    rest_query = query_rule(method)
+class _Guard:
+    """What every call of one of otao's methods goes through before its behavior runs, and
+    the one mapping of what it raises (unary and server-streaming alike)."""
 
-    async def guarded(raw: Any, context: Context) -> Any:
+    def __init__(
+        self,
+        method: str,
+        authenticate: Authenticate | None,
+        deserialize: Deserialize | None,
+        max_metadata_bytes: int | None,
+    ) -> None:
+        self.method = method
+        self._authenticate = authenticate
+        self._deserialize = deserialize
+        self._max_metadata_bytes = max_metadata_bytes
+        self._rest_query = query_rule(method)
+
+    async def request(self, raw: Any, context: Context) -> Any:
         # The same limit as Envoy's max_request_headers_kb, exactly: grpc's own limit (a little
         # higher, see server.build_server) would answer with its transport's text.
-        if max_metadata_bytes is not None and _client_metadata_bytes(context) > max_metadata_bytes:
+        limit = self._max_metadata_bytes
+        if limit is not None and _client_metadata_bytes(context) > limit:
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the request metadata exceeds {max_metadata_bytes // 1024} KiB",
+                f"the request metadata exceeds {limit // 1024} KiB",
             )
-        try:
-            request = _parse(deserialize, raw)
-            if authenticate is not None:
-                _caller.set(await authenticate(method, request, context))
-            # After authentication: an unauthenticated caller learns nothing about the API.
-            if rest_query is not None:
-                rest_query.check(_original_path(context))
-            refuse_unknown_fields(request)
-            fill_from_json_body(request)
-            return await behavior(request, context)
-        except errors.OtaoError as error:
+        request = _parse(self._deserialize, raw)
+        if self._authenticate is not None:
+            _caller.set(await self._authenticate(self.method, request, context))
+        # After authentication: an unauthenticated caller learns nothing about the API.
+        if self._rest_query is not None:
+            self._rest_query.check(_original_path(context))
+        refuse_unknown_fields(request)
+        fill_from_json_body(request)
+        return request
+
+    async def fail(self, context: Context, error: BaseException) -> None:
+        if isinstance(error, errors.OtaoError):
             await abort_with(context, error)
-        except (grpc.aio.AbortError, grpc.aio.BaseError):
-            raise
-        except Exception:
-            log.exception("unexpected error in %s", method)
-            internal = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
-            await context.abort(
-                grpc.StatusCode.INTERNAL,
-                "internal error",
-                trailing_metadata=(("grpc-status-details-bin", internal.SerializeToString()),),
-            )
+        if isinstance(error, (grpc.aio.AbortError, grpc.aio.BaseError)):
+            raise error
+        log.exception("unexpected error in %s", self.method, exc_info=error)
+        internal = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+        await context.abort(
+            grpc.StatusCode.INTERNAL,
+            "internal error",
+            trailing_metadata=(("grpc-status-details-bin", internal.SerializeToString()),),
+        )
+
+
+def _wrap_unary(guard: _Guard, behavior: Behavior) -> Behavior:
+    async def guarded(raw: Any, context: Context) -> Any:
+        try:
+            return await behavior(await guard.request(raw, context), context)
+        except Exception as error:
+            await guard.fail(context, error)
+
+    return guarded
+
+
+def _wrap_stream(guard: _Guard, behavior: StreamBehavior) -> StreamBehavior:
+    """A server-streaming method: the same checks before the first message, and the same
+    mapping of an error raised before or between messages."""
+
+    async def guarded(raw: Any, context: Context) -> AsyncIterator[Any]:
+        try:
+            request = await guard.request(raw, context)
+            async for message in behavior(request, context):
+                yield message
+        except Exception as error:
+            await guard.fail(context, error)
 
     return guarded
 
@@ -211,19 +244,24 @@ class ServiceInterceptor(_ServerInterceptor):
         if wrapped is not None:
             return wrapped
         handler = await continuation(handler_call_details)
-        if handler is None or not method.startswith(self._prefix) or handler.unary_unary is None:
+        if handler is None or not method.startswith(self._prefix):
             return handler
+        guard = _Guard(
+            method, self._authenticate, handler.request_deserializer, self._max_metadata_bytes
+        )
         # No request_deserializer: the wrapper parses, so a parse failure is mapped like any
         # other error (see _parse).
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            _wrap_unary(
-                method,
-                cast(Behavior, handler.unary_unary),
-                self._authenticate,
-                handler.request_deserializer,
-                self._max_metadata_bytes,
-            ),
-            response_serializer=handler.response_serializer,
-        )
+        if handler.unary_unary is not None:
+            wrapped = grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(guard, cast(Behavior, handler.unary_unary)),
+                response_serializer=handler.response_serializer,
+            )
+        elif handler.unary_stream is not None:
+            wrapped = grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(guard, cast(StreamBehavior, handler.unary_stream)),
+                response_serializer=handler.response_serializer,
+            )
+        else:  # no client-streaming method exists; refused rather than served unguarded
+            raise RuntimeError(f"{method}: client-streaming methods are not guarded")
         self._wrapped[method] = wrapped
         return wrapped

@@ -20,10 +20,13 @@ from kaa.otao.v1 import (
     rollout_pb2_grpc,
     software_pb2,
     software_pb2_grpc,
+    watch_pb2,
+    watch_pb2_grpc,
 )
 
 from otao.rpc.interceptors import Authenticate, ServiceInterceptor
 from otao.rpc.metering import MeteringInterceptor
+from otao.rpc.tracing import TracingInterceptor
 from otao.services.meters import DoorMeter
 
 # The server's type under otao's own name, so the wiring holds one without importing grpc.
@@ -35,6 +38,7 @@ SERVICE_NAMES = (
     endpoint_pb2.DESCRIPTOR.services_by_name["EndpointService"].full_name,
     rollout_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name,
     application_pb2.DESCRIPTOR.services_by_name["ApplicationService"].full_name,
+    watch_pb2.DESCRIPTOR.services_by_name["WatchService"].full_name,
 )
 
 
@@ -108,6 +112,8 @@ def build_server(
     max_message_bytes: int,
     max_metadata_bytes: int = 64 * 1024,
     meter: DoorMeter | None = None,
+    watch: watch_pb2_grpc.WatchServiceServicer | None = None,
+    traced: bool = False,
 ) -> grpc.aio.Server:
     # grpc's defaults are a soft limit of 8 KiB and a hard one of 16 KiB, with requests in
     # between refused at random (as RESOURCE_EXHAUSTED listing every header): soft and hard
@@ -119,6 +125,8 @@ def build_server(
     interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = [
         ServiceInterceptor(authenticate, max_metadata_bytes=max_metadata_bytes)
     ]
+    if traced:  # outside the error interceptor: authentication is inside the call's span
+        interceptors.insert(0, TracingInterceptor())
     if meter is not None:  # outermost: it sees the status the client gets
         interceptors.insert(0, MeteringInterceptor(meter))
     server = grpc.aio.server(
@@ -140,6 +148,8 @@ def build_server(
         rollout_pb2_grpc.add_RolloutServiceServicer_to_server(rollout, server)
     if applications is not None:
         application_pb2_grpc.add_ApplicationServiceServicer_to_server(applications, server)
+    if watch is not None:
+        watch_pb2_grpc.add_WatchServiceServicer_to_server(watch, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_state.servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server

@@ -25,6 +25,7 @@ from pymongo.errors import (
 )
 
 from otao.domain.errors import AlreadyExists, Unavailable
+from otao.observability import tracing
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,14 @@ _INDEXES: Mapping[str, list[IndexModel]] = {
 
 @asynccontextmanager
 async def translated(what: str) -> AsyncIterator[None]:
+    """One database call: a child span when tracing is on, errors translated (below)."""
+    with tracing.span(what, "CLIENT", **{"db.system": "mongodb"}):
+        async with _translated(what):
+            yield
+
+
+@asynccontextmanager
+async def _translated(what: str) -> AsyncIterator[None]:
     """Translate driver errors raised inside into domain errors, at the adapter boundary.
 
     Inside ``Mongo.fail_fast`` an operation is not even tried while the database is known to

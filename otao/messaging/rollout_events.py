@@ -1,0 +1,113 @@
+"""Rollout changes for watch streams, carried between replicas (``services/watch.py``).
+
+A change is delivered to this replica's watchers and broadcast (no queue group: every
+replica's watchers may care) on ``kaa.v1.events.{otao}.rollout.changed``, otao's own
+namespace like the catalog announcements. Changes are coalesced before they are sent: a
+burst of reports for one rollout is one message per ``interval`` per replica, not one per
+report. A replica ignores its own broadcasts (delivered locally already), and after a
+reconnect tells every watcher to resync (what was broadcast meanwhile is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from nats.aio.msg import Msg
+
+from otao.domain.errors import OtaoError
+from otao.messaging.connection import NatsConnection
+from otao.services.watch import EventKind, WatchHub
+
+log = logging.getLogger(__name__)
+
+# Changes per message: far below NATS' 1 MiB default payload limit.
+_BATCH = 500
+
+
+def rollout_changed_subject(otao: str) -> str:
+    return f"kaa.v1.events.{otao}.rollout.changed"
+
+
+Key = tuple[str, str, str, EventKind]
+
+
+class RolloutEventBroadcaster:
+    """The ``RolloutEvents`` port: ``changed`` only records; ``run`` sends every interval."""
+
+    def __init__(
+        self,
+        connection: NatsConnection,
+        hub: WatchHub,
+        otao: str,
+        replica: str,
+        interval_seconds: float = 0.2,
+    ) -> None:
+        self._connection = connection
+        self._hub = hub
+        self._subject = rollout_changed_subject(otao)
+        self._replica = replica
+        self._interval = interval_seconds
+        # A dict as an ordered set: bounded by the rollouts changed within one interval.
+        self._pending: dict[Key, None] = {}
+        self._wake = asyncio.Event()
+
+    def changed(self, tenant_id: str, application: str, version: str, kind: EventKind) -> None:
+        self._pending[(tenant_id, application, version, kind)] = None
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+            await asyncio.sleep(self._interval)
+
+    async def flush(self) -> None:
+        changes, self._pending = list(self._pending), {}
+        for tenant_id, application, version, kind in changes:
+            self._hub.deliver(tenant_id, application, version, kind)
+        for start in range(0, len(changes), _BATCH):
+            payload = {
+                "replica": self._replica,
+                "changes": [
+                    {"tenantId": t, "application": a, "version": v, "kind": k.value}
+                    for t, a, v, k in changes[start : start + _BATCH]
+                ],
+            }
+            try:
+                await self._connection.publish(self._subject, json.dumps(payload).encode())
+            except OtaoError as error:
+                # Rare: the client buffers while reconnecting. Other replicas' watchers miss it.
+                log.warning("rollout change not broadcast to other replicas: %s", error.message)
+                return
+
+
+class RolloutEventListener:
+    """Hands the other replicas' rollout changes to this replica's watchers."""
+
+    def __init__(self, connection: NatsConnection, hub: WatchHub, otao: str, replica: str) -> None:
+        self._connection = connection
+        self._hub = hub
+        self._subject = rollout_changed_subject(otao)
+        self._replica = replica
+
+    def register(self) -> None:
+        self._connection.subscribe(self._subject, self._on_changed)
+        self._connection.on_reconnect(self._hub.resync_all)
+
+    async def _on_changed(self, msg: Msg) -> None:
+        try:
+            payload = json.loads(msg.data)
+            if payload.get("replica") == self._replica:
+                return
+            changes = [
+                (str(c["tenantId"]), str(c["application"]), str(c["version"]), EventKind(c["kind"]))
+                for c in payload["changes"]
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("malformed rollout change broadcast ignored")
+            return
+        for tenant_id, application, version, kind in changes:
+            self._hub.deliver(tenant_id, application, version, kind)
