@@ -8,8 +8,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
-
 from otao.components.lifecycle import Worker
 from otao.observability.metrics import Metrics, Sampled
 from otao.observability.rollouts import GaugeRefresher
@@ -74,7 +72,7 @@ def build_observability(settings: Settings) -> Observability:
     port = settings.metrics.port
     if port == 0:
         return Observability(None, None)
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics.with_own_registry()
     host = settings.metrics.host or settings.grpc_host
     return Observability(metrics, MetricsServer(metrics.registry, host, port))
 

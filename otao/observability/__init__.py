@@ -1,2 +1,2 @@
-"""Observability: Prometheus metrics (``metrics``, ``server``, ``rollouts``) and the meters the
-doors report to (``meters``)."""
+"""Observability: Prometheus metrics (``metrics``, ``server``, ``rollouts``; the doors report
+through the ports of ``otao.services.meters``)."""

@@ -164,6 +164,10 @@ class Metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 r.register(collector)
 
+    @classmethod
+    def with_own_registry(cls) -> Metrics:
+        return cls(CollectorRegistry())
+
     def grpc(self) -> _DoorMeter:
         return _DoorMeter(self, "grpc")
 
