@@ -6,17 +6,14 @@ import httpx
 
 from otao.domain.applications import ApplicationConfig
 from tests.support.browser import Console, expect
+from tests.support.operator import create_software
 from tests.support.rest import definition, ok
 
 
 async def test_a_version_created_through_the_form_appears_in_the_table(
     console: Console, application: ApplicationConfig, api: httpx.AsyncClient
 ) -> None:
-    ok(
-        await api.post(
-            f"/api/v1/applications/{application.name}/software", json=definition("1.0.0", [])
-        )
-    )
+    await create_software(api, application.name, "1.0.0", [])
     await console.open(f"#/apps/{application.name}/definitions")
     page = console.page
     form = page.get_by_role("form", name="New version")
@@ -89,11 +86,7 @@ async def test_editing_with_a_stale_etag_explains_the_conflict(
 async def test_delete_asks_first_and_then_removes_the_row(
     console: Console, application: ApplicationConfig, api: httpx.AsyncClient
 ) -> None:
-    ok(
-        await api.post(
-            f"/api/v1/applications/{application.name}/software", json=definition("1.0.0", [])
-        )
-    )
+    await create_software(api, application.name, "1.0.0", [])
     await console.open(f"#/apps/{application.name}/definitions")
     page = console.page
     await page.get_by_role("button", name="Delete 1.0.0").click()

@@ -8,6 +8,7 @@ import httpx
 
 from otao.domain.applications import ApplicationConfig
 from tests.support.browser import Console, expect
+from tests.support.operator import create_software
 from tests.support.rest import definition, ok
 
 
@@ -59,11 +60,7 @@ async def test_entering_a_current_version_highlights_its_upgrade_path(
 async def test_choosing_a_node_opens_its_definition(
     console: Console, application: ApplicationConfig, api: httpx.AsyncClient
 ) -> None:
-    ok(
-        await api.post(
-            f"/api/v1/applications/{application.name}/software", json=definition("1.0.0", [])
-        )
-    )
+    await create_software(api, application.name, "1.0.0", [])
     await console.open(f"#/apps/{application.name}/graph")
     await console.page.get_by_role("link", name="1.0.0, general").click()
     await expect(

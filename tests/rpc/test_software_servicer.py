@@ -96,6 +96,24 @@ async def fetch(
     return await stub.GetSoftware(request)
 
 
+async def set_consent_required(
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: str, required: bool
+) -> software_pb2.ApplicationSettings:
+    settings = software_pb2.ApplicationSettings(consent_required=required)
+    return await stub.UpdateApplicationSettings(
+        software_pb2.UpdateApplicationSettingsRequest(
+            application_name=application, settings=settings
+        )
+    )
+
+
+async def settings_of(
+    stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: str
+) -> software_pb2.ApplicationSettings:
+    request = software_pb2.GetApplicationSettingsRequest(application_name=application)
+    return await stub.GetApplicationSettings(request)
+
+
 async def failure(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await call
@@ -592,9 +610,7 @@ async def test_an_etag_is_single_use_the_second_writer_with_it_is_aborted(
 async def test_settings_default_to_no_consent_required(
     stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
-    settings = await stub.GetApplicationSettings(
-        software_pb2.GetApplicationSettingsRequest(application_name=application.name)
-    )
+    settings = await settings_of(stub, application.name)
     assert settings == software_pb2.ApplicationSettings(consent_required=False)
 
 
@@ -602,15 +618,8 @@ async def test_settings_put_is_returned_and_read_back(
     stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig
 ) -> None:
     for wanted in (True, False, True):
-        stored = await stub.UpdateApplicationSettings(
-            software_pb2.UpdateApplicationSettingsRequest(
-                application_name=application.name,
-                settings=software_pb2.ApplicationSettings(consent_required=wanted),
-            )
-        )
-        fetched = await stub.GetApplicationSettings(
-            software_pb2.GetApplicationSettingsRequest(application_name=application.name)
-        )
+        stored = await set_consent_required(stub, application.name, wanted)
+        fetched = await settings_of(stub, application.name)
         assert stored.consent_required is wanted
         assert fetched.consent_required is wanted
 
@@ -619,16 +628,9 @@ async def test_settings_are_per_application(
     stub: software_pb2_grpc.SoftwareServiceAsyncStub, application: ApplicationConfig, otao: Any
 ) -> None:
     other = otao.add_application()
-    await stub.UpdateApplicationSettings(
-        software_pb2.UpdateApplicationSettingsRequest(
-            application_name=application.name,
-            settings=software_pb2.ApplicationSettings(consent_required=True),
-        )
-    )
+    await set_consent_required(stub, application.name, True)
 
-    fetched = await stub.GetApplicationSettings(
-        software_pb2.GetApplicationSettingsRequest(application_name=other.name)
-    )
+    fetched = await settings_of(stub, other.name)
 
     assert fetched.consent_required is False
 
