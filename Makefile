@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROTO_FILES := $(shell find proto -name '*.proto' | sort)
 
-.PHONY: setup gen gen-check lint format typecheck browser test test-only run bench clean
+.PHONY: setup gen gen-check lint format typecheck browser test test-only run bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -63,6 +63,11 @@ run: setup gen
 
 bench: setup gen
 	$(PY) -m bench
+
+# Up to 1,000,000 known endpoints (bench/README.md, "make bench-scale"); SCALE_ARGS, e.g.
+# SCALE_ARGS="--max-size 100000", passes options.
+bench-scale: setup gen
+	$(PY) -m bench.scale $(SCALE_ARGS)
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

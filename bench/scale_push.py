@@ -1,0 +1,171 @@
+"""The push of ``make bench-scale``: a general release deliverable to every known endpoint,
+against the walk-and-publish baseline (bench/baselines.py ``push``), with otao's memory.
+
+otao's peak RSS during the job is its VmHWM after the job, the high-water mark having been
+reset (``/proc/<pid>/clear_refs``) just before the release; a sampler of VmRSS every 0.1 s
+gives the same figure where the reset is not allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from kaa.otao.v1 import software_pb2, software_pb2_grpc
+
+from bench import baselines, report, seed
+from bench import scale_fleet as fleet
+from bench.load import ReceiveJob, ReceiveResult
+from bench.run import CODEC, Bench, CpuMeter
+from bench.stack import DATABASE, OTAO_NAME, Stack
+from otao.messaging.records import ConfigUpdated
+from otao.messaging.subjects import config_updated_subject
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (its peak) of ``pid`` in bytes (Linux /proc)."""
+    values: dict[str, int] = {}
+    for text in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = text.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0]) * 1024
+    return values
+
+
+class RssSampler(threading.Thread):
+    """The largest VmRSS of a process seen every 0.1 s until ``stopped`` is set."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.stopped = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.1):
+            with contextlib.suppress(OSError):
+                self.peak = max(self.peak, proc_status(self.pid).get("VmRSS", 0))
+
+
+def _reset_peak(pid: int) -> bool:
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _rate(result: ReceiveResult) -> float:
+    if result.count < 2 or result.first is None or result.last is None:
+        return 0.0
+    return (result.count - 1) / (result.last - result.first) if result.last > result.first else 0.0
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+async def measure(bench: Bench, stack: Stack, size: int, job_wait: float) -> dict[str, Any]:
+    example = CODEC.encode(
+        ConfigUpdated(
+            correlation_id=uuid.uuid4().hex,
+            timestamp=int(time.time() * 1000),
+            app_version_name=fleet.FLEET.app_version,
+            endpoint_id=fleet.endpoint_id(0),
+            config_id=fleet.PUSHED,
+            content=seed.specification(fleet.FLEET.name, fleet.PUSHED).encode(),
+            originator_replica_id="otao-0123456789ab",
+        )
+    )
+    timeout = max(240.0, size / 2_000)
+    pool = bench.pool
+
+    # Baseline: the same walk over the same documents, one publish per endpoint.
+    receiver = pool.start_receiver(ReceiveJob(stack.nats_url, "bench.baseline.push", size, timeout))
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    config = baselines.PushBaselineConfig(
+        stack.nats_url,
+        stack.mongo_uri,
+        DATABASE,
+        seed.TENANT,
+        fleet.FLEET.name,
+        "bench.baseline.push",
+        example,
+        500,
+    )
+    pusher = context.Process(target=baselines.push, args=(config, child))
+    pusher.start()
+    assert pusher.pid is not None
+    meter = CpuMeter({"baseline": pusher.pid, **bench.infrastructure_pids()}).start()
+    base = await asyncio.to_thread(pool.receiver_result, receiver)
+    base_cores = meter.stop()
+    base_started, _ = await asyncio.to_thread(parent.recv)
+    pusher.join()
+
+    # otao: one general release upgradable from every version the fleet runs.
+    created = software_pb2.Software(
+        version=fleet.PUSHED,
+        upgradable_from=fleet.pushed_definition_sources(),
+        rollout_strategy="general",
+    )
+    json_format.Parse(seed.specification(fleet.FLEET.name, fleet.PUSHED), created.specification)
+    assert bench.channel is not None
+    stub = software_pb2_grpc.SoftwareServiceStub(bench.channel)
+    subject = config_updated_subject(OTAO_NAME)
+    receiver = pool.start_receiver(ReceiveJob(stack.nats_url, subject, size, timeout))
+    rss_before = proc_status(stack.otao_pid)["VmRSS"]
+    reset = _reset_peak(stack.otao_pid)
+    sampler = RssSampler(stack.otao_pid)
+    sampler.start()
+    changed_at = time.time()
+    await stub.CreateSoftware(
+        software_pb2.CreateSoftwareRequest(application_name=fleet.FLEET.name, software=created),
+        timeout=60,
+    )
+    meter = CpuMeter({"otao": stack.otao_pid, **bench.infrastructure_pids()}).start()
+    ours = await asyncio.to_thread(pool.receiver_result, receiver)
+    ours_cores = meter.stop()
+    job_seconds = await bench._push_job_seconds(job_wait)
+    sampler.stopped.set()
+    await asyncio.to_thread(sampler.join)
+    hwm = proc_status(stack.otao_pid)["VmHWM"]
+
+    ours_rate, base_rate = _rate(ours), _rate(base)
+    arrivals = [t - changed_at for t in ours.arrivals]
+    push = {
+        "name": f"push {size:,} endpoints / CDTP ConfigUpdated (general release)",
+        "otao_rps": round(ours_rate, 1),
+        "baseline_rps": round(base_rate, 1),
+        "ratio": round(ours_rate / base_rate, 3) if base_rate else None,
+        "p50_ms": round(_percentile(arrivals, 0.50) * 1000, 1),
+        "p99_ms": round(_percentile(arrivals, 0.99) * 1000, 1),
+        "door": "CDTP",
+        "path": "push",
+        "endpoints": size,
+        "notifications_per_s": round(ours_rate, 1),
+        "notifications": ours.count,
+        "time_to_first_ms": round(((ours.first or changed_at) - changed_at) * 1000, 1),
+        "seconds_to_last": round((ours.last or changed_at) - changed_at, 2),
+        # None: the job (offers recorded after the notifications) had not finished job_wait
+        # seconds after the last notification.
+        "job_seconds": job_seconds,
+        "job_wait_s": job_wait,
+        "otao_rss_before_bytes": rss_before,
+        "otao_peak_rss_bytes": hwm if reset else sampler.peak,
+        "otao_peak_rss_sampled_bytes": sampler.peak,
+        "peak_from": "VmHWM after clear_refs" if reset else "VmRSS sampled every 0.1 s",
+        "baseline_notifications": base.count,
+        "baseline_time_to_first_ms": round(((base.first or base_started) - base_started) * 1000, 1),
+        "baseline_seconds_to_last": round((base.last or base_started) - base_started, 2),
+        "server_cpu_cores": ours_cores,
+        "baseline_server_cpu_cores": base_cores,
+    }
+    print(report.line(push), flush=True)
+    return push
