@@ -174,3 +174,22 @@ async def test_a_watcher_that_reads_nothing_holds_a_bounded_queue_and_is_told_it
     resync = await _next_matching(call, lambda e: e.kind == "resync")
     assert resync.missed > 0
     call.cancel()
+
+
+async def test_a_watch_stream_ends_cleanly_on_shutdown_after_health_says_not_serving(
+    nats_server: NatsServer, mongo_server: MongoServer
+) -> None:
+    replica = await start_otao(nats_server.url, mongo_server.uri)
+    app = replica.add_application()
+    async with grpc.aio.insecure_channel(replica.grpc_target) as channel:
+        call = watch_pb2_grpc.WatchServiceStub(channel).WatchApplication(
+            watch_pb2.WatchApplicationRequest(application_name=app.name)
+        )
+        assert (await asyncio.wait_for(call.read(), WAIT)).kind == "opened"
+        stopping = asyncio.create_task(replica.stop())
+        ended = await asyncio.wait_for(call.read(), WAIT)
+        serving_when_ended = replica.app.health.serving
+        await stopping
+    assert ended is grpc.aio.EOF
+    assert await call.code() is grpc.StatusCode.OK
+    assert serving_when_ended is False
