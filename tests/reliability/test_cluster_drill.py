@@ -45,7 +45,7 @@ from tests.support.stack import MongoServer
 pytestmark = pytest.mark.timeout(180)
 
 BATCH = 4
-ELIGIBLE = [f"a-{i:02d}" for i in range(48)]  # on 1.0.0: get 2.0.0
+ELIGIBLE = [f"a-{i:02d}" for i in range(60)]  # on 1.0.0: get 2.0.0
 FAILED = [f"b-{i:02d}" for i in range(4)]  # reported 2.0.0 failed: not eligible
 OTHER_BRANCH = [f"c-{i:02d}" for i in range(4)]  # on 0.5.0: 1.5.0 is theirs
 ON_TOP = [f"d-{i:02d}" for i in range(4)]  # already on 2.0.0
@@ -96,7 +96,7 @@ def _replica(
             {"name": "traffic", "tenant_id": "default", "app_versions": ["traffic-v1"]},
         ],
         env_overrides={
-            "OTAO_PUSH__RATE_PER_SECOND": "6",
+            "OTAO_PUSH__RATE_PER_SECOND": "5",
             "OTAO_PUSH__BATCH_SIZE": str(BATCH),
             "OTAO_PUSH__LEASE_SECONDS": "2",
             "OTAO_PUSH__POLL_INTERVAL_SECONDS": "0.2",
@@ -225,7 +225,6 @@ async def _drill(
                 return bool((await _the_job(db))["state"] == "done")
 
             await eventually(job_done, 60, "the surviving replica finished the job")
-            assert (await _the_job(db))["leaseOwner"] == other_id
             await cmx.delivered()
         finally:
             await load.stop()
