@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.report import FLATNESS_TARGET
+from bench.report import growth_target
 
-GROWTH_MARGIN = 0.2  # p99 growth within this of the baseline's own growth (issue 16)
 MB = 1024 * 1024
 
 
@@ -31,38 +30,10 @@ def _sweep(results: dict[str, Any], door: str, path: str) -> list[dict[str, Any]
     )
 
 
-def growth_target(sweep: list[dict[str, Any]], label: str) -> dict[str, Any] | None:
-    """p99 at the largest size over the smallest: <= 1.5x and within 0.2 of the baseline's
-    own growth between the same sizes (issue 16)."""
-    if len(sweep) < 2:
-        return None
-    small, large = sweep[0], sweep[-1]
-    growth = large["p99_ms"] / small["p99_ms"] if small["p99_ms"] else None
-    base = (
-        large["baseline_p99_ms"] / small["baseline_p99_ms"]
-        if small.get("baseline_p99_ms")
-        else None
-    )
-    met = (
-        growth is not None
-        and base is not None
-        and growth <= FLATNESS_TARGET
-        and growth - base <= GROWTH_MARGIN
-    )
-    return {
-        "target": (
-            f"{label} p99 at {large['endpoints']:,} known endpoints within {FLATNESS_TARGET}x of "
-            f"{small['endpoints']:,} and within {GROWTH_MARGIN} of the baseline's own growth"
-        ),
-        "issue": 16,
-        "value": round(growth, 2) if growth is not None else None,
-        "baseline_growth": round(base, 2) if base is not None else None,
-        "met": met,
-    }
-
-
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    judged = growth_target(_sweep(results, "CDTP", "update-available"), "update available")
+    """Issue 16: update-available p99 growth from the smallest size to the largest."""
+    sweep = _sweep(results, "CDTP", "update-available")
+    judged = growth_target(sweep, "endpoints", "update available (CDTP)")
     return [judged] if judged else []
 
 
