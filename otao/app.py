@@ -32,6 +32,7 @@ class App:
         self.delivery = c.services.delivery
         self.recorder = c.services.recorder
         self.halts = c.services.halts
+        self.waves = c.services.waves
         self.scheduler = c.services.scheduler
         self.tekton = c.services.tekton
         self.cdtp = c.handlers.cdtp

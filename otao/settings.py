@@ -74,6 +74,8 @@ class PushSettings(BaseModel):
     lease_seconds: float = 15.0
     # How often replicas look for rollout dates that have passed.
     rollout_date_check_seconds: float = 1.0
+    # How often replicas judge the gates of staged rollouts (and on every report).
+    rollout_gate_check_seconds: float = 5.0
 
 
 class MetricsSettings(BaseModel):

@@ -104,6 +104,7 @@ def _lifecycle(
         Worker("sightings", services.recorder.run),
         Worker("push", services.push.run),
         Worker("rollout-health", services.halts.run),
+        Worker("rollout-gates", services.waves.run),
         Worker("rollout-dates", services.scheduler.run),
         Worker("rollout-events", services.watch.events.run),
     ]

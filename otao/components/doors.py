@@ -40,7 +40,7 @@ class GrpcDoor:
         self._software = SoftwareServicer(services.software)
         self._resolution = ResolutionServicer(services.resolution)
         self._endpoints = EndpointServicer(services.endpoints)
-        self._rollout = RolloutServicer(services.rollout, services.audit)
+        self._rollout = RolloutServicer(services.rollout, services.audit, services.waves)
         self._applications = ApplicationServicer(
             ApplicationList(services.applications, services.catalogs)
         )

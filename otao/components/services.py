@@ -15,6 +15,7 @@ from otao.components.observability import Observability
 from otao.components.storage import Storage
 from otao.components.watch import Watch
 from otao.domain.applications import ApplicationConfig
+from otao.domain.models import AppliedReport, EndpointKey
 from otao.platform import Platform
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
@@ -30,6 +31,7 @@ from otao.services.rollout import HaltMonitor, RolloutService
 from otao.services.schedule import RolloutDateScheduler
 from otao.services.software import SoftwareService
 from otao.services.watch import announcing_changes, announcing_reports
+from otao.services.waves import WaveService
 from otao.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -50,6 +52,7 @@ class Services:
     endpoints: EndpointsService
     rollout: RolloutService
     scheduler: RolloutDateScheduler
+    waves: WaveService
     watch: Watch  # this replica's watchers and the RolloutEvents port
     tekton: TektonConfiguration | None  # only when Kaa Tekton is the configuration source
 
@@ -91,6 +94,23 @@ def build_services(
         settings_managed_externally=settings.tekton.enabled,
     )
     halts = HaltMonitor(catalogs, storage.endpoints, observed.counted_halt(software.halt))
+    waves = WaveService(
+        applications,
+        catalogs,
+        storage.software,
+        storage.endpoints,
+        storage.offers,
+        audit,
+        push.enqueue,
+        software.halt,
+        clock,
+        interval=settings.push.rollout_gate_check_seconds,
+    )
+
+    async def on_report(key: EndpointKey, report: AppliedReport) -> None:
+        await halts.on_report(key, report)
+        await waves.on_report(key, report)
+
     filters = FilterService(
         applications,
         storage.endpoints,
@@ -99,7 +119,9 @@ def build_services(
         ask_epr=broker.membership.ask,
         clock=clock,
     )
-    resolution = ResolutionService(applications, catalogs, storage.endpoints, clock, filters.learn)
+    resolution = ResolutionService(
+        applications, catalogs, storage.endpoints, clock, filters.learn, waves.gates
+    )
     recorder = SightingRecorder(storage.endpoints, storage.offers, clock)
     return Services(
         applications=applications,
@@ -117,13 +139,16 @@ def build_services(
             resolution,
             storage.endpoints,
             recorder,
-            on_report=announcing_reports(watch.events, halts.on_report),
+            on_report=announcing_reports(watch.events, on_report),
             offers=storage.offers,
         ),
         endpoints=EndpointsService(
             applications, storage.endpoints, resolution, audit, clock, push.notify_endpoint
         ),
-        rollout=RolloutService(applications, catalogs, storage.endpoints, storage.offers, clock),
+        rollout=RolloutService(
+            applications, catalogs, storage.endpoints, storage.offers, clock, waves
+        ),
+        waves=waves,
         scheduler=RolloutDateScheduler(
             applications, catalogs, push, clock, interval=settings.push.rollout_date_check_seconds
         ),

@@ -13,6 +13,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TypeAlias
 
+from otao.domain.rollout_plan import RolloutPlan
+from otao.domain.rollout_state import InstallRecord, RolloutState
+
 JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
 
@@ -59,6 +62,8 @@ class SoftwareSpec:
     rollout_strategy: RolloutStrategy
     filters: tuple[RolloutFilter, ...] = ()
     rollout_policy: RolloutPolicy | None = None
+    # Staged waves over the eligible endpoints (docs/rollouts.md); None: all at once.
+    rollout_plan: RolloutPlan | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,8 @@ class Software:
     # (applied, failed) report counts when an operator resumed a halted rollout: the
     # rolloutPolicy judges only the reports that came after.
     policy_baseline: tuple[int, int] = (0, 0)
+    # Where the plan's rollout stands; set exactly when spec.rollout_plan is.
+    rollout: RolloutState | None = None
 
     @property
     def version(self) -> str:
@@ -159,6 +166,8 @@ class EndpointState:
     # endpoint itself; not a known endpoint (not listed, counted or pushed to) until it polls
     # or reports.
     seen: bool = True
+    # Per version reported on under a rollout plan: report, previous version, settling poll.
+    installs: tuple[InstallRecord, ...] = ()
 
     @property
     def consented_versions(self) -> frozenset[str]:

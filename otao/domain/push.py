@@ -126,6 +126,48 @@ class PushJob:
             created_at=now,
         )
 
+    @classmethod
+    def for_wave_opened(cls, definition: Software, now: datetime) -> PushJob | None:
+        """The job of a rollout's current wave having opened: before it, the wave before was
+        the open one. The id names the wave and when it opened, so every replica (and every
+        re-evaluation after a crash) makes the same one job; None on wave 0 (the definition's
+        own write pushes that)."""
+        state = definition.rollout
+        if state is None or state.current_wave == 0:
+            return None
+        wave = state.current_wave
+        before = replace(
+            definition,
+            rollout=replace(state, current_wave=wave - 1, opened_at=state.opened_at[:wave]),
+        )
+        opened = state.current_opened_at.isoformat()
+        return cls(
+            id=f"wave:{_scope(definition)}/{definition.version}/{wave}/{opened}",
+            tenant_id=definition.tenant_id,
+            application=definition.application,
+            version=definition.version,
+            before=before,
+            after=definition,
+            settings_before=None,
+            settings_after=None,
+            created_at=now,
+        )
+
+    @classmethod
+    def for_rollout_resumed(cls, paused: Software, resumed: Software, now: datetime) -> PushJob:
+        """The job of a paused rollout resumed: endpoints that polled meanwhile got nothing."""
+        return cls(
+            id=f"resume:{_scope(resumed)}/{resumed.version}/{resumed.etag}",
+            tenant_id=resumed.tenant_id,
+            application=resumed.application,
+            version=resumed.version,
+            before=paused,
+            after=resumed,
+            settings_before=None,
+            settings_after=None,
+            created_at=now,
+        )
+
 
 def _scope(definition: Software) -> str:
     return f"{definition.tenant_id}/{definition.application}"
@@ -139,11 +181,18 @@ def matters(change: Change) -> bool:
     if before is None or after is None:
         return True
     a, b = before.spec, after.spec
-    return (a.upgradable_from, a.specification_json, a.rollout_strategy, a.filters) != (
+    return (
+        a.upgradable_from,
+        a.specification_json,
+        a.rollout_strategy,
+        a.filters,
+        a.rollout_plan,
+    ) != (
         b.upgradable_from,
         b.specification_json,
         b.rollout_strategy,
         b.filters,
+        b.rollout_plan,
     )
 
 
@@ -161,7 +210,9 @@ def catalog_before(job: PushJob, after: Catalog) -> Catalog:
 
 
 # What EndpointFacts.of(state, None) depends on: endpoints alike in these get one decision.
-_Signature = tuple[str | None, frozenset[str] | None, frozenset[str], tuple[Consent, ...]]
+_Signature = tuple[
+    str | None, frozenset[str] | None, frozenset[str], tuple[Consent, ...], str | None
+]
 
 
 def deliveries(
@@ -172,8 +223,16 @@ def deliveries(
     (a fleet has few), since resolution is the cost of a push walk."""
     decided: dict[_Signature, Software | None] = {}
     pushed: list[tuple[EndpointState, Software]] = []
+    # A rollout plan places each endpoint by its own id: no two endpoints are alike then.
+    planned = any(d.spec.rollout_plan for c in (before, after) for d in c.definitions)
     for state in states:
-        signature = (state.current_version, state.filters, state.failed_versions, state.consents)
+        signature = (
+            state.current_version,
+            state.filters,
+            state.failed_versions,
+            state.consents,
+            state.endpoint_id if planned else None,
+        )
         if signature in decided:
             offered = decided[signature]
         else:

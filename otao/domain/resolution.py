@@ -6,12 +6,16 @@ verdict for every definition come out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from otao.domain import rollout_progress
 from otao.domain.catalog import Catalog
 from otao.domain.models import EndpointState, FilterBelief, RolloutStrategy, Software
+from otao.domain.rollout_plan import wave_for
+from otao.domain.rollout_progress import GateState
 
 
 class VerdictKind(StrEnum):
@@ -22,6 +26,10 @@ class VerdictKind(StrEnum):
     ROLLOUT_DATE_PENDING = "rollout_date_pending"
     AWAITING_CONSENT = "awaiting_consent"
     PREVIOUSLY_FAILED = "previously_failed"
+    ROLLOUT_PAUSED = "rollout_paused"
+    NOT_IN_OPEN_WAVE = "not_in_open_wave"
+    # Decided by the delivery service (a shared counter), never by ``blocker``.
+    OFFER_BUDGET_EXHAUSTED = "offer_budget_exhausted"
     LOWER_THAN_SELECTED = "lower_than_selected"
 
 
@@ -44,12 +52,20 @@ class EndpointFacts:
     failed_versions: frozenset[str] = frozenset()
     # Where each filter in ``filters`` came from (an EFMP answer or an EFE event, and when).
     filter_beliefs: tuple[FilterBelief, ...] = ()
+    # Places the endpoint in a rollout plan's waves; None: in no wave (held by every plan).
+    endpoint_id: str | None = None
 
     @classmethod
-    def of(cls, state: EndpointState | None, current_version: str | None) -> EndpointFacts:
+    def of(
+        cls,
+        state: EndpointState | None,
+        current_version: str | None,
+        endpoint_id: str | None = None,
+    ) -> EndpointFacts:
         if state is None:
-            return cls(current_version=current_version)
+            return cls(current_version=current_version, endpoint_id=endpoint_id)
         return cls(
+            endpoint_id=state.endpoint_id,
             current_version=current_version or state.current_version,
             filters=state.filters,
             consented_versions=state.consented_versions,
@@ -73,8 +89,51 @@ def blocker(
     facts: EndpointFacts,
     consent_required: bool,
     now: datetime,
+    gates: Mapping[str, GateState] | None = None,
 ) -> Verdict | None:
-    """Steps 2-4 for one candidate: why it cannot be delivered, or None if it can."""
+    """Steps 2-4 for one candidate: why it cannot be delivered, or None if it can.
+    ``gates`` (by version) completes a not_in_open_wave reason with the gate's state."""
+    found = eligibility_blocker(definition, facts, consent_required, now)
+    if found is not None or definition.spec.rollout_plan is None:
+        return found
+    return wave_blocker(definition, facts, gates)
+
+
+def wave_blocker(
+    definition: Software, facts: EndpointFacts, gates: Mapping[str, GateState] | None = None
+) -> Verdict | None:
+    """The rollout plan's hold on an otherwise eligible endpoint (docs/rollouts.md)."""
+    plan, state = definition.spec.rollout_plan, definition.rollout
+    if plan is None or state is None:
+        return None
+    version = definition.version
+    if state.paused:
+        return Verdict(
+            version,
+            VerdictKind.ROLLOUT_PAUSED,
+            rollout_progress.rollout_paused_reason(state.changed_at, state.changed_by),
+        )
+    if facts.endpoint_id is None:
+        wave = plan.last_wave
+    else:
+        wave = wave_for(plan, definition.application, facts.endpoint_id, version)
+    if wave <= state.current_wave:
+        return None
+    gate = (gates or {}).get(version) or GateState(False, "not judged here (see rollout status)")
+    return Verdict(
+        version,
+        VerdictKind.NOT_IN_OPEN_WAVE,
+        rollout_progress.not_in_open_wave_reason(plan, wave, state.current_wave, gate),
+    )
+
+
+def eligibility_blocker(
+    definition: Software,
+    facts: EndpointFacts,
+    consent_required: bool,
+    now: datetime,
+) -> Verdict | None:
+    """What the strategy, consent and failures say, regardless of any rollout plan."""
     version = definition.version
     if definition.rollout_strategy is RolloutStrategy.TARGETED:
         listed = {f.filter_id: f for f in definition.spec.filters}
@@ -136,7 +195,12 @@ def state_change_delivers(
     )
 
 
-def explain(catalog: Catalog, facts: EndpointFacts, now: datetime) -> Explanation:
+def explain(
+    catalog: Catalog,
+    facts: EndpointFacts,
+    now: datetime,
+    gates: Mapping[str, GateState] | None = None,
+) -> Explanation:
     """Step 6: a verdict and a reason for every definition of the application."""
     current = facts.current_version
     consent_required = catalog.settings.consent_required
@@ -159,7 +223,7 @@ def explain(catalog: Catalog, facts: EndpointFacts, now: datetime) -> Explanatio
                 Verdict(version, VerdictKind.SELECTED, "the highest deliverable version")
             )
         else:
-            reason = blocker(definition, facts, consent_required, now)
+            reason = blocker(definition, facts, consent_required, now, gates)
             verdicts.append(
                 reason
                 or Verdict(

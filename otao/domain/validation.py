@@ -18,6 +18,7 @@ from otao.domain.models import (
     SoftwareSpec,
     canonical_json,
 )
+from otao.domain.rollout_plan import RolloutPlanInput, check_rollout_plan
 
 MAX_JSON_BYTES = 256 * 1024
 MAX_VERSION_LENGTH = 128
@@ -46,6 +47,7 @@ class SoftwareField(StrEnum):
     ROLLOUT_STRATEGY = "rollout_strategy"
     FILTERS = "filters"
     ROLLOUT_POLICY = "rollout_policy"
+    ROLLOUT_PLAN = "rollout_plan"
 
 
 @dataclass
@@ -61,6 +63,7 @@ class SoftwareInput:
     rollout_strategy: str = ""
     filters: list[tuple[str, str]] = field(default_factory=list)
     rollout_policy: tuple[float, int] | None = None
+    rollout_plan: RolloutPlanInput | None = None
 
 
 def application_name(name: str, field_name: str = "applicationName") -> str:
@@ -137,6 +140,11 @@ def software(submitted: SoftwareInput) -> SoftwareSpec:
 
     filters = _filters(submitted.filters, strategy, bad)
     policy = _policy(submitted.rollout_policy, bad)
+    plan = (
+        check_rollout_plan(submitted.rollout_plan, bad)
+        if submitted.rollout_plan is not None
+        else None
+    )
 
     specification_json = ""
     if not submitted.has_specification:
@@ -157,6 +165,7 @@ def software(submitted: SoftwareInput) -> SoftwareSpec:
         rollout_strategy=strategy,
         filters=filters,
         rollout_policy=policy,
+        rollout_plan=plan,
     )
 
 

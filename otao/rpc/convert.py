@@ -21,6 +21,7 @@ from otao.domain.models import (
     JsonValue,
     Software,
 )
+from otao.domain.rollout_plan import RolloutPlan, RolloutPlanInput, WaveInput
 from otao.domain.validation import SoftwareField, SoftwareInput
 
 # Integers travel as doubles inside google.protobuf.Value; those that are exactly integral
@@ -102,7 +103,42 @@ def software_to_proto(software: Software) -> software_pb2.Software:
     if software.halt is not None:
         message.halt.reason = software.halt.reason
         message.halt.halted_at.FromDatetime(software.halt.halted_at.astimezone(UTC))
+    if spec.rollout_plan is not None:
+        message.rollout_plan.CopyFrom(plan_to_proto(spec.rollout_plan))
     return message
+
+
+def plan_to_proto(plan: RolloutPlan) -> software_pb2.RolloutPlan:
+    return software_pb2.RolloutPlan(
+        waves=[
+            software_pb2.RolloutWave(
+                percent=w.percent,
+                min_reports=w.min_reports,
+                min_success_ratio=w.min_success_ratio,
+                soak_seconds=w.soak_seconds,
+            )
+            for w in plan.waves
+        ],
+        advance=plan.advance.value,
+        confirm_seconds=plan.confirm_seconds,
+        apply_timeout_seconds=plan.apply_timeout_seconds,
+        max_offers_per_minute=plan.max_offers_per_minute,
+        cohort_key=plan.cohort_key or "",
+    )
+
+
+def plan_input(message: software_pb2.RolloutPlan) -> RolloutPlanInput:
+    return RolloutPlanInput(
+        waves=[
+            WaveInput(w.percent, w.min_reports, w.min_success_ratio, w.soak_seconds)
+            for w in message.waves
+        ],
+        advance=message.advance,
+        confirm_seconds=message.confirm_seconds,
+        apply_timeout_seconds=message.apply_timeout_seconds,
+        max_offers_per_minute=message.max_offers_per_minute,
+        cohort_key=message.cohort_key,
+    )
 
 
 # An update mask's paths: the JSON names, and the proto names Envoy may pass through.
@@ -116,6 +152,8 @@ _MASK_PATHS = {
     "filters": SoftwareField.FILTERS,
     "rolloutPolicy": SoftwareField.ROLLOUT_POLICY,
     "rollout_policy": SoftwareField.ROLLOUT_POLICY,
+    "rolloutPlan": SoftwareField.ROLLOUT_PLAN,
+    "rollout_plan": SoftwareField.ROLLOUT_PLAN,
 }
 
 
@@ -152,6 +190,9 @@ def software_input(message: software_pb2.Software) -> SoftwareInput:
             (message.rollout_policy.max_failure_ratio, message.rollout_policy.min_reports)
             if has_policy
             else None
+        ),
+        rollout_plan=(
+            plan_input(message.rollout_plan) if message.HasField("rollout_plan") else None
         ),
     )
 

@@ -8,6 +8,7 @@ from otao.rpc import convert
 from otao.rpc.interceptors import Context, current_caller
 from otao.services.audit import AuditLog
 from otao.services.rollout import RolloutService, RolloutStatus
+from otao.services.waves import Progress, WaveService
 
 
 def status_to_proto(status: RolloutStatus) -> rollout_pb2.RolloutStatus:
@@ -26,13 +27,40 @@ def status_to_proto(status: RolloutStatus) -> rollout_pb2.RolloutStatus:
     if definition.halt is not None:
         reply.halt.reason = definition.halt.reason
         reply.halt.halted_at.FromDatetime(definition.halt.halted_at)
+    if status.progress is not None:
+        _progress_to_proto(status.progress, reply)
     return reply
 
 
+def _progress_to_proto(progress: Progress, reply: rollout_pb2.RolloutStatus) -> None:
+    reply.current_wave = progress.rollout.current_wave
+    reply.paused = progress.rollout.paused
+    reply.gate.met = progress.gate.met
+    reply.gate.reason = progress.gate.reason
+    for wave in progress.waves:
+        counts = wave.counts
+        reply.waves.append(
+            rollout_pb2.RolloutWaveStatus(
+                percent=wave.percent,
+                state=wave.state.value,
+                opened_at=convert.timestamp(wave.opened_at),
+                eligible=wave.eligible,
+                offered=counts.total,
+                applied=counts.applied,
+                committed=counts.committed,
+                failed=counts.failed,
+                rolled_back=counts.rolled_back,
+                timed_out=counts.timed_out,
+                unconfirmed=counts.unconfirmed,
+            )
+        )
+
+
 class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
-    def __init__(self, service: RolloutService, audit: AuditLog) -> None:
+    def __init__(self, service: RolloutService, audit: AuditLog, waves: WaveService) -> None:
         self._service = service
         self._audit = audit
+        self._waves = waves
 
     async def GetRolloutStatus(
         self, request: rollout_pb2.GetRolloutStatusRequest, context: Context
@@ -41,6 +69,33 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
             current_caller(), request.application_name, request.version
         )
         return status_to_proto(status)
+
+    async def AdvanceRollout(
+        self, request: rollout_pb2.AdvanceRolloutRequest, context: Context
+    ) -> rollout_pb2.RolloutStatus:
+        caller = current_caller()
+        await self._waves.advance(caller, request.application_name, request.version)
+        return status_to_proto(
+            await self._service.status(caller, request.application_name, request.version)
+        )
+
+    async def PauseRollout(
+        self, request: rollout_pb2.PauseRolloutRequest, context: Context
+    ) -> rollout_pb2.RolloutStatus:
+        caller = current_caller()
+        await self._waves.pause(caller, request.application_name, request.version)
+        return status_to_proto(
+            await self._service.status(caller, request.application_name, request.version)
+        )
+
+    async def ResumeRollout(
+        self, request: rollout_pb2.ResumeRolloutRequest, context: Context
+    ) -> rollout_pb2.RolloutStatus:
+        caller = current_caller()
+        await self._waves.resume(caller, request.application_name, request.version)
+        return status_to_proto(
+            await self._service.status(caller, request.application_name, request.version)
+        )
 
     async def ListAuditEntries(
         self, request: rollout_pb2.ListAuditEntriesRequest, context: Context

@@ -46,6 +46,29 @@ def software_fields(spec: SoftwareSpec) -> dict[str, JsonValue]:
             if policy is not None
             else None
         ),
+        "rolloutPlan": plan_fields(spec),
+    }
+
+
+def plan_fields(spec: SoftwareSpec) -> JsonValue:
+    plan = spec.rollout_plan
+    if plan is None:
+        return None
+    return {
+        "waves": [
+            {
+                "percent": w.percent,
+                "minReports": w.min_reports,
+                "minSuccessRatio": w.min_success_ratio,
+                "soakSeconds": w.soak_seconds,
+            }
+            for w in plan.waves
+        ],
+        "advance": plan.advance.value,
+        "confirmSeconds": plan.confirm_seconds,
+        "applyTimeoutSeconds": plan.apply_timeout_seconds,
+        "maxOffersPerMinute": plan.max_offers_per_minute,
+        "cohortKey": plan.cohort_key or "",
     }
 
 

@@ -74,7 +74,10 @@ class DeliveryService:
     ) -> Offer:
         # Sightings and offers are recorded off the response path; see SightingRecorder.
         state = decision.state
-        if known is not None and state is not None:
+        if state is not None and any(i.settles(known) for i in state.installs):
+            # A poll after a success report: committed, or an A/B fallback (docs/rollouts.md).
+            self._recorder.seen(key, app_version_name, known, force=True)
+        elif known is not None and state is not None:
             if state.app_version == app_version_name and state.current_version:
                 # The record just read already holds what this sighting would write.
                 self._recorder.known(key, app_version_name, known)

@@ -49,9 +49,15 @@ class SightingRecorder:
         self._offers_recorded: OrderedDict[tuple[EndpointKey, str], None] = OrderedDict()
         self._wake = asyncio.Event()
 
-    def seen(self, key: EndpointKey, app_version: str, version: str | None) -> None:
+    def seen(
+        self, key: EndpointKey, app_version: str, version: str | None, force: bool = False
+    ) -> None:
+        """``force``: write even a sighting recorded before (the poll settles an install,
+        docs/rollouts.md, which the stored record does not know yet)."""
         sighting = (app_version, version)
-        if self._recorded.get(key) == sighting or self._pending.get(key) == sighting:
+        if self._pending.get(key) == sighting:
+            return
+        if not force and self._recorded.get(key) == sighting:
             return
         self._pending[key] = sighting
         self._wake.set()

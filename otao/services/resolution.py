@@ -7,7 +7,7 @@ catalog holds a candidate for the endpoint's version.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -15,6 +15,7 @@ from otao.domain import graph, resolution, validation
 from otao.domain.catalog import Catalog
 from otao.domain.models import Caller, EndpointKey, EndpointState, RolloutStrategy, Software
 from otao.domain.resolution import EndpointFacts, Explanation
+from otao.domain.rollout_progress import GateState
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.ports import MembershipLookup
@@ -39,7 +40,10 @@ class ResolutionService:
         endpoints: EndpointStore,
         clock: Callable[[], datetime],
         membership: MembershipLookup,
+        gates: Callable[[str, str], Awaitable[dict[str, GateState]]] | None = None,
     ) -> None:
+        # Staged rollouts' gates, for explain's not_in_open_wave reasons.
+        self._gates = gates
         self._applications = applications
         self._catalogs = catalogs
         self._endpoints = endpoints
@@ -88,7 +92,11 @@ class ResolutionService:
             # EPR was just asked: the stored beliefs now say where each filter came from.
             learned = await self._endpoints.get(key)
             facts = replace(facts, filter_beliefs=learned.filter_beliefs if learned else ())
-        return resolution.explain(catalog, facts, self._clock())
+        planned = any(d.spec.rollout_plan for d in catalog.definitions)
+        gates = (
+            await self._gates(key.tenant_id, key.application) if planned and self._gates else None
+        )
+        return resolution.explain(catalog, facts, self._clock(), gates)
 
     async def _facts(
         self,
@@ -97,7 +105,17 @@ class ResolutionService:
         state: EndpointState | None,
         reported_version: str | None,
     ) -> EndpointFacts:
-        facts = EndpointFacts.of(state, reported_version)
+        facts = EndpointFacts.of(state, reported_version, key.endpoint_id)
+        if state is not None and reported_version is not None:
+            # This very poll names the version the endpoint ran before a success report: an
+            # A/B fallback (recorded off the response path); not offered again from now.
+            fallen_back = frozenset(
+                i.version
+                for i in state.installs
+                if i.settles(reported_version) and reported_version == i.previous_version
+            )
+            if fallen_back:
+                facts = replace(facts, failed_versions=facts.failed_versions | fallen_back)
         known = state is not None and state.filters_known
         if not known and _membership_matters(catalog, facts, self._clock()):
             learned = await self._membership(key)

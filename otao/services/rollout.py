@@ -14,6 +14,7 @@ from otao.domain.models import AppliedReport, Caller, EndpointKey, Software
 from otao.domain.resolution import EndpointFacts, VerdictKind
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
+from otao.services.waves import Progress, WaveService
 from otao.store.endpoints import EndpointStore
 from otao.store.offers import OfferStore
 
@@ -31,6 +32,8 @@ class RolloutStatus:
     failed: int
     awaiting_consent: int
     not_yet_eligible: int
+    # With a rollout plan: its waves and gate.
+    progress: Progress | None = None
 
 
 class RolloutService:
@@ -41,7 +44,9 @@ class RolloutService:
         endpoints: EndpointStore,
         offers: OfferStore,
         clock: Callable[[], datetime],
+        waves: WaveService,
     ) -> None:
+        self._waves = waves
         self._applications = applications
         self._catalogs = catalogs
         self._endpoints = endpoints
@@ -63,7 +68,7 @@ class RolloutService:
             facts = EndpointFacts.of(state, None)
             if definition not in catalog.candidates(facts.current_version):
                 continue
-            blocked = resolution.blocker(definition, facts, consent_required, now)
+            blocked = resolution.eligibility_blocker(definition, facts, consent_required, now)
             if blocked is None:
                 eligible += 1
             elif blocked.kind is VerdictKind.AWAITING_CONSENT:
@@ -74,7 +79,10 @@ class RolloutService:
             caller.tenant_id, application, version
         )
         offered = await self._offers.offered_count(caller.tenant_id, application, version)
-        return RolloutStatus(definition, eligible, offered, applied, failed, awaiting, pending)
+        judged = await self._waves.progress(caller.tenant_id, application, version)
+        return RolloutStatus(
+            definition, eligible, offered, applied, failed, awaiting, pending, judged
+        )
 
 
 class HaltMonitor:
@@ -141,6 +149,8 @@ class HaltMonitor:
         definition = catalog.get(version)
         if definition is None or definition.spec.rollout_policy is None or definition.halt:
             return False
+        if definition.spec.rollout_plan is not None:
+            return False  # judged with the plan's outcomes by the gate worker (services/waves)
         policy = definition.spec.rollout_policy
         applied, failed = await self._endpoints.report_counts(tenant_id, application, version)
         applied -= definition.policy_baseline[0]

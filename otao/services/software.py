@@ -23,6 +23,8 @@ from otao.domain.models import (
     SoftwareSpec,
 )
 from otao.domain.retry import LostRace, until_written
+from otao.domain.rollout_plan import RolloutPlan, RolloutPlanInput, WaveInput
+from otao.domain.rollout_state import RolloutState
 from otao.domain.validation import SoftwareField, SoftwareInput
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog, changes, settings_fields, software_fields
@@ -59,7 +61,34 @@ def _as_input(software: Software) -> SoftwareInput:
             if spec.rollout_policy
             else None
         ),
+        rollout_plan=_plan_input(spec.rollout_plan) if spec.rollout_plan else None,
     )
+
+
+def _plan_input(plan: RolloutPlan) -> RolloutPlanInput:
+    return RolloutPlanInput(
+        waves=[
+            WaveInput(w.percent, w.min_reports, w.min_success_ratio, w.soak_seconds)
+            for w in plan.waves
+        ],
+        advance=plan.advance.value,
+        confirm_seconds=plan.confirm_seconds,
+        apply_timeout_seconds=plan.apply_timeout_seconds,
+        max_offers_per_minute=plan.max_offers_per_minute,
+        cohort_key=plan.cohort_key or "",
+    )
+
+
+def rollout_after(
+    spec: SoftwareSpec, existing: RolloutState | None, now: datetime
+) -> RolloutState | None:
+    """The rollout state under a (new) spec: a plan set for the first time starts with wave 0
+    open now; a replaced plan keeps how far the rollout got; no plan, no state."""
+    if spec.rollout_plan is None:
+        return None
+    if existing is None:
+        return RolloutState.started(now)
+    return existing.fitted(len(spec.rollout_plan.waves))
 
 
 def _loads(text: str) -> JsonValue:
@@ -110,7 +139,15 @@ class SoftwareService:
         self._application(caller, application)
         spec = validation.software(submitted)
         now = self._clock()
-        created = Software(caller.tenant_id, application, spec, now, now, _new_etag())
+        created = Software(
+            caller.tenant_id,
+            application,
+            spec,
+            now,
+            now,
+            _new_etag(),
+            rollout=rollout_after(spec, None, now),
+        )
         change = Change(caller.tenant_id, application, None, created)
         # The push intent is written before the definition (an outbox the push worker reads),
         # so a failure between the insert and the push below cannot lose the push.
@@ -203,10 +240,12 @@ class SoftwareService:
             spec = build(existing)
             strategy_set = sets_strategy or (spec.rollout_strategy is not existing.rollout_strategy)
             resumed = strategy_set and existing.halt is not None
+            now = self._clock()
             updated = replace(
                 existing,
                 spec=spec,
-                updated_at=self._clock(),
+                rollout=rollout_after(spec, existing.rollout, now),
+                updated_at=now,
                 etag=_new_etag(),
                 # An operator setting the strategy resumes a halted rollout; from then on the
                 # policy judges only new reports.
@@ -330,6 +369,7 @@ def _present(submitted: SoftwareInput) -> list[SoftwareField]:
         SoftwareField.ROLLOUT_STRATEGY: bool(submitted.rollout_strategy),
         SoftwareField.FILTERS: bool(submitted.filters),
         SoftwareField.ROLLOUT_POLICY: submitted.rollout_policy is not None,
+        SoftwareField.ROLLOUT_PLAN: submitted.rollout_plan is not None,
     }
     return [name for name, here in present.items() if here]
 
@@ -349,3 +389,5 @@ def _copy_field(name: SoftwareField, source: SoftwareInput, target: SoftwareInpu
         target.filters = list(source.filters)
     elif name is SoftwareField.ROLLOUT_POLICY:
         target.rollout_policy = source.rollout_policy
+    elif name is SoftwareField.ROLLOUT_PLAN:
+        target.rollout_plan = source.rollout_plan

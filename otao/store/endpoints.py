@@ -31,6 +31,7 @@ from otao.domain.models import (
     FilterBelief,
     FilterSource,
 )
+from otao.domain.rollout_state import InstallRecord
 from otao.store.mongo import ENDPOINTS, Document, Mongo, translated
 
 Change = Callable[[Document], bool]
@@ -107,7 +108,68 @@ def from_document(doc: Document) -> EndpointState:
             for f in get("filterFacts") or ()
             if f["matched"]
         ),
+        installs=tuple(_install(i) for i in get("installs") or ()),
     )
+
+
+# Install records kept per endpoint (the newest versions it reported on): enough for every
+# rollout still judged, bounded so the document stays small.
+MAX_INSTALLS = 8
+
+
+def _install(doc: Document) -> InstallRecord:
+    return InstallRecord(
+        version=doc["version"],
+        succeeded=bool(doc["succeeded"]),
+        reported_at=doc["reportedAt"],
+        previous_version=doc.get("previousVersion"),
+        poll_config_id=doc.get("pollConfigId"),
+        poll_at=doc.get("pollAt"),
+    )
+
+
+def _record_install(doc: Document, report: AppliedReport) -> None:
+    """The report's install record: the version the endpoint ran before (its current one,
+    unless it already names this version), the report, and no settling poll yet."""
+    version = report.config_id
+    installs = [i for i in doc.get("installs") or [] if i["version"] != version]
+    earlier = next((i for i in doc.get("installs") or [] if i["version"] == version), None)
+    current = doc.get("currentVersion")
+    previous = current if current and current != version else None
+    if previous is None and earlier is not None:
+        previous = earlier.get("previousVersion")
+    installs.append(
+        {
+            "version": version,
+            "succeeded": report.succeeded,
+            "reportedAt": report.reported_at,
+            "previousVersion": previous,
+            "pollConfigId": None,
+            "pollAt": None,
+        }
+    )
+    doc["installs"] = installs[-MAX_INSTALLS:]
+
+
+def _settle_installs(doc: Document, config_id: str | None, now: datetime) -> bool:
+    """A poll naming ``config_id``: the first such poll after a success report settles it.
+    Naming the version it ran before is an A/B fallback: the version counts as failed (not
+    offered again until an operator clears it) and the endpoint runs its old version."""
+    if config_id is None:
+        return False
+    changed = False
+    for install in doc.get("installs") or []:
+        record = _install(install)
+        if not record.settles(config_id) or now < record.reported_at:
+            continue
+        install["pollConfigId"] = config_id
+        install["pollAt"] = now
+        changed = True
+        if config_id == record.previous_version and config_id != record.version:
+            _add(doc, "failedVersions", record.version)
+            _remove(doc, "appliedVersions", record.version)
+            doc["currentVersion"] = config_id
+    return changed
 
 
 def _filter_fact(
@@ -204,6 +266,7 @@ class EndpointStore:
         def change(doc: Document) -> bool:
             changed = _seen(doc) | (doc.get("appVersionName") != app_version)
             doc["appVersionName"] = app_version
+            changed |= _settle_installs(doc, version, now)
             if version is not None and not doc.get("currentVersion"):
                 doc["currentVersion"] = version
                 changed = True
@@ -228,6 +291,9 @@ class EndpointStore:
             }
             changed = doc.get("lastReport") != last or doc.get("appVersionName") != app_version
             changed |= _seen(doc)
+            if changed or not any(i["version"] == version for i in doc.get("installs") or []):
+                _record_install(doc, report)
+                changed = True
             doc["lastReport"] = last
             doc["appVersionName"] = app_version
             if report.succeeded:

@@ -19,6 +19,8 @@ from otao.domain.models import (
     Software,
     SoftwareSpec,
 )
+from otao.domain.rollout_plan import Advance, RolloutPlan, Wave
+from otao.domain.rollout_state import RolloutState
 from otao.store.mongo import SETTINGS, SOFTWARE, Document, Mongo, translated
 
 
@@ -52,6 +54,8 @@ def to_document(software: Software) -> Document:
             else None
         ),
         "policyBaseline": list(software.policy_baseline),
+        "rolloutPlan": _plan_document(spec.rollout_plan),
+        "rollout": _rollout_document(software.rollout),
         "createdAt": software.created_at,
         "updatedAt": software.updated_at,
         "etag": software.etag,
@@ -78,12 +82,80 @@ def from_document(doc: Document) -> Software:
                 if policy
                 else None
             ),
+            rollout_plan=_plan(doc.get("rolloutPlan")),
         ),
         created_at=doc["createdAt"],
         updated_at=doc["updatedAt"],
         etag=doc["etag"],
         halt=RolloutHalt(halt["reason"], halt["haltedAt"]) if halt else None,
         policy_baseline=_baseline(doc.get("policyBaseline")),
+        rollout=_rollout(doc.get("rollout")),
+    )
+
+
+def _plan_document(plan: RolloutPlan | None) -> Document | None:
+    if plan is None:
+        return None
+    return {
+        "waves": [
+            {
+                "percent": w.percent,
+                "minReports": w.min_reports,
+                "minSuccessRatio": w.min_success_ratio,
+                "soakSeconds": w.soak_seconds,
+            }
+            for w in plan.waves
+        ],
+        "advance": plan.advance.value,
+        "confirmSeconds": plan.confirm_seconds,
+        "applyTimeoutSeconds": plan.apply_timeout_seconds,
+        "maxOffersPerMinute": plan.max_offers_per_minute,
+        "cohortKey": plan.cohort_key,
+    }
+
+
+def _plan(doc: Document | None) -> RolloutPlan | None:
+    if not doc:
+        return None
+    return RolloutPlan(
+        waves=tuple(
+            Wave(
+                int(w["percent"]),
+                int(w.get("minReports", 0)),
+                float(w.get("minSuccessRatio", 0.0)),
+                int(w.get("soakSeconds", 0)),
+            )
+            for w in doc["waves"]
+        ),
+        advance=Advance(doc.get("advance", Advance.AUTOMATIC.value)),
+        confirm_seconds=int(doc.get("confirmSeconds", 0)),
+        apply_timeout_seconds=int(doc.get("applyTimeoutSeconds", 0)),
+        max_offers_per_minute=int(doc.get("maxOffersPerMinute", 0)),
+        cohort_key=doc.get("cohortKey"),
+    )
+
+
+def _rollout_document(state: RolloutState | None) -> Document | None:
+    if state is None:
+        return None
+    return {
+        "currentWave": state.current_wave,
+        "openedAt": list(state.opened_at),
+        "paused": state.paused,
+        "changedBy": state.changed_by,
+        "changedAt": state.changed_at,
+    }
+
+
+def _rollout(doc: Document | None) -> RolloutState | None:
+    if not doc:
+        return None
+    return RolloutState(
+        current_wave=int(doc["currentWave"]),
+        opened_at=tuple(doc.get("openedAt") or ()),
+        paused=bool(doc.get("paused")),
+        changed_by=doc.get("changedBy"),
+        changed_at=doc.get("changedAt"),
     )
 
 

@@ -345,6 +345,10 @@ def test_every_verdict_kind_is_exercised_by_explain() -> None:
         "awaiting_consent",
         "previously_failed",
         "lower_than_selected",
+        # Staged rollouts: tests/domain/test_wave_resolution.py.
+        "rollout_paused",
+        "not_in_open_wave",
+        "offer_budget_exhausted",
     }
 
 

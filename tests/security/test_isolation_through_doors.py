@@ -246,6 +246,9 @@ ROUTES: dict[str, Route] = {
     EP + "DeleteConsent": Route({**ENDPOINT, "version": B_FAILED}, NOT_FOUND),
     RO + "GetRolloutStatus": Route({**KETTLE, "version": B_FAILED}, NOT_FOUND),
     RO + "ListAuditEntries": Route({**KETTLE, "page_size": 1000}, a_audit),
+    RO + "AdvanceRollout": Route({**KETTLE, "version": B_FAILED}, NOT_FOUND),
+    RO + "PauseRollout": Route({**KETTLE, "version": B_FAILED}, NOT_FOUND),
+    RO + "ResumeRollout": Route({**KETTLE, "version": B_FAILED}, NOT_FOUND),
     AP + "ListApplications": Route({"page_size": 1000}, only_a_kettle),
 }
 

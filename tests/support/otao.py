@@ -55,7 +55,12 @@ async def start_otao(
         "mongodb_database": database or f"otao_{secrets.token_hex(4)}",
         "mongodb_timeout_ms": 2000,
         "security": {"enabled": False},
-        "push": {"rate_per_second": 0, "poll_interval_seconds": 0.2, "lease_seconds": 3},
+        "push": {
+            "rate_per_second": 0,
+            "poll_interval_seconds": 0.2,
+            "lease_seconds": 3,
+            "rollout_gate_check_seconds": 0.2,
+        },
         "log_json": False,
         # Off (several replicas per test run); tests/observability turns it on, on a free port.
         "metrics": {"port": 0},

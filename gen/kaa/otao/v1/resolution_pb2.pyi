@@ -185,7 +185,8 @@ class Verdict(_message.Message):
     version: _builtins.str
     verdict: _builtins.str
     """One of: selected, not_in_graph, suspended, no_matching_filter, rollout_date_pending,
-    awaiting_consent, previously_failed, lower_than_selected.
+    awaiting_consent, previously_failed, rollout_paused, not_in_open_wave,
+    offer_budget_exhausted, lower_than_selected.
     """
     reason: _builtins.str
     def __init__(

@@ -56,6 +56,10 @@ class RolloutStatus(_message.Message):
     FAILED_FIELD_NUMBER: _builtins.int
     AWAITING_CONSENT_FIELD_NUMBER: _builtins.int
     NOT_YET_ELIGIBLE_FIELD_NUMBER: _builtins.int
+    CURRENT_WAVE_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    GATE_FIELD_NUMBER: _builtins.int
+    WAVES_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     rollout_strategy: _builtins.str
     eligible: _builtins.int
@@ -64,8 +68,17 @@ class RolloutStatus(_message.Message):
     failed: _builtins.int
     awaiting_consent: _builtins.int
     not_yet_eligible: _builtins.int
+    current_wave: _builtins.int
+    """With a rollout plan: the open wave (numbered from 0), whether paused, the gate to the
+    next wave, and every wave's state and counts.
+    """
+    paused: _builtins.bool
     @_builtins.property
     def halt(self) -> _software_pb2.RolloutHalt: ...
+    @_builtins.property
+    def gate(self) -> Global___RolloutGate: ...
+    @_builtins.property
+    def waves(self) -> _containers.RepeatedCompositeFieldContainer[Global___RolloutWaveStatus]: ...
     def __init__(
         self,
         *,
@@ -78,14 +91,157 @@ class RolloutStatus(_message.Message):
         failed: _builtins.int = ...,
         awaiting_consent: _builtins.int = ...,
         not_yet_eligible: _builtins.int = ...,
+        current_wave: _builtins.int = ...,
+        paused: _builtins.bool = ...,
+        gate: Global___RolloutGate | None = ...,
+        waves: _abc.Iterable[Global___RolloutWaveStatus] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["halt", b"halt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gate", b"gate", "halt", b"halt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "awaiting_consent", b"awaiting_consent", "eligible", b"eligible", "failed", b"failed", "halt", b"halt", "not_yet_eligible", b"not_yet_eligible", "offered", b"offered", "rollout_strategy", b"rollout_strategy", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "awaiting_consent", b"awaiting_consent", "current_wave", b"current_wave", "eligible", b"eligible", "failed", b"failed", "gate", b"gate", "halt", b"halt", "not_yet_eligible", b"not_yet_eligible", "offered", b"offered", "paused", b"paused", "rollout_strategy", b"rollout_strategy", "version", b"version", "waves", b"waves"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RolloutStatus: _TypeAlias = RolloutStatus  # noqa: Y015
+
+@_typing.final
+class RolloutGate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MET_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    met: _builtins.bool
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        met: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["met", b"met", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RolloutGate: _TypeAlias = RolloutGate  # noqa: Y015
+
+@_typing.final
+class RolloutWaveStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERCENT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    OPENED_AT_FIELD_NUMBER: _builtins.int
+    ELIGIBLE_FIELD_NUMBER: _builtins.int
+    OFFERED_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    COMMITTED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    ROLLED_BACK_FIELD_NUMBER: _builtins.int
+    TIMED_OUT_FIELD_NUMBER: _builtins.int
+    UNCONFIRMED_FIELD_NUMBER: _builtins.int
+    percent: _builtins.int
+    state: _builtins.str
+    """"pending", "open" or "done"."""
+    eligible: _builtins.int
+    offered: _builtins.int
+    applied: _builtins.int
+    committed: _builtins.int
+    failed: _builtins.int
+    rolled_back: _builtins.int
+    timed_out: _builtins.int
+    unconfirmed: _builtins.int
+    @_builtins.property
+    def opened_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        percent: _builtins.int = ...,
+        state: _builtins.str = ...,
+        opened_at: _timestamp_pb2.Timestamp | None = ...,
+        eligible: _builtins.int = ...,
+        offered: _builtins.int = ...,
+        applied: _builtins.int = ...,
+        committed: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        rolled_back: _builtins.int = ...,
+        timed_out: _builtins.int = ...,
+        unconfirmed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["opened_at", b"opened_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "committed", b"committed", "eligible", b"eligible", "failed", b"failed", "offered", b"offered", "opened_at", b"opened_at", "percent", b"percent", "rolled_back", b"rolled_back", "state", b"state", "timed_out", b"timed_out", "unconfirmed", b"unconfirmed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RolloutWaveStatus: _TypeAlias = RolloutWaveStatus  # noqa: Y015
+
+@_typing.final
+class AdvanceRolloutRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    application_name: _builtins.str
+    version: _builtins.str
+    def __init__(
+        self,
+        *,
+        application_name: _builtins.str = ...,
+        version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvanceRolloutRequest: _TypeAlias = AdvanceRolloutRequest  # noqa: Y015
+
+@_typing.final
+class PauseRolloutRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    application_name: _builtins.str
+    version: _builtins.str
+    def __init__(
+        self,
+        *,
+        application_name: _builtins.str = ...,
+        version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseRolloutRequest: _TypeAlias = PauseRolloutRequest  # noqa: Y015
+
+@_typing.final
+class ResumeRolloutRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    application_name: _builtins.str
+    version: _builtins.str
+    def __init__(
+        self,
+        *,
+        application_name: _builtins.str = ...,
+        version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeRolloutRequest: _TypeAlias = ResumeRolloutRequest  # noqa: Y015
 
 @_typing.final
 class ListAuditEntriesRequest(_message.Message):

@@ -40,6 +40,21 @@ class RolloutServiceStub:
                 request_serializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.GetRolloutStatusRequest.SerializeToString,
                 response_deserializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.FromString,
                 _registered_method=True)
+        self.AdvanceRollout = channel.unary_unary(
+                '/kaa.otao.v1.RolloutService/AdvanceRollout',
+                request_serializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.AdvanceRolloutRequest.SerializeToString,
+                response_deserializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.FromString,
+                _registered_method=True)
+        self.PauseRollout = channel.unary_unary(
+                '/kaa.otao.v1.RolloutService/PauseRollout',
+                request_serializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.PauseRolloutRequest.SerializeToString,
+                response_deserializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.FromString,
+                _registered_method=True)
+        self.ResumeRollout = channel.unary_unary(
+                '/kaa.otao.v1.RolloutService/ResumeRollout',
+                request_serializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.ResumeRolloutRequest.SerializeToString,
+                response_deserializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.FromString,
+                _registered_method=True)
         self.ListAuditEntries = channel.unary_unary(
                 '/kaa.otao.v1.RolloutService/ListAuditEntries',
                 request_serializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.ListAuditEntriesRequest.SerializeToString,
@@ -58,6 +73,28 @@ class RolloutServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdvanceRollout(self, request, context):
+        """AdvanceRollout opens the next wave of a definition's rollout plan (an operator's
+        decision; with a manual plan the only way forward). FAILED_PRECONDITION on the last wave.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseRollout(self, request, context):
+        """PauseRollout stops new offers and advancing of a definition's rollout plan.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeRollout(self, request, context):
+        """ResumeRollout undoes PauseRollout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuditEntries(self, request, context):
         """ListAuditEntries pages through the application's audit log, newest first.
         """
@@ -71,6 +108,21 @@ def add_RolloutServiceServicer_to_server(servicer, server):
             'GetRolloutStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRolloutStatus,
                     request_deserializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.GetRolloutStatusRequest.FromString,
+                    response_serializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.SerializeToString,
+            ),
+            'AdvanceRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvanceRollout,
+                    request_deserializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.AdvanceRolloutRequest.FromString,
+                    response_serializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.SerializeToString,
+            ),
+            'PauseRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseRollout,
+                    request_deserializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.PauseRolloutRequest.FromString,
+                    response_serializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.SerializeToString,
+            ),
+            'ResumeRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeRollout,
+                    request_deserializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.ResumeRolloutRequest.FromString,
                     response_serializer=kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.SerializeToString,
             ),
             'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
@@ -106,6 +158,87 @@ class RolloutService:
             target,
             '/kaa.otao.v1.RolloutService/GetRolloutStatus',
             kaa_dot_otao_dot_v1_dot_rollout__pb2.GetRolloutStatusRequest.SerializeToString,
+            kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvanceRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaa.otao.v1.RolloutService/AdvanceRollout',
+            kaa_dot_otao_dot_v1_dot_rollout__pb2.AdvanceRolloutRequest.SerializeToString,
+            kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaa.otao.v1.RolloutService/PauseRollout',
+            kaa_dot_otao_dot_v1_dot_rollout__pb2.PauseRolloutRequest.SerializeToString,
+            kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaa.otao.v1.RolloutService/ResumeRollout',
+            kaa_dot_otao_dot_v1_dot_rollout__pb2.ResumeRolloutRequest.SerializeToString,
             kaa_dot_otao_dot_v1_dot_rollout__pb2.RolloutStatus.FromString,
             options,
             channel_credentials,

@@ -35,6 +35,14 @@ class RolloutServiceStub:
     def __new__(cls, channel: _aio.Channel) -> RolloutServiceAsyncStub: ...
     GetRolloutStatus: _grpc.UnaryUnaryMultiCallable[_rollout_pb2.GetRolloutStatusRequest, _rollout_pb2.RolloutStatus]
     """GetRolloutStatus counts endpoints by where they are in a definition's rollout."""
+    AdvanceRollout: _grpc.UnaryUnaryMultiCallable[_rollout_pb2.AdvanceRolloutRequest, _rollout_pb2.RolloutStatus]
+    """AdvanceRollout opens the next wave of a definition's rollout plan (an operator's
+    decision; with a manual plan the only way forward). FAILED_PRECONDITION on the last wave.
+    """
+    PauseRollout: _grpc.UnaryUnaryMultiCallable[_rollout_pb2.PauseRolloutRequest, _rollout_pb2.RolloutStatus]
+    """PauseRollout stops new offers and advancing of a definition's rollout plan."""
+    ResumeRollout: _grpc.UnaryUnaryMultiCallable[_rollout_pb2.ResumeRolloutRequest, _rollout_pb2.RolloutStatus]
+    """ResumeRollout undoes PauseRollout."""
     ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_rollout_pb2.ListAuditEntriesRequest, _rollout_pb2.ListAuditEntriesResponse]
     """ListAuditEntries pages through the application's audit log, newest first."""
 
@@ -45,6 +53,14 @@ class RolloutServiceAsyncStub(RolloutServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetRolloutStatus: _aio.UnaryUnaryMultiCallable[_rollout_pb2.GetRolloutStatusRequest, _rollout_pb2.RolloutStatus]  # type: ignore[assignment]
     """GetRolloutStatus counts endpoints by where they are in a definition's rollout."""
+    AdvanceRollout: _aio.UnaryUnaryMultiCallable[_rollout_pb2.AdvanceRolloutRequest, _rollout_pb2.RolloutStatus]  # type: ignore[assignment]
+    """AdvanceRollout opens the next wave of a definition's rollout plan (an operator's
+    decision; with a manual plan the only way forward). FAILED_PRECONDITION on the last wave.
+    """
+    PauseRollout: _aio.UnaryUnaryMultiCallable[_rollout_pb2.PauseRolloutRequest, _rollout_pb2.RolloutStatus]  # type: ignore[assignment]
+    """PauseRollout stops new offers and advancing of a definition's rollout plan."""
+    ResumeRollout: _aio.UnaryUnaryMultiCallable[_rollout_pb2.ResumeRolloutRequest, _rollout_pb2.RolloutStatus]  # type: ignore[assignment]
+    """ResumeRollout undoes PauseRollout."""
     ListAuditEntries: _aio.UnaryUnaryMultiCallable[_rollout_pb2.ListAuditEntriesRequest, _rollout_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
     """ListAuditEntries pages through the application's audit log, newest first."""
 
@@ -58,6 +74,32 @@ class RolloutServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_rollout_pb2.RolloutStatus, _abc.Awaitable[_rollout_pb2.RolloutStatus]]:
         """GetRolloutStatus counts endpoints by where they are in a definition's rollout."""
+
+    @_abc_1.abstractmethod
+    def AdvanceRollout(
+        self,
+        request: _rollout_pb2.AdvanceRolloutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rollout_pb2.RolloutStatus, _abc.Awaitable[_rollout_pb2.RolloutStatus]]:
+        """AdvanceRollout opens the next wave of a definition's rollout plan (an operator's
+        decision; with a manual plan the only way forward). FAILED_PRECONDITION on the last wave.
+        """
+
+    @_abc_1.abstractmethod
+    def PauseRollout(
+        self,
+        request: _rollout_pb2.PauseRolloutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rollout_pb2.RolloutStatus, _abc.Awaitable[_rollout_pb2.RolloutStatus]]:
+        """PauseRollout stops new offers and advancing of a definition's rollout plan."""
+
+    @_abc_1.abstractmethod
+    def ResumeRollout(
+        self,
+        request: _rollout_pb2.ResumeRolloutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rollout_pb2.RolloutStatus, _abc.Awaitable[_rollout_pb2.RolloutStatus]]:
+        """ResumeRollout undoes PauseRollout."""
 
     @_abc_1.abstractmethod
     def ListAuditEntries(

@@ -30,7 +30,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1akaa/otao/v1/software.proto\x12\x0bkaa.otao.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x03\n\x08Software\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x17\n\x0fupgradable_from\x18\x02 \x03(\t\x12-\n\rspecification\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12(\n\x08metadata\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x18\n\x10rollout_strategy\x18\x05 \x01(\t\x12+\n\x07\x66ilters\x18\x06 \x03(\x0b\x32\x1a.kaa.otao.v1.RolloutFilter\x12\x32\n\x0erollout_policy\x18\x07 \x01(\x0b\x32\x1a.kaa.otao.v1.RolloutPolicy\x12,\n\x04halt\x18\x08 \x01(\x0b\x32\x18.kaa.otao.v1.RolloutHaltB\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x0c\n\x04\x65tag\x18\x0b \x01(\t\"N\n\rRolloutFilter\x12\x11\n\tfilter_id\x18\x01 \x01(\t\x12\x19\n\x0crollout_date\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0f\n\r_rollout_date\"?\n\rRolloutPolicy\x12\x19\n\x11max_failure_ratio\x18\x01 \x01(\x01\x12\x13\n\x0bmin_reports\x18\x02 \x01(\x05\"L\n\x0bRolloutHalt\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12-\n\thalted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"/\n\x13\x41pplicationSettings\x12\x18\n\x10\x63onsent_required\x18\x01 \x01(\x08\"/\n\x13ListSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\"?\n\x14ListSoftwareResponse\x12\'\n\x08software\x18\x01 \x03(\x0b\x32\x15.kaa.otao.v1.Software\"3\n\x17ListSoftwareJsonRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\"\x87\x01\n\x15\x43reateSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\'\n\x08software\x18\x02 \x01(\x0b\x32\x15.kaa.otao.v1.Software\x12+\n\rsoftware_json\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody\"?\n\x12GetSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\xa7\x01\n\x16ReplaceSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\'\n\x08software\x18\x03 \x01(\x0b\x32\x15.kaa.otao.v1.Software\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12+\n\rsoftware_json\x18\x05 \x01(\x0b\x32\x14.google.api.HttpBody\"\xd7\x01\n\x15UpdateSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\'\n\x08software\x18\x03 \x01(\x0b\x32\x15.kaa.otao.v1.Software\x12/\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12+\n\rsoftware_json\x18\x06 \x01(\x0b\x32\x14.google.api.HttpBody\"P\n\x15\x44\x65leteSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"\x18\n\x16\x44\x65leteSoftwareResponse\"9\n\x1dGetApplicationSettingsRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\"\x9d\x01\n UpdateApplicationSettingsRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x32\n\x08settings\x18\x02 \x01(\x0b\x32 .kaa.otao.v1.ApplicationSettings\x12+\n\rsettings_json\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody2\xd3\n\n\x0fSoftwareService\x12S\n\x0cListSoftware\x12 .kaa.otao.v1.ListSoftwareRequest\x1a!.kaa.otao.v1.ListSoftwareResponse\x12\x88\x01\n\x10ListSoftwareJson\x12$.kaa.otao.v1.ListSoftwareJsonRequest\x1a\x14.google.api.HttpBody\"8\x82\xd3\xe4\x93\x02\x32\x12\x30/api/v1/applications/{application_name}/software\x12\x94\x01\n\x0e\x43reateSoftware\x12\".kaa.otao.v1.CreateSoftwareRequest\x1a\x15.kaa.otao.v1.Software\"G\x82\xd3\xe4\x93\x02\x41\"0/api/v1/applications/{application_name}/software:\rsoftware_json\x12\x89\x01\n\x0bGetSoftware\x12\x1f.kaa.otao.v1.GetSoftwareRequest\x1a\x15.kaa.otao.v1.Software\"B\x82\xd3\xe4\x93\x02<\x12:/api/v1/applications/{application_name}/software/{version}\x12\xa0\x01\n\x0fReplaceSoftware\x12#.kaa.otao.v1.ReplaceSoftwareRequest\x1a\x15.kaa.otao.v1.Software\"Q\x82\xd3\xe4\x93\x02K\x1a:/api/v1/applications/{application_name}/software/{version}:\rsoftware_json\x12\x9e\x01\n\x0eUpdateSoftware\x12\".kaa.otao.v1.UpdateSoftwareRequest\x1a\x15.kaa.otao.v1.Software\"Q\x82\xd3\xe4\x93\x02K2:/api/v1/applications/{application_name}/software/{version}:\rsoftware_json\x12\x9d\x01\n\x0e\x44\x65leteSoftware\x12\".kaa.otao.v1.DeleteSoftwareRequest\x1a#.kaa.otao.v1.DeleteSoftwareResponse\"B\x82\xd3\xe4\x93\x02<*:/api/v1/applications/{application_name}/software/{version}\x12\xa0\x01\n\x16GetApplicationSettings\x12*.kaa.otao.v1.GetApplicationSettingsRequest\x1a .kaa.otao.v1.ApplicationSettings\"8\x82\xd3\xe4\x93\x02\x32\x12\x30/api/v1/applications/{application_name}/settings\x12\xb5\x01\n\x19UpdateApplicationSettings\x12-.kaa.otao.v1.UpdateApplicationSettingsRequest\x1a .kaa.otao.v1.ApplicationSettings\"G\x82\xd3\xe4\x93\x02\x41\x1a\x30/api/v1/applications/{application_name}/settings:\rsettings_jsonb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1akaa/otao/v1/software.proto\x12\x0bkaa.otao.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe0\x03\n\x08Software\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x17\n\x0fupgradable_from\x18\x02 \x03(\t\x12-\n\rspecification\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12(\n\x08metadata\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x18\n\x10rollout_strategy\x18\x05 \x01(\t\x12+\n\x07\x66ilters\x18\x06 \x03(\x0b\x32\x1a.kaa.otao.v1.RolloutFilter\x12\x32\n\x0erollout_policy\x18\x07 \x01(\x0b\x32\x1a.kaa.otao.v1.RolloutPolicy\x12,\n\x04halt\x18\x08 \x01(\x0b\x32\x18.kaa.otao.v1.RolloutHaltB\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x0c\n\x04\x65tag\x18\x0b \x01(\t\x12.\n\x0crollout_plan\x18\x0c \x01(\x0b\x32\x18.kaa.otao.v1.RolloutPlan\"\xb2\x01\n\x0bRolloutPlan\x12\'\n\x05waves\x18\x01 \x03(\x0b\x32\x18.kaa.otao.v1.RolloutWave\x12\x0f\n\x07\x61\x64vance\x18\x02 \x01(\t\x12\x17\n\x0f\x63onfirm_seconds\x18\x03 \x01(\x05\x12\x1d\n\x15\x61pply_timeout_seconds\x18\x04 \x01(\x05\x12\x1d\n\x15max_offers_per_minute\x18\x05 \x01(\x05\x12\x12\n\ncohort_key\x18\x06 \x01(\t\"d\n\x0bRolloutWave\x12\x0f\n\x07percent\x18\x01 \x01(\x05\x12\x13\n\x0bmin_reports\x18\x02 \x01(\x05\x12\x19\n\x11min_success_ratio\x18\x03 \x01(\x01\x12\x14\n\x0csoak_seconds\x18\x04 \x01(\x05\"N\n\rRolloutFilter\x12\x11\n\tfilter_id\x18\x01 \x01(\t\x12\x19\n\x0crollout_date\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0f\n\r_rollout_date\"?\n\rRolloutPolicy\x12\x19\n\x11max_failure_ratio\x18\x01 \x01(\x01\x12\x13\n\x0bmin_reports\x18\x02 \x01(\x05\"L\n\x0bRolloutHalt\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12-\n\thalted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"/\n\x13\x41pplicationSettings\x12\x18\n\x10\x63onsent_required\x18\x01 \x01(\x08\"/\n\x13ListSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\"?\n\x14ListSoftwareResponse\x12\'\n\x08software\x18\x01 \x03(\x0b\x32\x15.kaa.otao.v1.Software\"3\n\x17ListSoftwareJsonRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\"\x87\x01\n\x15\x43reateSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\'\n\x08software\x18\x02 \x01(\x0b\x32\x15.kaa.otao.v1.Software\x12+\n\rsoftware_json\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody\"?\n\x12GetSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\xa7\x01\n\x16ReplaceSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\'\n\x08software\x18\x03 \x01(\x0b\x32\x15.kaa.otao.v1.Software\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12+\n\rsoftware_json\x18\x05 \x01(\x0b\x32\x14.google.api.HttpBody\"\xd7\x01\n\x15UpdateSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\'\n\x08software\x18\x03 \x01(\x0b\x32\x15.kaa.otao.v1.Software\x12/\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12+\n\rsoftware_json\x18\x06 \x01(\x0b\x32\x14.google.api.HttpBody\"P\n\x15\x44\x65leteSoftwareRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"\x18\n\x16\x44\x65leteSoftwareResponse\"9\n\x1dGetApplicationSettingsRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\"\x9d\x01\n UpdateApplicationSettingsRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x32\n\x08settings\x18\x02 \x01(\x0b\x32 .kaa.otao.v1.ApplicationSettings\x12+\n\rsettings_json\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody2\xd3\n\n\x0fSoftwareService\x12S\n\x0cListSoftware\x12 .kaa.otao.v1.ListSoftwareRequest\x1a!.kaa.otao.v1.ListSoftwareResponse\x12\x88\x01\n\x10ListSoftwareJson\x12$.kaa.otao.v1.ListSoftwareJsonRequest\x1a\x14.google.api.HttpBody\"8\x82\xd3\xe4\x93\x02\x32\x12\x30/api/v1/applications/{application_name}/software\x12\x94\x01\n\x0e\x43reateSoftware\x12\".kaa.otao.v1.CreateSoftwareRequest\x1a\x15.kaa.otao.v1.Software\"G\x82\xd3\xe4\x93\x02\x41\"0/api/v1/applications/{application_name}/software:\rsoftware_json\x12\x89\x01\n\x0bGetSoftware\x12\x1f.kaa.otao.v1.GetSoftwareRequest\x1a\x15.kaa.otao.v1.Software\"B\x82\xd3\xe4\x93\x02<\x12:/api/v1/applications/{application_name}/software/{version}\x12\xa0\x01\n\x0fReplaceSoftware\x12#.kaa.otao.v1.ReplaceSoftwareRequest\x1a\x15.kaa.otao.v1.Software\"Q\x82\xd3\xe4\x93\x02K\x1a:/api/v1/applications/{application_name}/software/{version}:\rsoftware_json\x12\x9e\x01\n\x0eUpdateSoftware\x12\".kaa.otao.v1.UpdateSoftwareRequest\x1a\x15.kaa.otao.v1.Software\"Q\x82\xd3\xe4\x93\x02K2:/api/v1/applications/{application_name}/software/{version}:\rsoftware_json\x12\x9d\x01\n\x0e\x44\x65leteSoftware\x12\".kaa.otao.v1.DeleteSoftwareRequest\x1a#.kaa.otao.v1.DeleteSoftwareResponse\"B\x82\xd3\xe4\x93\x02<*:/api/v1/applications/{application_name}/software/{version}\x12\xa0\x01\n\x16GetApplicationSettings\x12*.kaa.otao.v1.GetApplicationSettingsRequest\x1a .kaa.otao.v1.ApplicationSettings\"8\x82\xd3\xe4\x93\x02\x32\x12\x30/api/v1/applications/{application_name}/settings\x12\xb5\x01\n\x19UpdateApplicationSettings\x12-.kaa.otao.v1.UpdateApplicationSettingsRequest\x1a .kaa.otao.v1.ApplicationSettings\"G\x82\xd3\xe4\x93\x02\x41\x1a\x30/api/v1/applications/{application_name}/settings:\rsettings_jsonb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -60,37 +60,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SOFTWARESERVICE'].methods_by_name['UpdateApplicationSettings']._loaded_options = None
   _globals['_SOFTWARESERVICE'].methods_by_name['UpdateApplicationSettings']._serialized_options = b'\202\323\344\223\002A\0320/api/v1/applications/{application_name}/settings:\rsettings_json'
   _globals['_SOFTWARE']._serialized_start=231
-  _globals['_SOFTWARE']._serialized_end=663
-  _globals['_ROLLOUTFILTER']._serialized_start=665
-  _globals['_ROLLOUTFILTER']._serialized_end=743
-  _globals['_ROLLOUTPOLICY']._serialized_start=745
-  _globals['_ROLLOUTPOLICY']._serialized_end=808
-  _globals['_ROLLOUTHALT']._serialized_start=810
-  _globals['_ROLLOUTHALT']._serialized_end=886
-  _globals['_APPLICATIONSETTINGS']._serialized_start=888
-  _globals['_APPLICATIONSETTINGS']._serialized_end=935
-  _globals['_LISTSOFTWAREREQUEST']._serialized_start=937
-  _globals['_LISTSOFTWAREREQUEST']._serialized_end=984
-  _globals['_LISTSOFTWARERESPONSE']._serialized_start=986
-  _globals['_LISTSOFTWARERESPONSE']._serialized_end=1049
-  _globals['_LISTSOFTWAREJSONREQUEST']._serialized_start=1051
-  _globals['_LISTSOFTWAREJSONREQUEST']._serialized_end=1102
-  _globals['_CREATESOFTWAREREQUEST']._serialized_start=1105
-  _globals['_CREATESOFTWAREREQUEST']._serialized_end=1240
-  _globals['_GETSOFTWAREREQUEST']._serialized_start=1242
-  _globals['_GETSOFTWAREREQUEST']._serialized_end=1305
-  _globals['_REPLACESOFTWAREREQUEST']._serialized_start=1308
-  _globals['_REPLACESOFTWAREREQUEST']._serialized_end=1475
-  _globals['_UPDATESOFTWAREREQUEST']._serialized_start=1478
-  _globals['_UPDATESOFTWAREREQUEST']._serialized_end=1693
-  _globals['_DELETESOFTWAREREQUEST']._serialized_start=1695
-  _globals['_DELETESOFTWAREREQUEST']._serialized_end=1775
-  _globals['_DELETESOFTWARERESPONSE']._serialized_start=1777
-  _globals['_DELETESOFTWARERESPONSE']._serialized_end=1801
-  _globals['_GETAPPLICATIONSETTINGSREQUEST']._serialized_start=1803
-  _globals['_GETAPPLICATIONSETTINGSREQUEST']._serialized_end=1860
-  _globals['_UPDATEAPPLICATIONSETTINGSREQUEST']._serialized_start=1863
-  _globals['_UPDATEAPPLICATIONSETTINGSREQUEST']._serialized_end=2020
-  _globals['_SOFTWARESERVICE']._serialized_start=2023
-  _globals['_SOFTWARESERVICE']._serialized_end=3386
+  _globals['_SOFTWARE']._serialized_end=711
+  _globals['_ROLLOUTPLAN']._serialized_start=714
+  _globals['_ROLLOUTPLAN']._serialized_end=892
+  _globals['_ROLLOUTWAVE']._serialized_start=894
+  _globals['_ROLLOUTWAVE']._serialized_end=994
+  _globals['_ROLLOUTFILTER']._serialized_start=996
+  _globals['_ROLLOUTFILTER']._serialized_end=1074
+  _globals['_ROLLOUTPOLICY']._serialized_start=1076
+  _globals['_ROLLOUTPOLICY']._serialized_end=1139
+  _globals['_ROLLOUTHALT']._serialized_start=1141
+  _globals['_ROLLOUTHALT']._serialized_end=1217
+  _globals['_APPLICATIONSETTINGS']._serialized_start=1219
+  _globals['_APPLICATIONSETTINGS']._serialized_end=1266
+  _globals['_LISTSOFTWAREREQUEST']._serialized_start=1268
+  _globals['_LISTSOFTWAREREQUEST']._serialized_end=1315
+  _globals['_LISTSOFTWARERESPONSE']._serialized_start=1317
+  _globals['_LISTSOFTWARERESPONSE']._serialized_end=1380
+  _globals['_LISTSOFTWAREJSONREQUEST']._serialized_start=1382
+  _globals['_LISTSOFTWAREJSONREQUEST']._serialized_end=1433
+  _globals['_CREATESOFTWAREREQUEST']._serialized_start=1436
+  _globals['_CREATESOFTWAREREQUEST']._serialized_end=1571
+  _globals['_GETSOFTWAREREQUEST']._serialized_start=1573
+  _globals['_GETSOFTWAREREQUEST']._serialized_end=1636
+  _globals['_REPLACESOFTWAREREQUEST']._serialized_start=1639
+  _globals['_REPLACESOFTWAREREQUEST']._serialized_end=1806
+  _globals['_UPDATESOFTWAREREQUEST']._serialized_start=1809
+  _globals['_UPDATESOFTWAREREQUEST']._serialized_end=2024
+  _globals['_DELETESOFTWAREREQUEST']._serialized_start=2026
+  _globals['_DELETESOFTWAREREQUEST']._serialized_end=2106
+  _globals['_DELETESOFTWARERESPONSE']._serialized_start=2108
+  _globals['_DELETESOFTWARERESPONSE']._serialized_end=2132
+  _globals['_GETAPPLICATIONSETTINGSREQUEST']._serialized_start=2134
+  _globals['_GETAPPLICATIONSETTINGSREQUEST']._serialized_end=2191
+  _globals['_UPDATEAPPLICATIONSETTINGSREQUEST']._serialized_start=2194
+  _globals['_UPDATEAPPLICATIONSETTINGSREQUEST']._serialized_end=2351
+  _globals['_SOFTWARESERVICE']._serialized_start=2354
+  _globals['_SOFTWARESERVICE']._serialized_end=3717
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,7 @@ class Software(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    ROLLOUT_PLAN_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     """SemVer 2.0 version, unique within the application."""
     rollout_strategy: _builtins.str
@@ -75,6 +76,10 @@ class Software(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def rollout_plan(self) -> Global___RolloutPlan:
+        """Optional staged waves over the eligible endpoints (docs/rollouts.md)."""
+
     def __init__(
         self,
         *,
@@ -89,14 +94,90 @@ class Software(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        rollout_plan: Global___RolloutPlan | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "halt", b"halt", "metadata", b"metadata", "rollout_policy", b"rollout_policy", "specification", b"specification", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "halt", b"halt", "metadata", b"metadata", "rollout_plan", b"rollout_plan", "rollout_policy", b"rollout_policy", "specification", b"specification", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "etag", b"etag", "filters", b"filters", "halt", b"halt", "metadata", b"metadata", "rollout_policy", b"rollout_policy", "rollout_strategy", b"rollout_strategy", "specification", b"specification", "updated_at", b"updated_at", "upgradable_from", b"upgradable_from", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "etag", b"etag", "filters", b"filters", "halt", b"halt", "metadata", b"metadata", "rollout_plan", b"rollout_plan", "rollout_policy", b"rollout_policy", "rollout_strategy", b"rollout_strategy", "specification", b"specification", "updated_at", b"updated_at", "upgradable_from", b"upgradable_from", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Software: _TypeAlias = Software  # noqa: Y015
+
+@_typing.final
+class RolloutPlan(_message.Message):
+    """RolloutPlan splits the endpoints a strategy makes eligible into cumulative waves; the next
+    wave opens when the open one's gate is met (automatically, or on rollout:advance).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WAVES_FIELD_NUMBER: _builtins.int
+    ADVANCE_FIELD_NUMBER: _builtins.int
+    CONFIRM_SECONDS_FIELD_NUMBER: _builtins.int
+    APPLY_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_OFFERS_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    COHORT_KEY_FIELD_NUMBER: _builtins.int
+    advance: _builtins.str
+    """"automatic" (default when empty) or "manual"."""
+    confirm_seconds: _builtins.int
+    """0: a successful report is a success; else it must be confirmed by a poll within this."""
+    apply_timeout_seconds: _builtins.int
+    """0: never; else an offered endpoint without a report within this has timed out."""
+    max_offers_per_minute: _builtins.int
+    """0: no cap on first offers of the version per minute (across replicas)."""
+    cohort_key: _builtins.str
+    """Empty: the version; endpoints' buckets hash this, so releases may share canaries."""
+    @_builtins.property
+    def waves(self) -> _containers.RepeatedCompositeFieldContainer[Global___RolloutWave]: ...
+    def __init__(
+        self,
+        *,
+        waves: _abc.Iterable[Global___RolloutWave] | None = ...,
+        advance: _builtins.str = ...,
+        confirm_seconds: _builtins.int = ...,
+        apply_timeout_seconds: _builtins.int = ...,
+        max_offers_per_minute: _builtins.int = ...,
+        cohort_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advance", b"advance", "apply_timeout_seconds", b"apply_timeout_seconds", "cohort_key", b"cohort_key", "confirm_seconds", b"confirm_seconds", "max_offers_per_minute", b"max_offers_per_minute", "waves", b"waves"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RolloutPlan: _TypeAlias = RolloutPlan  # noqa: Y015
+
+@_typing.final
+class RolloutWave(_message.Message):
+    """RolloutWave is one cumulative share and the gate that opens the next wave."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERCENT_FIELD_NUMBER: _builtins.int
+    MIN_REPORTS_FIELD_NUMBER: _builtins.int
+    MIN_SUCCESS_RATIO_FIELD_NUMBER: _builtins.int
+    SOAK_SECONDS_FIELD_NUMBER: _builtins.int
+    percent: _builtins.int
+    """Cumulative, strictly increasing, the last exactly 100."""
+    min_reports: _builtins.int
+    min_success_ratio: _builtins.float
+    soak_seconds: _builtins.int
+    def __init__(
+        self,
+        *,
+        percent: _builtins.int = ...,
+        min_reports: _builtins.int = ...,
+        min_success_ratio: _builtins.float = ...,
+        soak_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_reports", b"min_reports", "min_success_ratio", b"min_success_ratio", "percent", b"percent", "soak_seconds", b"soak_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RolloutWave: _TypeAlias = RolloutWave  # noqa: Y015
 
 @_typing.final
 class RolloutFilter(_message.Message):

@@ -1,0 +1,361 @@
+"""Staged rollouts in motion (docs/rollouts.md): each wave's counts, the gate to the next one,
+and opening, pausing and resuming waves.
+
+The rollout state lives in the definition's document, so every change of it is a
+compare-and-set on the definition's etag: when replicas race to open the same wave, one write
+wins and the others re-read a state whose wave already moved (no double advance, one audit
+entry). Any replica may judge a gate; only the write decides. Opening a wave makes a push job
+whose id names the wave, and every later judgement makes sure it exists, so a crash between
+the write and the job loses no push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from otao.domain import resolution
+from otao.domain.catalog import Catalog
+from otao.domain.errors import Aborted, FailedPrecondition, NotFound, OtaoError
+from otao.domain.models import (
+    SYSTEM_ACTOR,
+    AppliedReport,
+    Caller,
+    EndpointKey,
+    EndpointState,
+    RolloutStrategy,
+    Software,
+)
+from otao.domain.push import PushJob
+from otao.domain.resolution import EndpointFacts
+from otao.domain.retry import LostRace, until_written
+from otao.domain.rollout_plan import RolloutPlan, WaveState, wave_for, wave_state
+from otao.domain.rollout_progress import (
+    GateState,
+    InstallReport,
+    Outcome,
+    OutcomeCounts,
+    Poll,
+    gate,
+    outcome,
+    should_advance,
+)
+from otao.domain.rollout_state import RolloutState
+from otao.services.applications import ApplicationDirectory
+from otao.services.audit import AuditLog
+from otao.services.catalogs import CatalogCache
+from otao.store.endpoints import EndpointStore
+from otao.store.offers import OfferStore
+from otao.store.software import SoftwareStore
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[PushJob], Awaitable[bool]]
+Halt = Callable[[str, str, str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class WaveStatus:
+    percent: int
+    state: WaveState
+    opened_at: datetime | None
+    eligible: int
+    counts: OutcomeCounts
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    definition: Software
+    plan: RolloutPlan
+    rollout: RolloutState
+    waves: tuple[WaveStatus, ...]
+    gate: GateState
+
+    @property
+    def open_counts(self) -> OutcomeCounts:
+        """The endpoints the gate and the halt judge: those of the open waves."""
+        total = OutcomeCounts()
+        for index, wave in enumerate(self.waves):
+            if index <= self.rollout.current_wave:
+                total = total + wave.counts
+        return total
+
+
+def endpoint_outcome(
+    plan: RolloutPlan,
+    version: str,
+    state: EndpointState,
+    offered_at: datetime | None,
+    now: datetime,
+) -> Outcome | None:
+    record = next((i for i in state.installs if i.version == version), None)
+    polls = (
+        [Poll(record.poll_config_id, record.poll_at)]
+        if record is not None and record.poll_at is not None
+        else []
+    )
+    return outcome(
+        version=version,
+        offered_at=offered_at,
+        report=InstallReport(record.succeeded, record.reported_at) if record else None,
+        polls=polls,
+        previous_version=record.previous_version if record else None,
+        confirm_seconds=plan.confirm_seconds,
+        apply_timeout_seconds=plan.apply_timeout_seconds,
+        now=now,
+    )
+
+
+def progress(
+    catalog: Catalog,
+    definition: Software,
+    states: Iterable[EndpointState],
+    offered_at: dict[str, datetime],
+    now: datetime,
+) -> Progress | None:
+    """Every wave's eligible endpoints and outcomes, and the gate; None without a plan."""
+    plan, rollout = definition.spec.rollout_plan, definition.rollout
+    if plan is None or rollout is None:
+        return None
+    version = definition.version
+    consent_required = catalog.settings.consent_required
+    eligible = [0] * len(plan.waves)
+    outcomes: list[list[Outcome | None]] = [[] for _ in plan.waves]
+    for state in states:
+        wave = wave_for(plan, definition.application, state.endpoint_id, version)
+        facts = EndpointFacts.of(state, None)
+        if definition in catalog.candidates(facts.current_version) and (
+            resolution.eligibility_blocker(definition, facts, consent_required, now) is None
+        ):
+            eligible[wave] += 1
+        outcomes[wave].append(
+            endpoint_outcome(plan, version, state, offered_at.get(state.endpoint_id), now)
+        )
+    waves = tuple(
+        WaveStatus(
+            percent=w.percent,
+            state=wave_state(index, rollout.current_wave),
+            opened_at=rollout.opened_at[index] if index < len(rollout.opened_at) else None,
+            eligible=eligible[index],
+            counts=OutcomeCounts.of(outcomes[index]),
+        )
+        for index, w in enumerate(plan.waves)
+    )
+    judged = OutcomeCounts()
+    for wave_status in waves[: rollout.current_wave + 1]:
+        judged = judged + wave_status.counts
+    state_of_gate = gate(plan, rollout.current_wave, rollout.current_opened_at, judged, now)
+    return Progress(definition, plan, rollout, waves, state_of_gate)
+
+
+class WaveService:
+    def __init__(
+        self,
+        applications: ApplicationDirectory,
+        catalogs: CatalogCache,
+        software: SoftwareStore,
+        endpoints: EndpointStore,
+        offers: OfferStore,
+        audit: AuditLog,
+        enqueue: Enqueue,
+        halt: Halt,
+        clock: Callable[[], datetime],
+        interval: float = 5.0,
+    ) -> None:
+        self._applications = applications
+        self._catalogs = catalogs
+        self._software = software
+        self._endpoints = endpoints
+        self._offers = offers
+        self._audit = audit
+        self._enqueue = enqueue
+        self._halt = halt
+        self._clock = clock
+        self._interval = interval
+        self._wake = asyncio.Event()
+        # Judgements completed so far (tests wait on it instead of sleeping).
+        self.rounds = 0
+
+    async def progress(self, tenant_id: str, application: str, version: str) -> Progress | None:
+        catalog = await self._catalogs.get(tenant_id, application)
+        definition = catalog.get(version)
+        if definition is None or definition.spec.rollout_plan is None:
+            return None
+        states = await self._endpoints.all_for_application(tenant_id, application)
+        offered = await self._offers.offered_at(tenant_id, application, version)
+        return progress(catalog, definition, states, offered, self._clock())
+
+    async def gates(self, tenant_id: str, application: str) -> dict[str, GateState]:
+        """Every planned definition's gate, for explain's not_in_open_wave reasons."""
+        catalog = await self._catalogs.get(tenant_id, application)
+        found: dict[str, GateState] = {}
+        for definition in catalog.definitions:
+            if definition.spec.rollout_plan is not None:
+                judged = await self.progress(tenant_id, application, definition.version)
+                if judged is not None:
+                    found[definition.version] = judged.gate
+        return found
+
+    # --- operators' actions -----------------------------------------------------------
+
+    async def advance(self, caller: Caller, application: str, version: str) -> Software:
+        """Open the next wave now, whatever the gate says (an operator's decision)."""
+        self._applications.require(caller.tenant_id, application)
+
+        def opened(existing: Software, state: RolloutState) -> RolloutState:
+            if state.current_wave >= len(_plan(existing).waves) - 1:
+                raise FailedPrecondition("the last wave is open already")
+            return state.advanced(caller.subject, self._clock())
+
+        _, updated = await self._change(caller, application, version, opened, "rollout.advance")
+        await self._push_wave(updated)
+        return updated
+
+    async def pause(self, caller: Caller, application: str, version: str) -> Software:
+        self._applications.require(caller.tenant_id, application)
+
+        def paused(_: Software, state: RolloutState) -> RolloutState:
+            return state.with_pause(True, caller.subject, self._clock())
+
+        return (await self._change(caller, application, version, paused, "rollout.pause"))[1]
+
+    async def resume(self, caller: Caller, application: str, version: str) -> Software:
+        self._applications.require(caller.tenant_id, application)
+
+        def resumed(_: Software, state: RolloutState) -> RolloutState:
+            return state.with_pause(False, caller.subject, self._clock())
+
+        before, after = await self._change(caller, application, version, resumed, "rollout.resume")
+        if before.rollout is not None and before.rollout.paused:
+            await self._enqueue(PushJob.for_rollout_resumed(before, after, self._clock()))
+        return after
+
+    async def _change(
+        self,
+        caller: Caller,
+        application: str,
+        version: str,
+        change: Callable[[Software, RolloutState], RolloutState],
+        action: str,
+    ) -> tuple[Software, Software]:
+        async def attempt() -> tuple[Software, Software]:
+            existing = await self._software.get(caller.tenant_id, application, version)
+            if existing is None:
+                raise NotFound(f"application {application} has no version {version}")
+            if existing.rollout is None or existing.spec.rollout_plan is None:
+                raise FailedPrecondition(f"version {version} has no rolloutPlan")
+            state = change(existing, existing.rollout)
+            updated = replace(
+                existing, rollout=state, updated_at=self._clock(), etag=uuid.uuid4().hex
+            )
+            try:
+                await self._software.replace(updated, existing.etag)
+            except Aborted:
+                raise LostRace from None
+            await self._catalogs.changed(caller.tenant_id, application)
+            await self._audit.record(
+                caller,
+                application,
+                action,
+                f"software/{version}",
+                {"currentWave": state.current_wave, "paused": state.paused},
+            )
+            return existing, updated
+
+        return await until_written(attempt, "the rollout")
+
+    async def _push_wave(self, definition: Software) -> None:
+        job = PushJob.for_wave_opened(definition, self._clock())
+        if job is not None:
+            await self._enqueue(job)
+
+    # --- the gate worker --------------------------------------------------------------
+
+    async def on_report(self, key: EndpointKey, report: AppliedReport) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.judge_all()
+            except OtaoError as error:
+                log.warning("rollout gates postponed: %s", error.message)
+            self.rounds += 1
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+
+    async def judge_all(self) -> None:
+        for app in self._applications.all():
+            catalog = await self._catalogs.get(app.tenant_id, app.name)
+            for definition in catalog.definitions:
+                if definition.rollout is not None:
+                    await self.judge(app.tenant_id, app.name, definition.version)
+
+    async def judge(self, tenant_id: str, application: str, version: str) -> bool:
+        """Judge one rollout: halt it by its rolloutPolicy, or open its next wave when the
+        gate is met and the plan advances by itself. True when a wave opened."""
+        judged = await self.progress(tenant_id, application, version)
+        if judged is None or judged.definition.rollout_strategy is RolloutStrategy.SUSPENDED:
+            return False
+        definition = judged.definition
+        # A wave opened by an earlier judgement, on any replica: its push exists (the id
+        # names the wave, so this is a duplicate insert, not a second push).
+        await self._push_wave(definition)
+        if await self._halted(judged):
+            return False
+        if not should_advance(judged.plan, judged.gate, judged.rollout.paused):
+            return False
+        wave = judged.rollout.current_wave
+        system = Caller(tenant_id, SYSTEM_ACTOR)
+
+        def opened(_: Software, state: RolloutState) -> RolloutState:
+            if state.current_wave != wave or state.paused:
+                raise _Moved  # another replica opened it (or an operator paused) meanwhile
+            return state.advanced(SYSTEM_ACTOR, self._clock())
+
+        try:
+            _, updated = await self._change(system, application, version, opened, "rollout.advance")
+        except _Moved:
+            return False
+        log.info(
+            "rollout wave opened",
+            extra={"application": application, "version": version, "wave": wave + 1},
+        )
+        await self._push_wave(updated)
+        return True
+
+    async def _halted(self, judged: Progress) -> bool:
+        """rolloutPolicy.maxFailureRatio, judged on the same reports as the gates."""
+        definition = judged.definition
+        policy = definition.spec.rollout_policy
+        if policy is None or definition.halt is not None:
+            return False
+        counts = judged.open_counts
+        confirming = judged.plan.confirming
+        reports = counts.reports(confirming)
+        ratio = counts.failure_ratio(confirming)
+        if reports < policy.min_reports or ratio is None or ratio <= policy.max_failure_ratio:
+            return False
+        reason = (
+            f"failure ratio {counts.failures}/{reports} = {ratio:.2f} exceeded "
+            f"maxFailureRatio {policy.max_failure_ratio} after {reports} reports"
+        )
+        await self._halt(definition.tenant_id, definition.application, definition.version, reason)
+        return True
+
+
+class _Moved(Exception):
+    """The rollout changed since the gate was judged: nothing to open."""
+
+
+def _plan(definition: Software) -> RolloutPlan:
+    plan = definition.spec.rollout_plan
+    if plan is None:
+        raise FailedPrecondition(f"version {definition.version} has no rolloutPlan")
+    return plan

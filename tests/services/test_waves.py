@@ -1,0 +1,261 @@
+"""Staged rollouts through the real doors: waves over stable cohorts, gates that open the next
+wave by themselves (or wait for rollout:advance), pause, A/B fallbacks, stuck endpoints, and
+one advance per wave across replicas (docs/rollouts.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import httpx
+import pytest
+
+from otao.domain.applications import ApplicationConfig
+from otao.domain.models import Caller
+from otao.domain.rollout_plan import RolloutPlan, RolloutPlanInput, Wave, WaveInput, wave_for
+from otao.domain.validation import SoftwareInput
+from tests.support.cmx import CmxPeer
+from tests.support.operator import (
+    APPS,
+    audit,
+    explain,
+    ok,
+    rollout_status,
+    settled,
+    until,
+)
+from tests.support.otao import RunningOtao, start_otao
+from tests.support.stack import MongoServer, NatsServer
+
+pytestmark = pytest.mark.timeout(90)
+
+FLEET = [f"ep-{n:04d}" for n in range(1000)]
+
+
+async def create_planned(
+    rest: httpx.AsyncClient, application: str, plan: dict[str, Any], version: str = "1.1.0"
+) -> dict[str, Any]:
+    body = {
+        "version": version,
+        "upgradableFrom": ["1.0.0"],
+        "specification": {"image": f"fw-{version}.bin"},
+        "rolloutStrategy": "general",
+        "rolloutPlan": plan,
+    }
+    created: dict[str, Any] = ok(await rest.post(f"{APPS}/{application}/software", json=body))
+    return created
+
+
+async def poll_all(
+    cmx: CmxPeer, app_version: str, endpoints: list[str], config_id: str
+) -> set[str]:
+    """Every endpoint polls (50 at a time); the ones offered 1.1.0."""
+    offered: set[str] = set()
+    for start in range(0, len(endpoints), 50):
+        chunk = endpoints[start : start + 50]
+        answers = await asyncio.gather(*(cmx.request(app_version, e, config_id) for e in chunk))
+        offered |= {e for e, a in zip(chunk, answers, strict=True) if a.config_id == "1.1.0"}
+    return offered
+
+
+def wave_of(application: str, endpoint_id: str, percents: tuple[int, ...]) -> int:
+    plan = RolloutPlan(waves=tuple(Wave(p) for p in percents))
+    return wave_for(plan, application, endpoint_id, "1.1.0")
+
+
+async def current_wave(rest: httpx.AsyncClient, application: str) -> int:
+    return int((await rollout_status(rest, application, "1.1.0"))["currentWave"])
+
+
+async def test_a_first_wave_of_ten_percent_offers_to_the_same_tenth_and_opens_the_next_itself(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    plan = {
+        "waves": [{"percent": 10, "minReports": 20, "minSuccessRatio": 0.9}, {"percent": 100}],
+        "confirmSeconds": 600,
+    }
+    created = await create_planned(rest, application.name, plan)
+    assert created["rolloutPlan"]["waves"][0]["percent"] == 10
+
+    first = await poll_all(cmx, app_version, FLEET, "1.0.0")
+    assert 70 <= len(first) <= 130  # 10% +/- 3%
+    assert first == {e for e in FLEET if wave_of(application.name, e, (10, 100)) == 0}
+    assert await poll_all(cmx, app_version, FLEET, "1.0.0") == first  # the same on a repoll
+    later = sorted(set(FLEET) - first)
+    verdicts = await explain(rest, application.name, later[0])
+    assert verdicts["1.1.0"] == "not_in_open_wave"
+    await settled(otao, cmx)
+    assert await current_wave(rest, application.name) == 0
+
+    # Applied and confirmed by the next poll: committed, and the gate opens wave 1.
+    for endpoint_id in sorted(first):
+        await cmx.applied(app_version, endpoint_id, "1.1.0")
+    await until(lambda: _committable(otao, application.name, len(first)), "reports recorded", 20)
+    await poll_all(cmx, app_version, sorted(first), "1.1.0")
+    await until(lambda: _opened(rest, application.name, 1), "wave 1 opened", 20)
+
+    async def all_committed() -> bool:
+        status = await rollout_status(rest, application.name, "1.1.0")
+        return int(status["waves"][0]["committed"]) == len(first)
+
+    # The gate opened on the first 20 confirmations; the rest are recorded by now or soon.
+    await until(all_committed, "every confirming poll recorded", 20)
+    status = await rollout_status(rest, application.name, "1.1.0")
+    assert [w["state"] for w in status["waves"]] == ["done", "open"]
+    entries = (await audit(rest, application.name))["entries"]
+    advances = [e for e in entries if e["action"] == "rollout.advance"]
+    assert [e["actor"] for e in advances] == ["system"]
+
+    # The endpoints wave 1 newly includes get a push, and only they.
+    await until(lambda: _pushed(otao, cmx, app_version, set(later)), "wave 1 pushed", 20)
+    assert not {u.endpoint_id for u in cmx.updates if u.app_version_name == app_version} & first
+
+
+async def _committable(otao: RunningOtao, application: str, reports: int) -> bool:
+    states = await otao.app.endpoint_store.all_for_application("default", application)
+    return sum(1 for s in states for i in s.installs if i.version == "1.1.0") >= reports
+
+
+async def _opened(rest: httpx.AsyncClient, application: str, wave: int) -> bool:
+    return await current_wave(rest, application) >= wave
+
+
+async def _pushed(otao: RunningOtao, cmx: CmxPeer, app_version: str, expected: set[str]) -> bool:
+    await settled(otao, cmx)
+    got = {u.endpoint_id for u in cmx.updates if u.app_version_name == app_version}
+    return expected <= got
+
+
+async def test_a_manual_plan_waits_for_advance_and_pause_holds_every_offer(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    plan = {"waves": [{"percent": 10}, {"percent": 100}], "advance": "manual"}
+    await create_planned(rest, application.name, plan)
+    fleet = FLEET[:200]
+    first = await poll_all(cmx, app_version, fleet, "1.0.0")
+    rollout = f"{APPS}/{application.name}/software/1.1.0/rollout"
+
+    status = await rollout_status(rest, application.name, "1.1.0")
+    assert status["gate"]["met"] is True
+    assert "waits for rollout:advance" in status["gate"]["reason"]
+    await otao.app.waves.judge("default", application.name, "1.1.0")
+    assert await current_wave(rest, application.name) == 0  # met, but manual
+
+    paused = ok(await rest.post(f"{rollout}:pause", json={}))
+    assert paused["paused"] is True
+    assert await poll_all(cmx, app_version, fleet, "1.0.0") == set()
+    assert (await explain(rest, application.name, sorted(first)[0]))["1.1.0"] == "rollout_paused"
+    ok(await rest.post(f"{rollout}:resume", json={}))
+    assert await poll_all(cmx, app_version, fleet, "1.0.0") == first
+
+    advanced = ok(await rest.post(f"{rollout}:advance", json={}))
+    assert advanced["currentWave"] == 1
+    assert await poll_all(cmx, app_version, fleet, "1.0.0") == set(fleet)
+    last = await rest.post(f"{rollout}:advance", json={})
+    assert last.status_code == 400, last.text  # FAILED_PRECONDITION: the last wave is open
+    actions = [e["action"] for e in (await audit(rest, application.name))["entries"]]
+    assert actions[:3] == ["rollout.advance", "rollout.resume", "rollout.pause"]
+
+
+async def test_success_then_a_poll_with_the_old_version_is_a_rollback_never_offered_again(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    await create_planned(rest, application.name, {"waves": [{"percent": 100}]})
+    assert (await cmx.request(app_version, "kettle-1", "1.0.0")).config_id == "1.1.0"
+    await settled(otao, cmx)
+    await cmx.applied(app_version, "kettle-1", "1.1.0")
+    await until(lambda: _committable(otao, application.name, 1), "the success report recorded")
+    # The device fell back to its A slot: it polls naming 1.0.0 again.
+    assert (await cmx.request(app_version, "kettle-1", "1.0.0")).config_id is None
+    await settled(otao, cmx)
+    status = await rollout_status(rest, application.name, "1.1.0")
+    assert int(status["waves"][0]["rolledBack"]) == 1
+    assert (await cmx.request(app_version, "kettle-1", "1.0.0")).config_id is None
+    assert (await explain(rest, application.name, "kettle-1"))["1.1.0"] == "previously_failed"
+    # An operator clears it: offered again.
+    cleared = await rest.delete(f"{APPS}/{application.name}/endpoints/kettle-1/failures/1.1.0")
+    assert cleared.status_code == 200, cleared.text
+    assert (await cmx.request(app_version, "kettle-1", "1.0.0")).config_id == "1.1.0"
+
+
+async def test_an_offered_endpoint_without_a_report_in_time_has_timed_out(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    plan = {"waves": [{"percent": 100}], "applyTimeoutSeconds": 1}
+    await create_planned(rest, application.name, plan)
+    assert (await cmx.request(app_version, "stuck-1", "1.0.0")).config_id == "1.1.0"
+    await settled(otao, cmx)
+
+    async def timed_out() -> bool:
+        status = await rollout_status(rest, application.name, "1.1.0")
+        return int(status["waves"][0]["timedOut"]) == 1
+
+    await until(timed_out, "stuck-1 timed out", 10)
+
+
+async def test_a_bad_plan_is_refused_naming_the_field(
+    rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    body = {
+        "version": "1.1.0",
+        "upgradableFrom": ["1.0.0"],
+        "specification": {},
+        "rolloutStrategy": "general",
+        "rolloutPlan": {"waves": [{"percent": 50}, {"percent": 40}, {"percent": 100}]},
+    }
+    refused = await rest.post(f"{APPS}/{application.name}/software", json=body)
+    assert refused.status_code == 400
+    fields = [v["field"] for d in refused.json()["details"] for v in d["fieldViolations"]]
+    assert fields == ["rolloutPlan.waves[1].percent"]
+    assert (await rest.get(f"{APPS}/{application.name}/software/1.1.0")).status_code == 404
+
+
+async def test_two_replicas_open_each_wave_once_and_a_restart_keeps_the_rollout(
+    nats_server: NatsServer, mongo_server: MongoServer
+) -> None:
+    database = f"otao_{secrets.token_hex(4)}"
+    replicas = [await start_otao(nats_server.url, mongo_server.uri, database) for _ in range(2)]
+    try:
+        name = f"app-{secrets.token_hex(4)}"
+        for replica in replicas:
+            replica.add_application(name)
+        caller = replicas[0].app.software
+        plan = RolloutPlanInput(waves=[WaveInput(10), WaveInput(50), WaveInput(100)])
+        await caller.create(
+            Caller("default", "alice"),
+            name,
+            SoftwareInput(
+                version="1.1.0",
+                upgradable_from=["1.0.0"],
+                specification={},
+                has_specification=True,
+                rollout_strategy="general",
+                rollout_plan=plan,
+            ),
+        )
+        # Both replicas judge the same gates (no reports needed, no soak) at once.
+        for _ in range(3):
+            await asyncio.gather(*(r.app.waves.judge("default", name, "1.1.0") for r in replicas))
+        entries, _ = await replicas[0].app.components.services.audit.page(
+            Caller("default", "alice"), name, 100, ""
+        )
+        advances = [e for e in entries if e.action == "rollout.advance"]
+        assert sorted(int(str(e.details["currentWave"])) for e in advances) == [1, 2]
+        await replicas[1].stop()
+        replicas.pop()
+        await replicas[0].stop()
+        replicas.pop()
+        restarted = await start_otao(nats_server.url, mongo_server.uri, database)
+        replicas.append(restarted)
+        restarted.add_application(name)
+        progress = await restarted.app.waves.progress("default", name, "1.1.0")
+        assert progress is not None and progress.rollout.current_wave == 2
+        assert len(progress.rollout.opened_at) == 3
+    finally:
+        for replica in replicas:
+            await replica.stop()
