@@ -104,6 +104,8 @@ class Stack:
             OTAO_LOG_LEVEL="WARNING",
             OTAO_LOG_JSON="false",
             OTAO_KAA__OTAO=OTAO_NAME,
+            # Off unless a scenario asks (several replicas would want the same default port).
+            OTAO_METRICS__PORT="0",
             PYTHONUNBUFFERED="1",
         )
         env.update(extra_env or {})
