@@ -455,6 +455,21 @@ class Bench:
             id_reads_per_request=1,
         )
 
+        # The same poll with a 3-wave plan against itself without one (issue 13: >= 0.9).
+        planned_cdtp = [cdtp_request(app_version, e, seed.PLANNED_OLD) for e in seed.PLANNED_POOL]
+        await self.check_cdtp(planned_cdtp[0], seed.PLANNED_NEW)
+        await self.prime(planned_cdtp)
+        await self.compare(
+            "update available, 3-wave plan / CDTP (baseline: no plan)",
+            self.job(NATS, stack.nats_url, self.subject, planned_cdtp),
+            otao,
+            self.job(NATS, stack.nats_url, self.subject, update_cdtp),
+            otao,
+            door="CDTP",
+            path="update-available-planned",
+            id_reads_per_request=1,
+        )
+
         update_grpc = [grpc_request(app, e, seed.BASIC_OLD) for e in seed.UPDATE_POOL]
         await self.check_grpc(update_grpc[0], seed.BASIC_NEW)
         await self.compare(

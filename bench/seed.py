@@ -17,6 +17,8 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from otao.domain.models import RolloutStrategy, Software, SoftwareSpec, canonical_json
+from otao.domain.rollout_plan import RolloutPlan, Wave
+from otao.domain.rollout_state import RolloutState
 from otao.store.mongo import ENDPOINTS, SOFTWARE
 from otao.store.software import to_document
 
@@ -39,6 +41,11 @@ BASIC = Application("bench")
 BASIC_OLD, BASIC_NEW = "1.0.0", "1.1.0"
 STEADY_POOL = [f"st-{i:04d}" for i in range(1000)]  # on BASIC_NEW: nothing new for them
 UPDATE_POOL = [f"up-{i:04d}" for i in range(1000)]  # on BASIC_OLD: BASIC_NEW is offered
+# Update available under a 3-wave rollout plan (every wave open, so every poll is offered the
+# version, as in UPDATE_POOL, after placing the endpoint in its wave): same application.
+PLANNED_OLD, PLANNED_NEW = "1.5.0", "2.0.0"
+PLANNED_POOL = [f"pl-{i:04d}" for i in range(1000)]
+PLAN = RolloutPlan(waves=(Wave(5, min_reports=20), Wave(25, min_reports=100), Wave(100)))
 
 # Known endpoints sweep and push: a fleet on FLEET_OLD, offered FLEET_NEW; push adds PUSHED.
 FLEET = Application("fleet")
@@ -76,7 +83,9 @@ def specification(application: str, version: str) -> str:
     )
 
 
-def software(application: str, version: str, upgradable_from: list[str]) -> dict[str, Any]:
+def software(
+    application: str, version: str, upgradable_from: list[str], plan: RolloutPlan | None = None
+) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0)
     spec = SoftwareSpec(
         version=version,
@@ -84,9 +93,12 @@ def software(application: str, version: str, upgradable_from: list[str]) -> dict
         specification_json=specification(application, version),
         metadata_json=json.dumps({"notes": f"release {version}"}),
         rollout_strategy=RolloutStrategy.GENERAL,
+        rollout_plan=plan,
     )
     etag = hashlib.sha256(version.encode()).hexdigest()[:32]
-    return to_document(Software(TENANT, application, spec, now, now, etag))
+    # With a plan, its last wave is open: the poll decides waves but is offered the version.
+    rollout = RolloutState(len(plan.waves) - 1, (now,) * len(plan.waves)) if plan else None
+    return to_document(Software(TENANT, application, spec, now, now, etag, rollout=rollout))
 
 
 def endpoint(application: Application, endpoint_id: str, version: str) -> dict[str, Any]:
@@ -147,6 +159,7 @@ class Seeder:
                 [
                     software(BASIC.name, BASIC_OLD, ["0.9.0"]),
                     software(BASIC.name, BASIC_NEW, [BASIC_OLD]),
+                    software(BASIC.name, PLANNED_NEW, [PLANNED_OLD], PLAN),
                     software(FLEET.name, FLEET_OLD, ["0.9.0"]),
                     software(FLEET.name, FLEET_NEW, [FLEET_OLD]),
                 ]
@@ -156,7 +169,11 @@ class Seeder:
             ENDPOINTS,
             (
                 endpoint(BASIC, e, v)
-                for pool, v in ((STEADY_POOL, BASIC_NEW), (UPDATE_POOL, BASIC_OLD))
+                for pool, v in (
+                    (STEADY_POOL, BASIC_NEW),
+                    (UPDATE_POOL, BASIC_OLD),
+                    (PLANNED_POOL, PLANNED_OLD),
+                )
                 for e in pool
             ),
         )
