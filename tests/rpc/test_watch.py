@@ -185,11 +185,13 @@ async def test_a_watch_stream_ends_cleanly_on_shutdown_after_health_says_not_ser
         call = watch_pb2_grpc.WatchServiceStub(channel).WatchApplication(
             watch_pb2.WatchApplicationRequest(application_name=app.name)
         )
-        assert (await asyncio.wait_for(call.read(), WAIT)).kind == "opened"
+        opened = await asyncio.wait_for(call.read(), WAIT)
+        assert isinstance(opened, watch_pb2.RolloutEvent)
+        assert opened.kind == "opened"
         stopping = asyncio.create_task(replica.stop())
         ended = await asyncio.wait_for(call.read(), WAIT)
         serving_when_ended = replica.app.health.serving
         await stopping
-    assert ended is grpc.aio.EOF
+    assert ended is grpc.aio.EOF  # type: ignore[attr-defined]  # missing from grpc-stubs
     assert await call.code() is grpc.StatusCode.OK
     assert serving_when_ended is False
