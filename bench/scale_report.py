@@ -73,21 +73,30 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         "| known endpoints | seeded/s | otao RSS MB | otao RSS after polls MB "
-        "| nx-27017 RSS MB | database MB (dbStats totalSize) | database B per endpoint |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| otao RSS growth B per endpoint | nx-27017 RSS MB | database MB (dbStats totalSize) "
+        "| database B per endpoint |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    first = results["sizes"][0] if results["sizes"] else None
     for r in results["sizes"]:
+        grown = r["endpoints"] - first["endpoints"] if first else 0
+        per_endpoint = (
+            f"{(r['otao_rss_bytes'] - first['otao_rss_bytes']) / grown:.1f}"
+            if first and grown
+            else ""
+        )
         lines.append(
             f"| {r['endpoints']:,} | {r['seeded_per_s']:,} | {r['otao_rss_bytes'] / MB:.0f} "
-            f"| {r['otao_rss_after_bytes'] / MB:.0f} | {r['nx27017_rss_bytes'] / MB:.0f} "
+            f"| {r['otao_rss_after_bytes'] / MB:.0f} | {per_endpoint} "
+            f"| {r['nx27017_rss_bytes'] / MB:.0f} "
             f"| {r['db'].get('totalSize', 0) / MB:.0f} | {r['db_bytes_per_endpoint']:.0f} |"
         )
     for skipped in results.get("skipped_sizes", []):
         lines += [
             "",
             f"Not measured: {skipped['endpoints']:,} known endpoints (seeding them would have "
-            f"taken about {skipped['seeding_estimate_s']:,} s at the rate of the size before; "
-            "`--seed-budget`).",
+            f"taken about {skipped['seeding_estimate_s']:,} s at the rate of the size before, "
+            f"the run about {skipped['run_estimate_s']:,} s: over `--budget`).",
         ]
     p = results.get("push")
     if p:
@@ -150,12 +159,12 @@ def chart(results: dict[str, Any], path: Path) -> Path:
             alpha=0.6,
             label=f"{path_name} baseline p99",
         )
-    rate.set_title("CDTP polls a second (otao solid, baseline dotted)")
+    rate.set_title("CDTP polls a second, log (otao solid, baseline dotted)")
     latency.set_title("CDTP latency, ms")
     for axis in (rate, latency, memory):
         axis.set_xscale("log")
         axis.set_xlabel("known endpoints")
-    rate.set_ylim(bottom=0)
+    rate.set_yscale("log")
     latency.set_ylim(bottom=0)
     rate.legend(fontsize=8)
     latency.legend(fontsize=7)
