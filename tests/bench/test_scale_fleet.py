@@ -1,0 +1,49 @@
+"""bench/scale_fleet.py: the million-endpoint bench seeds what otao's endpoint store writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bench import scale_fleet as fleet
+from bench.seed import TENANT
+from otao.domain.models import AppliedReport, EndpointKey
+from otao.store.endpoints import EndpointStore, endpoint_doc_id, from_document
+from otao.store.mongo import ENDPOINTS
+from tests.support.database import fresh_database
+from tests.support.stack import MongoServer
+
+
+async def test_seeded_endpoints_have_the_shape_the_store_writes_and_their_own_ids(
+    mongo_server: MongoServer,
+) -> None:
+    async with fresh_database(mongo_server, "scale") as mongo:
+        seeder = fleet.FleetSeeder(mongo_server.uri, mongo.db.name)
+        try:
+            await seeder.grow(150)
+            await seeder.grow(250)  # grows from where it was
+        finally:
+            await seeder.close()
+        index = 123
+        store = EndpointStore(mongo)
+        direct = EndpointKey(TENANT, fleet.FLEET.name, "written-by-the-store")
+        current = fleet.version(fleet.version_index(index))
+        now = datetime.now(UTC)
+        await store.record_sighting(direct, fleet.FLEET.app_version, current, now)
+        await store.apply_report(
+            direct, fleet.FLEET.app_version, AppliedReport(current, 200, None, now)
+        )
+        await store.set_filters(direct, frozenset({fleet.filter_id(index)}), now)
+
+        endpoints = mongo.collection(ENDPOINTS)
+        seeded_key = EndpointKey(TENANT, fleet.FLEET.name, fleet.endpoint_id(index))
+        seeded = await endpoints.find_one({"_id": endpoint_doc_id(seeded_key)})
+        written = await endpoints.find_one({"_id": endpoint_doc_id(direct)})
+        assert seeded is not None and written is not None
+        assert seeded.keys() == written.keys()
+        state = from_document(seeded)
+        assert (state.application, state.endpoint_id) == (fleet.FLEET.name, seeded_key.endpoint_id)
+        assert state.current_version == current
+        assert state.filters == frozenset({fleet.filter_id(index)})
+        assert state.seen
+        assert await endpoints.count_documents({"application": fleet.FLEET.name}) == 251
+        assert await endpoints.count_documents({"application": {"$ne": fleet.FLEET.name}}) == 0
