@@ -24,6 +24,7 @@ from otao.services.configuration import TektonConfiguration
 from otao.services.delivery import DeliveryService
 from otao.services.endpoints import EndpointsService
 from otao.services.filters import FilterService
+from otao.services.offer_budget import OfferBudget
 from otao.services.push import PushService
 from otao.services.recorder import SightingRecorder
 from otao.services.resolution import ResolutionService
@@ -33,6 +34,7 @@ from otao.services.software import SoftwareService
 from otao.services.watch import announcing_changes, announcing_reports
 from otao.services.waves import WaveService
 from otao.settings import Settings
+from otao.store.offer_budgets import OfferBudgetStore
 
 Clock = Callable[[], datetime]
 
@@ -81,7 +83,8 @@ def build_services(
         on_loaded=on_catalog_loaded,
     )
     audit = AuditLog(storage.audit, applications, clock)
-    push = _push(settings, storage, broker, catalogs, applications, clock, observed)
+    budget = OfferBudget(OfferBudgetStore(storage.mongo), storage.offers, clock)
+    push = _push(settings, storage, broker, catalogs, applications, clock, observed, budget)
     software = SoftwareService(
         storage.software,
         catalogs,
@@ -120,7 +123,7 @@ def build_services(
         clock=clock,
     )
     resolution = ResolutionService(
-        applications, catalogs, storage.endpoints, clock, filters.learn, waves.gates
+        applications, catalogs, storage.endpoints, clock, filters.learn, waves.gates, budget
     )
     recorder = SightingRecorder(storage.endpoints, storage.offers, clock)
     return Services(
@@ -141,6 +144,7 @@ def build_services(
             recorder,
             on_report=announcing_reports(watch.events, on_report),
             offers=storage.offers,
+            budget=budget,
         ),
         endpoints=EndpointsService(
             applications, storage.endpoints, resolution, audit, clock, push.notify_endpoint
@@ -175,6 +179,7 @@ def _push(
     applications: ApplicationDirectory,
     clock: Clock,
     observed: Observability,
+    budget: OfferBudget,
 ) -> PushService:
     return PushService(
         storage.push_jobs,
@@ -189,4 +194,5 @@ def _push(
         batch_size=settings.push.batch_size,
         lease_seconds=settings.push.lease_seconds,
         poll_interval_seconds=settings.push.poll_interval_seconds,
+        budget=budget,
     )

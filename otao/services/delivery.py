@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from otao.domain.errors import InvalidArgument, NotFound
 from otao.domain.models import AppliedReport, EndpointKey
 from otao.services.applications import ApplicationDirectory
+from otao.services.offer_budget import OfferBudget
 from otao.services.recorder import SightingRecorder
 from otao.services.resolution import Decision, ResolutionService
 from otao.store.endpoints import EndpointStore
@@ -38,7 +39,9 @@ class DeliveryService:
         recorder: SightingRecorder,
         on_report: ReportListener,
         offers: OfferStore,
+        budget: OfferBudget,
     ) -> None:
+        self._budget = budget
         self._applications = applications
         self._resolution = resolution
         self._endpoints = endpoints
@@ -56,6 +59,10 @@ class DeliveryService:
         """A consumer asks for an endpoint's configuration; ``known`` is its configId."""
         key = self.endpoint_of(app_version_name, endpoint_id)
         decision = await self._resolution.decide(key, known)
+        selected = decision.selected
+        if selected is not None and not await self._budget.allow(key, selected):
+            # This minute's first offers of the version are used up: nothing new for now.
+            decision = replace(decision, selected=None)
         return self._answer(key, app_version_name, known, decision)
 
     def poll_from_catalog(

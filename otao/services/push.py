@@ -32,6 +32,7 @@ from otao.domain.push import LeaseLost, PushJob, PushProgress, catalog_before, d
 from otao.domain.resolution import EndpointFacts
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
+from otao.services.offer_budget import OfferBudget, capped
 from otao.store.endpoints import EndpointBatch, EndpointStore
 from otao.store.offers import OfferStore
 from otao.store.push_jobs import PushJobStore
@@ -115,7 +116,9 @@ class PushService:
         batch_size: int,
         lease_seconds: float,
         poll_interval_seconds: float,
+        budget: OfferBudget | None = None,
     ) -> None:
+        self._budget = budget
         self._jobs = jobs
         self._endpoints = endpoints
         self._offers = offers
@@ -250,6 +253,10 @@ class PushService:
                 sent = 0
                 for state, offered in self._deliveries(run, batch.states):
                     await self._limiter.take()
+                    if self._budget is not None and capped(offered):
+                        # A rollout plan's maxOffersPerMinute paces its pushes too.
+                        key = EndpointKey(state.tenant_id, state.application, state.endpoint_id)
+                        await self._budget.wait(key, offered, lambda: self._renew_if_due(run))
                     await self._send(state, offered)
                     run.collect(state, offered)
                     sent += 1

@@ -14,10 +14,11 @@ from datetime import datetime
 from otao.domain import graph, resolution, validation
 from otao.domain.catalog import Catalog
 from otao.domain.models import Caller, EndpointKey, EndpointState, RolloutStrategy, Software
-from otao.domain.resolution import EndpointFacts, Explanation
-from otao.domain.rollout_progress import GateState
+from otao.domain.resolution import EndpointFacts, Explanation, Verdict, VerdictKind
+from otao.domain.rollout_progress import GateState, offer_budget_exhausted_reason
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
+from otao.services.offer_budget import OfferBudget
 from otao.services.ports import MembershipLookup
 from otao.store.endpoints import EndpointStore
 
@@ -41,7 +42,9 @@ class ResolutionService:
         clock: Callable[[], datetime],
         membership: MembershipLookup,
         gates: Callable[[str, str], Awaitable[dict[str, GateState]]] | None = None,
+        budget: OfferBudget | None = None,
     ) -> None:
+        self._budget = budget
         # Staged rollouts' gates, for explain's not_in_open_wave reasons.
         self._gates = gates
         self._applications = applications
@@ -96,7 +99,24 @@ class ResolutionService:
         gates = (
             await self._gates(key.tenant_id, key.application) if planned and self._gates else None
         )
-        return resolution.explain(catalog, facts, self._clock(), gates)
+        explanation = resolution.explain(catalog, facts, self._clock(), gates)
+        return await self._within_budget(key, explanation)
+
+    async def _within_budget(self, key: EndpointKey, explanation: Explanation) -> Explanation:
+        """A poll now would get nothing new when the selected version's offer budget for
+        this minute is used up (docs/rollouts.md): explain says so instead of "selected"."""
+        chosen = explanation.selected
+        if chosen is None or self._budget is None or not await self._budget.exhausted(key, chosen):
+            return explanation
+        plan = chosen.spec.rollout_plan
+        limit = plan.max_offers_per_minute if plan else 0
+        held = Verdict(
+            chosen.version,
+            VerdictKind.OFFER_BUDGET_EXHAUSTED,
+            offer_budget_exhausted_reason(limit, self._clock()),
+        )
+        verdicts = tuple(held if v.version == chosen.version else v for v in explanation.verdicts)
+        return replace(explanation, selected=None, verdicts=verdicts)
 
     async def _facts(
         self,

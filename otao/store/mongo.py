@@ -38,6 +38,7 @@ PUSH_JOBS = "push_jobs"
 AUDIT = "audit"
 OFFERS = "offers"
 LEASES = "leases"
+OFFER_BUDGETS = "offer_budgets"
 
 # Inside Mongo.fail_fast: tells translated() whether the database is known to be down.
 _known_down: ContextVar[Callable[[], bool] | None] = ContextVar("otao_db_known_down", default=None)

@@ -65,3 +65,10 @@ class OfferStore:
                     "endpointId": key.endpoint_id,
                 }
             )
+
+    async def was_offered(self, key: EndpointKey, version: str) -> bool:
+        async with translated("offer lookup"):
+            doc = await self._collection.find_one(
+                {"_id": f"{endpoint_doc_id(key)}|{version}"}, {"_id": 1}
+            )
+        return doc is not None

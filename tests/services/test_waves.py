@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from otao.domain.applications import ApplicationConfig
 from otao.domain.models import Caller
 from otao.domain.rollout_plan import RolloutPlan, RolloutPlanInput, Wave, WaveInput, wave_for
+from otao.domain.rollout_progress import budget_window
 from otao.domain.validation import SoftwareInput
 from tests.support.cmx import CmxPeer
 from tests.support.operator import (
@@ -78,6 +80,7 @@ async def test_a_first_wave_of_ten_percent_offers_to_the_same_tenth_and_opens_th
     }
     created = await create_planned(rest, application.name, plan)
     assert created["rolloutPlan"]["waves"][0]["percent"] == 10
+    await settled(otao, cmx)  # the create's own push is done before any endpoint is known
 
     first = await poll_all(cmx, app_version, FLEET, "1.0.0")
     assert 70 <= len(first) <= 130  # 10% +/- 3%
@@ -259,3 +262,25 @@ async def test_two_replicas_open_each_wave_once_and_a_restart_keeps_the_rollout(
     finally:
         for replica in replicas:
             await replica.stop()
+
+
+async def test_the_offer_budget_caps_first_offers_per_minute_and_repeats_are_free(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    plan = {"waves": [{"percent": 100}], "maxOffersPerMinute": 3}
+    await create_planned(rest, application.name, plan)
+    fleet = [f"b-{n}" for n in range(10)]
+    window = budget_window(datetime.now(UTC))
+    offered = await poll_all(cmx, app_version, fleet, "1.0.0")
+    if budget_window(datetime.now(UTC)) != window:
+        pytest.skip("a minute began during the polls; the budget's window moved")
+    assert len(offered) == 3
+    await settled(otao, cmx)
+    assert await poll_all(cmx, app_version, sorted(offered), "1.0.0") == offered
+    held = sorted(set(fleet) - offered)[0]
+    found = ok(await rest.get(f"{APPS}/{application.name}/endpoints/{held}/software:explain"))
+    (verdict,) = found["verdicts"]
+    if budget_window(datetime.now(UTC)) == window:
+        assert verdict["verdict"] == "offer_budget_exhausted"
+        assert "budget of 3 first offers is used" in verdict["reason"]
