@@ -9,8 +9,10 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 import httpx
 import pytest
+from kaa.otao.v1 import rollout_pb2, rollout_pb2_grpc
 
 from otao.domain.applications import ApplicationConfig
 from otao.domain.models import Caller
@@ -18,6 +20,7 @@ from otao.domain.rollout_plan import RolloutPlan, RolloutPlanInput, Wave, WaveIn
 from otao.domain.rollout_progress import budget_window
 from otao.domain.validation import SoftwareInput
 from tests.support.cmx import CmxPeer
+from tests.support.epr import EprPeer
 from tests.support.operator import (
     APPS,
     audit,
@@ -28,6 +31,7 @@ from tests.support.operator import (
     until,
 )
 from tests.support.otao import RunningOtao, start_otao
+from tests.support.software import define
 from tests.support.stack import MongoServer, NatsServer
 
 pytestmark = pytest.mark.timeout(90)
@@ -284,3 +288,37 @@ async def test_the_offer_budget_caps_first_offers_per_minute_and_repeats_are_fre
     if budget_window(datetime.now(UTC)) == window:
         assert verdict["verdict"] == "offer_budget_exhausted"
         assert "budget of 3 first offers is used" in verdict["reason"]
+
+
+async def test_targeted_with_waves_over_grpc_offers_the_open_share_of_the_filters_members(
+    otao: RunningOtao, cmx: CmxPeer, epr: EprPeer, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    fleet = [f"k-{n:03d}" for n in range(100)]
+    epr.membership = {e: ["beta"] if n % 2 == 0 else ["gamma"] for n, e in enumerate(fleet)}
+    beta = {e for n, e in enumerate(fleet) if n % 2 == 0}
+    plan = {"waves": [{"percent": 50}, {"percent": 100}], "advance": "manual"}
+    async with grpc.aio.insecure_channel(otao.grpc_target) as channel:
+        await define(
+            channel,
+            application.name,
+            "1.1.0",
+            ["1.0.0"],
+            "targeted",
+            filters=[{"filterId": "beta"}],
+            rolloutPlan=plan,
+        )
+        first = await poll_all(cmx, app_version, fleet, "1.0.0")
+        assert first == {e for e in beta if wave_of(application.name, e, (50, 100)) == 0}
+        assert 0 < len(first) < len(beta)
+        await settled(otao, cmx)
+
+        stub = rollout_pb2_grpc.RolloutServiceStub(channel)
+        request = rollout_pb2.AdvanceRolloutRequest(
+            application_name=application.name, version="1.1.0"
+        )
+        status = await stub.AdvanceRollout(request, timeout=10)
+        assert status.current_wave == 1
+        assert [w.state for w in status.waves] == ["done", "open"]
+        assert sum(w.eligible for w in status.waves) == len(beta)
+    assert await poll_all(cmx, app_version, fleet, "1.0.0") == beta
