@@ -119,7 +119,9 @@ async def measure(bench: Bench, stack: Stack, size: int, job_wait: float) -> dic
     assert bench.channel is not None
     stub = software_pb2_grpc.SoftwareServiceStub(bench.channel)
     subject = config_updated_subject(OTAO_NAME)
-    receiver = pool.start_receiver(ReceiveJob(stack.nats_url, subject, size, timeout))
+    # otao stops sending while it records pending offers (17 s or so for 100,000 on
+    # nx-27017): the receiver must not take such a pause for the end.
+    receiver = pool.start_receiver(ReceiveJob(stack.nats_url, subject, size, timeout, idle=90))
     rss_before = proc_status(stack.otao_pid)["VmRSS"]
     reset = _reset_peak(stack.otao_pid)
     sampler = RssSampler(stack.otao_pid)
