@@ -83,7 +83,7 @@ async def measure(bench: Bench, stack: Stack, size: int, job_wait: float) -> dic
             originator_replica_id="otao-0123456789ab",
         )
     )
-    timeout = max(240.0, size / 2_000)
+    timeout = max(240.0, size / 1_000)
     pool = bench.pool
 
     # Baseline: the same walk over the same documents, one publish per endpoint.
