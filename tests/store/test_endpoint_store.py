@@ -403,3 +403,64 @@ async def test_a_walk_through_a_cursor_stops_at_it(store: EndpointStore) -> None
     assert between[-1][1] == cursors[4]
     assert await _walked(store, cursors[4], cursors[4]) == []
     assert await _walked(store, cursors[5], cursors[4]) == []
+
+
+# --- install records (staged rollouts, docs/rollouts.md): the report, the version before it,
+# and the first poll after a success naming either.
+
+INSTALL_KEY = EndpointKey(TENANT, APP, "ep-installs")
+INSTALLED_AT = T0
+
+
+async def installed(store: EndpointStore) -> EndpointStore:
+    await store.record_sighting(INSTALL_KEY, APP_VERSION, "1.0.0", INSTALLED_AT)
+    await store.apply_report(
+        INSTALL_KEY, APP_VERSION, AppliedReport("1.1.0", 200, None, INSTALLED_AT)
+    )
+    return store
+
+
+async def test_a_success_report_records_the_version_it_replaced(store: EndpointStore) -> None:
+    state = await (await installed(store)).get(INSTALL_KEY)
+    assert state is not None
+    (record,) = state.installs
+    assert (record.version, record.succeeded, record.previous_version) == ("1.1.0", True, "1.0.0")
+    assert record.awaiting_poll
+
+
+async def test_a_poll_naming_the_new_version_settles_it(store: EndpointStore) -> None:
+    await (await installed(store)).record_sighting(
+        INSTALL_KEY, APP_VERSION, "1.1.0", INSTALLED_AT + timedelta(seconds=5)
+    )
+    state = await store.get(INSTALL_KEY)
+    assert state is not None
+    (record,) = state.installs
+    assert record.poll_config_id == "1.1.0"
+    assert "1.1.0" not in state.failed_versions
+
+
+async def test_a_poll_naming_the_old_version_is_a_fallback_that_fails_the_version(
+    store: EndpointStore,
+) -> None:
+    await (await installed(store)).record_sighting(
+        INSTALL_KEY, APP_VERSION, "1.0.0", INSTALLED_AT + timedelta(seconds=5)
+    )
+    state = await store.get(INSTALL_KEY)
+    assert state is not None
+    assert state.installs[0].poll_config_id == "1.0.0"
+    assert "1.1.0" in state.failed_versions
+    assert state.current_version == "1.0.0"
+    applied, failed = await store.report_counts(TENANT, APP, "1.1.0")
+    assert (applied, failed) == (0, 1)
+
+
+async def test_a_redelivered_report_keeps_the_settling_poll(store: EndpointStore) -> None:
+    await (await installed(store)).record_sighting(
+        INSTALL_KEY, APP_VERSION, "1.1.0", INSTALLED_AT + timedelta(seconds=5)
+    )
+    await store.apply_report(
+        INSTALL_KEY, APP_VERSION, AppliedReport("1.1.0", 200, None, INSTALLED_AT)
+    )
+    state = await store.get(INSTALL_KEY)
+    assert state is not None
+    assert state.installs[0].poll_config_id == "1.1.0"
