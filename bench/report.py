@@ -160,10 +160,30 @@ def closer_targets(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of issue 16 (item 2), then of issue 7, with the measured value and
-    whether it is met."""
-    return closer_targets(results["scenarios"]) + [
-        {"issue": 7, **target} for target in issue7_targets(results)
+    """Each target of issue 16 (item 2), then of issue 7, then of issue 13, with the
+    measured value and whether it is met."""
+    return (
+        closer_targets(results["scenarios"])
+        + [{"issue": 7, **target} for target in issue7_targets(results)]
+        + planned_targets(results["scenarios"])
+    )
+
+
+# Issue 13: the update-available poll under a 3-wave plan, against the same poll without one.
+PLANNED_RATIO_TARGET = 0.9
+
+
+def planned_targets(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": s["name"],
+            "issue": 13,
+            "target": f"{s['name']}: ratio >= {PLANNED_RATIO_TARGET}",
+            "value": s["ratio"],
+            "met": s["ratio"] is not None and s["ratio"] >= PLANNED_RATIO_TARGET,
+        }
+        for s in scenarios
+        if s.get("path") == "update-available-planned"
     ]
 
 
