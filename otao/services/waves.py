@@ -286,9 +286,12 @@ class WaveService:
             except OtaoError as error:
                 log.warning("rollout gates postponed: %s", error.message)
             self.rounds += 1
-            self._wake.clear()
+            # A burst of reports costs one judgement per second at most, not one each.
+            coalesce = min(1.0, self._interval)
+            await asyncio.sleep(coalesce)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                await asyncio.wait_for(self._wake.wait(), self._interval - coalesce)
+            self._wake.clear()
 
     async def judge_all(self) -> None:
         for app in self._applications.all():
