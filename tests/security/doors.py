@@ -27,7 +27,14 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from kaa.otao.v1 import application_pb2, endpoint_pb2, resolution_pb2, rollout_pb2, software_pb2
+from kaa.otao.v1 import (
+    application_pb2,
+    endpoint_pb2,
+    resolution_pb2,
+    rollout_pb2,
+    software_pb2,
+    watch_pb2,
+)
 
 from otao.rpc.access import DELETE, READ, UPDATE
 from tests.support.eventually import eventually as shared_eventually
@@ -48,6 +55,7 @@ SERVICES = tuple(
         (endpoint_pb2, "EndpointService"),
         (rollout_pb2, "RolloutService"),
         (application_pb2, "ApplicationService"),
+        (watch_pb2, "WatchService"),
     )
 )
 Door = Literal["grpc", "rest"]

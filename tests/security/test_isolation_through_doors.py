@@ -18,6 +18,8 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from google.protobuf import json_format
+from kaa.otao.v1 import watch_pb2, watch_pb2_grpc
 
 from otao.rpc.access import METHOD_SCOPES
 from tests.security.doors import (
@@ -38,6 +40,7 @@ RES = "/kaa.otao.v1.ResolutionService/"
 EP = "/kaa.otao.v1.EndpointService/"
 RO = "/kaa.otao.v1.RolloutService/"
 AP = "/kaa.otao.v1.ApplicationService/"
+WA = "/kaa.otao.v1.WatchService/"
 KETTLE = {"application_name": "kettle"}
 ENDPOINT = {**KETTLE, "endpoint_id": "ep-b"}
 B_APPLIED, B_FAILED = "7.1.0", "7.2.0"
@@ -250,7 +253,11 @@ ROUTES: dict[str, Route] = {
     RO + "PauseRollout": Route({**KETTLE, "version": B_FAILED}, NOT_FOUND),
     RO + "ResumeRollout": Route({**KETTLE, "version": B_FAILED}, NOT_FOUND),
     AP + "ListApplications": Route({"page_size": 1000}, only_a_kettle),
+    # A stream on B's version ends at once with NOT_FOUND, like the unary reads.
+    WA + "WatchRollout": Route({**KETTLE, "version": B_FAILED}, NOT_FOUND),
 }
+# Streams that stay open on A's own data: tried by their own test below.
+OPEN_STREAMS = {WA + "WatchApplication"}
 
 CASES = [
     pytest.param(method, door, id=f"{method.rsplit('/', 1)[1]}-{door}")
@@ -261,7 +268,7 @@ CASES = [
 
 
 def test_the_route_table_covers_exactly_the_methods_otao_serves() -> None:
-    assert set(ROUTES) == set(METHOD_SCOPES)
+    assert set(ROUTES) | OPEN_STREAMS == set(METHOD_SCOPES)
     # METHOD_SCOPES itself names every method of otao's services (from the protos).
     assert set(METHOD_SCOPES) == all_methods()
     # Every method with a REST route is tried through Envoy too.
@@ -296,6 +303,24 @@ async def test_a_token_of_tenant_a_neither_sees_nor_changes_tenant_bs_data(
 
     assert await seeded.b_snapshot() == before
     assert await seeded.a_software() == [A_VERSION]
+
+
+async def test_a_watch_of_tenant_as_application_sees_none_of_tenant_bs_rollouts(
+    seeded: Seeded,
+) -> None:
+    stack = seeded.stack
+    call = watch_pb2_grpc.WatchServiceStub(stack.channel).WatchApplication(
+        watch_pb2.WatchApplicationRequest(application_name="kettle"),
+        metadata=[("authorization", f"Bearer {seeded.a_token}")],
+    )
+    try:
+        opened = await asyncio.wait_for(call.read(), 10)
+        assert isinstance(opened, watch_pb2.RolloutEvent)
+        assert opened.kind == "opened"
+        text = json.dumps(json_format.MessageToDict(opened))
+        assert SECRET not in text and B_APPLIED not in text and B_FAILED not in text
+    finally:
+        call.cancel()
 
 
 # ---------------------------------------------------------------------------------------------
