@@ -16,27 +16,35 @@ from dataclasses import dataclass
 
 _JSON = "application/json"
 
+# Most Kaa records open with the same header; it is declared once, and each record class adds
+# its own fields after it (dataclass fields of a base come first, so schema order holds). The
+# record classes stay distinct types: the codec binds one schema per class, equality is per class.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Header:
+    correlation_id: str
+    timestamp: int
+    timeout: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _EndpointHeader(_Header):
+    app_version_name: str
+    endpoint_id: str
+
+
 # --- 6/CDTP, namespace org.kaaproject.ipc.cdtp.gen.v1 -------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConfigRequest:
-    correlation_id: str
-    timestamp: int
-    timeout: int = 0
-    app_version_name: str
-    endpoint_id: str
+class ConfigRequest(_EndpointHeader):
     config_id: str | None = None
     config_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConfigResponse:
-    correlation_id: str
-    timestamp: int
-    timeout: int = 0
-    app_version_name: str
-    endpoint_id: str
+class ConfigResponse(_EndpointHeader):
     config_id: str | None = None
     content_type: str = _JSON
     content: bytes | None = None
@@ -48,12 +56,7 @@ class ConfigResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConfigUpdated:
-    correlation_id: str
-    timestamp: int
-    timeout: int = 0
-    app_version_name: str
-    endpoint_id: str
+class ConfigUpdated(_EndpointHeader):
     config_id: str
     content_type: str = _JSON
     content: bytes
@@ -61,12 +64,7 @@ class ConfigUpdated:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConfigApplied:
-    correlation_id: str
-    timestamp: int
-    timeout: int = 0
-    app_version_name: str
-    endpoint_id: str
+class ConfigApplied(_EndpointHeader):
     config_id: str
     originator_replica_id: str | None = None
     status_code: int = 200
@@ -77,96 +75,75 @@ class ConfigApplied:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EndpointUnregisteredEvent:
+class EndpointUnregisteredEvent(_EndpointHeader):
     """Avro ``...endpoint.lifecycle.UnregisteredEvent``."""
 
-    correlation_id: str
-    timestamp: int
-    timeout: int = 0
-    app_version_name: str
-    endpoint_id: str
     originator_replica_id: str
 
 
 # --- 18/EFE, namespace org.kaaproject.ipc.event.gen.v1.endpoint.filter -------------------------
-# filter_name is nullable but has no default in the schema, so it is required here too.
+# These schemas put the timestamp first, so they do not share the header. filter_name is nullable
+# but has no default in the schema, so it is required here too. The five schemas come in two
+# field layouts, each declared once.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EndpointMatchedFilterEvent:
+class _FilterEvent:
     timestamp: int
     timeout: int = 0
     correlation_id: str
     originator_replica_id: str
     filter_id: str
     application_name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _EndpointFilterEvent(_FilterEvent):
     app_version_name: str
     filter_name: str | None
     endpoint_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EndpointUnmatchedFilterEvent:
-    timestamp: int
-    timeout: int = 0
-    correlation_id: str
-    originator_replica_id: str
-    filter_id: str
-    application_name: str
-    app_version_name: str
-    filter_name: str | None
-    endpoint_id: str
+class EndpointMatchedFilterEvent(_EndpointFilterEvent):
+    pass
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EndpointFilterDeletedEvent:
-    timestamp: int
-    timeout: int = 0
-    correlation_id: str
-    originator_replica_id: str
-    filter_id: str
-    application_name: str
+class EndpointUnmatchedFilterEvent(_EndpointFilterEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _FilterOnlyEvent(_FilterEvent):
     filter_name: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EndpointFilterActivatedEvent:
-    timestamp: int
-    timeout: int = 0
-    correlation_id: str
-    originator_replica_id: str
-    filter_id: str
-    application_name: str
-    filter_name: str | None
+class EndpointFilterDeletedEvent(_FilterOnlyEvent):
+    pass
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EndpointFilterPendingEvent:
-    timestamp: int
-    timeout: int = 0
-    correlation_id: str
-    originator_replica_id: str
-    filter_id: str
-    application_name: str
-    filter_name: str | None
+class EndpointFilterActivatedEvent(_FilterOnlyEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointFilterPendingEvent(_FilterOnlyEvent):
+    pass
 
 
 # --- 20/EFMP, namespace org.kaaproject.ipc.efmp.gen.v1 -----------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EndpointFiltersRequest:
-    correlation_id: str
-    timestamp: int
-    timeout: int = 0
+class EndpointFiltersRequest(_Header):
     endpoint_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EndpointFiltersResponse:
-    correlation_id: str
-    timestamp: int
-    timeout: int = 0
+class EndpointFiltersResponse(_Header):
     endpoint_id: str
     filter_ids: tuple[str, ...]
     status_code: int
@@ -201,25 +178,19 @@ class ServiceSpecificConfigurationUpdateEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TenantUpdatedEvent:
-    """Avro ``...tenant.lifecycle.UpdatedEvent``."""
-
-    correlation_id: str
-    timestamp: int
-    timeout: int = 0
+class _TenantEvent(_Header):
     tenant_id: str
     originator_replica_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TenantUnregisteredEvent:
-    """Avro ``...tenant.lifecycle.UnregisteredEvent``."""
+class TenantUpdatedEvent(_TenantEvent):
+    """Avro ``...tenant.lifecycle.UpdatedEvent``."""
 
-    correlation_id: str
-    timestamp: int
-    timeout: int = 0
-    tenant_id: str
-    originator_replica_id: str
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantUnregisteredEvent(_TenantEvent):
+    """Avro ``...tenant.lifecycle.UnregisteredEvent``."""
 
 
 Record = (
