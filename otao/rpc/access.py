@@ -7,7 +7,8 @@ from typing import Any
 
 from otao.domain.errors import PermissionDenied, Unauthenticated
 from otao.domain.models import Caller
-from otao.rpc.interceptors import Authenticate, Context
+from otao.rpc.interception import Context
+from otao.rpc.interceptors import Authenticate
 from otao.security.permissions import Authorizer
 from otao.security.tokens import TokenVerifier
 

@@ -6,7 +6,8 @@ from kaa.otao.v1 import endpoint_pb2, endpoint_pb2_grpc
 
 from otao.domain import versions
 from otao.rpc import convert
-from otao.rpc.interceptors import Context, current_caller
+from otao.rpc.interception import Context
+from otao.rpc.interceptors import current_caller
 from otao.services.endpoints import EndpointsService
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import grpc
 from google.protobuf import any_pb2
@@ -24,6 +24,14 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from otao.domain import errors
 from otao.domain.models import Caller
+from otao.rpc.interception import (
+    PREFIX,
+    Behavior,
+    Context,
+    Handler,
+    MethodInterceptor,
+    StreamBehavior,
+)
 from otao.rpc.rest_query import ORIGINAL_PATH, query_rule
 from otao.rpc.strict_json import fill_from_json_body, refuse_unknown_fields
 
@@ -45,15 +53,6 @@ REALM = "otao"
 
 _caller: ContextVar[Caller] = ContextVar("otao_caller")
 
-if TYPE_CHECKING:
-    Context = grpc.aio.ServicerContext[Any, Any]
-    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
-else:  # the grpc runtime classes are not subscriptable
-    Context = grpc.aio.ServicerContext
-    _ServerInterceptor = grpc.aio.ServerInterceptor
-
-Behavior = Callable[[Any, Context], Awaitable[Any]]
-StreamBehavior = Callable[[Any, Context], AsyncIterator[Any]]
 Authenticate = Callable[[str, Any, Context], Awaitable[Caller]]
 Deserialize = Callable[[bytes], Any]
 
@@ -212,7 +211,7 @@ def _wrap_stream(guard: _Guard, behavior: StreamBehavior) -> StreamBehavior:
     return guarded
 
 
-class ServiceInterceptor(_ServerInterceptor):
+class ServiceInterceptor(MethodInterceptor):
     """Authenticates and authorizes otao's own methods and maps every error they raise.
 
     Health and reflection are served without authentication (they are not otao's
@@ -222,46 +221,28 @@ class ServiceInterceptor(_ServerInterceptor):
     def __init__(
         self,
         authenticate: Authenticate,
-        prefix: str = "/kaa.otao.v1.",
+        prefix: str = PREFIX,
         max_metadata_bytes: int | None = None,
     ) -> None:
+        super().__init__(prefix)
         self._authenticate = authenticate
-        self._prefix = prefix
         self._max_metadata_bytes = max_metadata_bytes
-        # One wrapped handler per method, built on first use: every call of that method
-        # reuses it instead of building a handler and closure per request.
-        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        method = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(handler_call_details)
-        if handler is None or not method.startswith(self._prefix):
-            return handler
+    def wrap(self, method: str, handler: Handler) -> Handler | None:
         guard = _Guard(
             method, self._authenticate, handler.request_deserializer, self._max_metadata_bytes
         )
         # No request_deserializer: the wrapper parses, so a parse failure is mapped like any
         # other error (see _parse).
         if handler.unary_unary is not None:
-            wrapped = grpc.unary_unary_rpc_method_handler(
+            return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(guard, cast(Behavior, handler.unary_unary)),
                 response_serializer=handler.response_serializer,
             )
-        elif handler.unary_stream is not None:
-            wrapped = grpc.unary_stream_rpc_method_handler(
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(guard, cast(StreamBehavior, handler.unary_stream)),
                 response_serializer=handler.response_serializer,
             )
-        else:  # no client-streaming method exists; refused rather than served unguarded
-            raise RuntimeError(f"{method}: client-streaming methods are not guarded")
-        self._wrapped[method] = wrapped
-        return wrapped
+        # No client-streaming method exists; refused rather than served unguarded.
+        raise RuntimeError(f"{method}: client-streaming methods are not guarded")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from kaa.otao.v1 import resolution_pb2, resolution_pb2_grpc
 
 from otao.rpc import convert
-from otao.rpc.interceptors import Context, current_caller
+from otao.rpc.interception import Context
+from otao.rpc.interceptors import current_caller
 from otao.services.resolution import ResolutionService
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from kaa.otao.v1 import rollout_pb2, rollout_pb2_grpc
 
 from otao.rpc import convert
-from otao.rpc.interceptors import Context, current_caller
+from otao.rpc.interception import Context
+from otao.rpc.interceptors import current_caller
 from otao.services.audit import AuditLog
 from otao.services.rollout import RolloutService, RolloutStatus
 from otao.services.waves import Progress, WaveService

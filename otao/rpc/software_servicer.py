@@ -9,7 +9,8 @@ from kaa.otao.v1 import software_pb2, software_pb2_grpc
 
 from otao.domain.models import ApplicationSettings
 from otao.rpc import convert
-from otao.rpc.interceptors import Context, current_caller
+from otao.rpc.interception import Context
+from otao.rpc.interceptors import current_caller
 from otao.services.software import SoftwareService
 
 

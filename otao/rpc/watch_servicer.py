@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from kaa.otao.v1 import watch_pb2, watch_pb2_grpc
 
 from otao.rpc import convert
-from otao.rpc.interceptors import Context, current_caller
+from otao.rpc.interception import Context
+from otao.rpc.interceptors import current_caller
 from otao.rpc.rollout_servicer import status_to_proto
 from otao.services.watch import Watcher, WatchEvent, WatchService
 
