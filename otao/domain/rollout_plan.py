@@ -14,8 +14,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from otao.domain.errors import FieldViolation, InvalidArgument
+
+if TYPE_CHECKING:  # models imports this module at run time
+    from otao.domain.models import JsonValue
 
 BUCKETS = 10_000
 # One percent of the buckets: wave percents are whole numbers, so every wave is a whole range.
@@ -99,6 +103,26 @@ class RolloutPlanInput:
     apply_timeout_seconds: int = 0
     max_offers_per_minute: int = 0
     cohort_key: str = ""
+
+
+def plan_fields(plan: RolloutPlan) -> dict[str, JsonValue]:
+    """The plan in the API's field names: the shape the store keeps and the audit log shows."""
+    return {
+        "waves": [
+            {
+                "percent": w.percent,
+                "minReports": w.min_reports,
+                "minSuccessRatio": w.min_success_ratio,
+                "soakSeconds": w.soak_seconds,
+            }
+            for w in plan.waves
+        ],
+        "advance": plan.advance.value,
+        "confirmSeconds": plan.confirm_seconds,
+        "applyTimeoutSeconds": plan.apply_timeout_seconds,
+        "maxOffersPerMinute": plan.max_offers_per_minute,
+        "cohortKey": plan.cohort_key,
+    }
 
 
 def rollout_plan(submitted: RolloutPlanInput, path: str = "rolloutPlan") -> RolloutPlan:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from otao.domain.models import ApplicationSettings, AuditEntry, Caller, JsonValue, SoftwareSpec
+from otao.domain.rollout_plan import plan_fields as rollout_plan_fields
 from otao.domain.validation import format_utc_date
 from otao.services.applications import ApplicationDirectory
 from otao.services.paging import PageTokens, page_size
@@ -54,22 +55,8 @@ def plan_fields(spec: SoftwareSpec) -> JsonValue:
     plan = spec.rollout_plan
     if plan is None:
         return None
-    return {
-        "waves": [
-            {
-                "percent": w.percent,
-                "minReports": w.min_reports,
-                "minSuccessRatio": w.min_success_ratio,
-                "soakSeconds": w.soak_seconds,
-            }
-            for w in plan.waves
-        ],
-        "advance": plan.advance.value,
-        "confirmSeconds": plan.confirm_seconds,
-        "applyTimeoutSeconds": plan.apply_timeout_seconds,
-        "maxOffersPerMinute": plan.max_offers_per_minute,
-        "cohortKey": plan.cohort_key or "",
-    }
+    # The API shows an unset cohort key as "" (the version is the cohort).
+    return {**rollout_plan_fields(plan), "cohortKey": plan.cohort_key or ""}
 
 
 def settings_fields(settings: ApplicationSettings) -> dict[str, JsonValue]:

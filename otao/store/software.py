@@ -19,7 +19,7 @@ from otao.domain.models import (
     Software,
     SoftwareSpec,
 )
-from otao.domain.rollout_plan import Advance, RolloutPlan, Wave
+from otao.domain.rollout_plan import Advance, RolloutPlan, Wave, plan_fields
 from otao.domain.rollout_state import RolloutState
 from otao.store.mongo import SETTINGS, SOFTWARE, Document, Mongo, translated
 
@@ -94,24 +94,7 @@ def from_document(doc: Document) -> Software:
 
 
 def _plan_document(plan: RolloutPlan | None) -> Document | None:
-    if plan is None:
-        return None
-    return {
-        "waves": [
-            {
-                "percent": w.percent,
-                "minReports": w.min_reports,
-                "minSuccessRatio": w.min_success_ratio,
-                "soakSeconds": w.soak_seconds,
-            }
-            for w in plan.waves
-        ],
-        "advance": plan.advance.value,
-        "confirmSeconds": plan.confirm_seconds,
-        "applyTimeoutSeconds": plan.apply_timeout_seconds,
-        "maxOffersPerMinute": plan.max_offers_per_minute,
-        "cohortKey": plan.cohort_key,
-    }
+    return None if plan is None else plan_fields(plan)
 
 
 def _plan(doc: Document | None) -> RolloutPlan | None:
