@@ -63,6 +63,21 @@ def build(settings: Settings, on_catalog_loaded: Callable[[], None] | None = Non
     health = Health()
     grpc = GrpcDoor(settings, services, platform, health, observability.grpc_meter)
     metrics_workers = observe(observability, settings, storage, broker, services)
+    # The one start/drain/close order.
+    lifecycle = Lifecycle(
+        grace_seconds=settings.grace_period_seconds,
+        # Serve first (health says NOT_SERVING until Readiness finds every dependency).
+        # Metrics first and closed last: a replica that is starting or draining is watched.
+        starts=[observability.start, grpc.start, broker.start, platform.start],
+        readiness=Readiness(storage.mongo, broker.nats, health),
+        workers=_workers(services) + metrics_workers,
+        stop_serving=health.shutdown,
+        # Together within the grace period: in-flight CDTP requests and RPCs. Watch streams
+        # end at once (health says NOT_SERVING by then), so they never hold the stop.
+        drains=[handlers.drain, services.watch.hub.drain, grpc.stop],
+        flush=services.recorder.flush,
+        closes=[broker.nats.close, platform.close, storage.mongo.close, observability.stop],
+    )
     return Components(
         settings,
         storage,
@@ -72,34 +87,12 @@ def build(settings: Settings, on_catalog_loaded: Callable[[], None] | None = Non
         handlers,
         health,
         grpc,
-        _lifecycle(
-            settings,
-            storage,
-            broker,
-            platform,
-            services,
-            handlers,
-            health,
-            grpc,
-            observability,
-            metrics_workers,
-        ),
+        lifecycle,
         observability,
     )
 
 
-def _lifecycle(
-    settings: Settings,
-    storage: Storage,
-    broker: Broker,
-    platform: Platform,
-    services: Services,
-    handlers: Handlers,
-    health: Health,
-    grpc: GrpcDoor,
-    observability: Observability,
-    metrics_workers: list[Worker],
-) -> Lifecycle:
+def _workers(services: Services) -> list[Worker]:
     workers = [
         Worker("sightings", services.recorder.run),
         Worker("push", services.push.run),
@@ -110,18 +103,4 @@ def _lifecycle(
     ]
     if services.tekton is not None:
         workers.insert(0, Worker("tekton", services.tekton.run))
-    workers.extend(metrics_workers)
-    return Lifecycle(
-        grace_seconds=settings.grace_period_seconds,
-        # Serve first (health says NOT_SERVING until Readiness finds every dependency).
-        # Metrics first and closed last: a replica that is starting or draining is watched.
-        starts=[observability.start, grpc.start, broker.start, platform.start],
-        readiness=Readiness(storage.mongo, broker.nats, health),
-        workers=workers,
-        stop_serving=health.shutdown,
-        # Together within the grace period: in-flight CDTP requests and RPCs. Watch streams
-        # end at once (health says NOT_SERVING by then), so they never hold the stop.
-        drains=[handlers.drain, services.watch.hub.drain, grpc.stop],
-        flush=services.recorder.flush,
-        closes=[broker.nats.close, platform.close, storage.mongo.close, observability.stop],
-    )
+    return workers

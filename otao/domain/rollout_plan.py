@@ -105,6 +105,21 @@ class RolloutPlanInput:
     cohort_key: str = ""
 
 
+def input_of(plan: RolloutPlan) -> RolloutPlanInput:
+    """What a client submits to get ``plan`` (``rollout_plan`` of it is ``plan`` again)."""
+    return RolloutPlanInput(
+        waves=[
+            WaveInput(w.percent, w.min_reports, w.min_success_ratio, w.soak_seconds)
+            for w in plan.waves
+        ],
+        advance=plan.advance.value,
+        confirm_seconds=plan.confirm_seconds,
+        apply_timeout_seconds=plan.apply_timeout_seconds,
+        max_offers_per_minute=plan.max_offers_per_minute,
+        cohort_key=plan.cohort_key or "",
+    )
+
+
 def plan_fields(plan: RolloutPlan) -> dict[str, JsonValue]:
     """The plan in the API's field names: the shape the store keeps and the audit log shows."""
     return {

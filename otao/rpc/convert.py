@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -21,7 +22,7 @@ from otao.domain.models import (
     JsonValue,
     Software,
 )
-from otao.domain.rollout_plan import RolloutPlan, RolloutPlanInput, WaveInput
+from otao.domain.rollout_plan import RolloutPlan, RolloutPlanInput, WaveInput, input_of
 from otao.domain.validation import SoftwareField, SoftwareInput
 
 # Integers travel as doubles inside google.protobuf.Value; those that are exactly integral
@@ -109,22 +110,8 @@ def software_to_proto(software: Software) -> software_pb2.Software:
 
 
 def plan_to_proto(plan: RolloutPlan) -> software_pb2.RolloutPlan:
-    return software_pb2.RolloutPlan(
-        waves=[
-            software_pb2.RolloutWave(
-                percent=w.percent,
-                min_reports=w.min_reports,
-                min_success_ratio=w.min_success_ratio,
-                soak_seconds=w.soak_seconds,
-            )
-            for w in plan.waves
-        ],
-        advance=plan.advance.value,
-        confirm_seconds=plan.confirm_seconds,
-        apply_timeout_seconds=plan.apply_timeout_seconds,
-        max_offers_per_minute=plan.max_offers_per_minute,
-        cohort_key=plan.cohort_key or "",
-    )
+    # The input's fields are the message's, name for name (the constructor refuses any other).
+    return software_pb2.RolloutPlan(**asdict(input_of(plan)))
 
 
 def plan_input(message: software_pb2.RolloutPlan) -> RolloutPlanInput:

@@ -23,7 +23,7 @@ from otao.domain.models import (
     SoftwareSpec,
 )
 from otao.domain.retry import LostRace, until_written
-from otao.domain.rollout_plan import RolloutPlan, RolloutPlanInput, WaveInput
+from otao.domain.rollout_plan import input_of
 from otao.domain.rollout_state import RolloutState
 from otao.domain.validation import SoftwareField, SoftwareInput
 from otao.services.applications import ApplicationDirectory
@@ -61,21 +61,7 @@ def _as_input(software: Software) -> SoftwareInput:
             if spec.rollout_policy
             else None
         ),
-        rollout_plan=_plan_input(spec.rollout_plan) if spec.rollout_plan else None,
-    )
-
-
-def _plan_input(plan: RolloutPlan) -> RolloutPlanInput:
-    return RolloutPlanInput(
-        waves=[
-            WaveInput(w.percent, w.min_reports, w.min_success_ratio, w.soak_seconds)
-            for w in plan.waves
-        ],
-        advance=plan.advance.value,
-        confirm_seconds=plan.confirm_seconds,
-        apply_timeout_seconds=plan.apply_timeout_seconds,
-        max_offers_per_minute=plan.max_offers_per_minute,
-        cohort_key=plan.cohort_key or "",
+        rollout_plan=input_of(spec.rollout_plan) if spec.rollout_plan else None,
     )
 
 
