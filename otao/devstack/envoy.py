@@ -12,7 +12,7 @@ import copy
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import yaml
 
@@ -41,6 +41,17 @@ def _named(items: list[dict[str, Any]], name: str, what: str) -> dict[str, Any]:
         if item.get("name") == name:
             return item
     raise ProcessError(f"the Envoy config has no {what} named {name!r}")
+
+
+class EnvoyOptions(TypedDict, total=False):
+    """The optional parts of ``render_envoy_config``, which ``start_envoy`` passes on."""
+
+    template: Path | None
+    listen_host: str
+    grpc_host: str
+    health_check_interval: float | None
+    extra_grpc_ports: Sequence[int]
+    console_config: Mapping[str, Any] | None
 
 
 def render_envoy_config(
@@ -181,15 +192,10 @@ def start_envoy(
     *,
     run_dir: Path,
     root: Path | None = None,
-    template: Path | None = None,
-    listen_host: str = LOOPBACK,
-    grpc_host: str = LOOPBACK,
-    health_check_interval: float | None = None,
-    extra_grpc_ports: Sequence[int] = (),
-    console_config: Mapping[str, Any] | None = None,
     concurrency: int = 2,
     ready_timeout: float = 30.0,
     log_path: Path | None = None,
+    **options: Unpack[EnvoyOptions],
 ) -> EnvoyProcess:
     """Start Envoy with a rendered copy of deploy/envoy.yaml: REST on ``listen_host:
     listen_port`` transcoded to otao's gRPC on ``grpc_host:grpc_port``.
@@ -198,6 +204,7 @@ def start_envoy(
     by ``tools/gen.py`` only, error detail types included) unless ``descriptor_path``.
     ``admin_port`` 0 picks a free one. Hot restart is off and the base id dynamic, so several
     Envoys run side by side. The config goes to ``run_dir``, the log too unless ``log_path``.
+    ``options`` are those of ``render_envoy_config``.
     """
     root = checkout_root(root)
     run_dir = run_dir.resolve()
@@ -211,12 +218,7 @@ def start_envoy(
         admin_port=admin_port,
         descriptor_path=(descriptor_path or root / DESCRIPTOR_SET).resolve(),
         root=root,
-        template=template,
-        listen_host=listen_host,
-        grpc_host=grpc_host,
-        health_check_interval=health_check_interval,
-        extra_grpc_ports=extra_grpc_ports,
-        console_config=console_config,
+        **options,
     )
     argv = [
         str(find_binary("envoy")),
@@ -230,7 +232,7 @@ def start_envoy(
         "info",
     ]
     process = EnvoyProcess(
-        listen_host,
+        options.get("listen_host", LOOPBACK),
         listen_port,
         admin_port,
         config_path,
