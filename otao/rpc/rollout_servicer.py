@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from kaa.otao.v1 import rollout_pb2, rollout_pb2_grpc
 
+from otao.domain.models import Caller, Software
 from otao.rpc import convert
 from otao.rpc.interception import Context
 from otao.rpc.interceptors import current_caller
 from otao.services.audit import AuditLog
 from otao.services.rollout import RolloutService, RolloutStatus
 from otao.services.waves import Progress, WaveService
+
+WaveAction = Callable[[Caller, str, str], Awaitable[Software]]
+_RolloutRequest = (
+    rollout_pb2.AdvanceRolloutRequest
+    | rollout_pb2.PauseRolloutRequest
+    | rollout_pb2.ResumeRolloutRequest
+)
 
 
 def status_to_proto(status: RolloutStatus) -> rollout_pb2.RolloutStatus:
@@ -74,26 +84,24 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
     async def AdvanceRollout(
         self, request: rollout_pb2.AdvanceRolloutRequest, context: Context
     ) -> rollout_pb2.RolloutStatus:
-        caller = current_caller()
-        await self._waves.advance(caller, request.application_name, request.version)
-        return status_to_proto(
-            await self._service.status(caller, request.application_name, request.version)
-        )
+        return await self._acted(self._waves.advance, request)
 
     async def PauseRollout(
         self, request: rollout_pb2.PauseRolloutRequest, context: Context
     ) -> rollout_pb2.RolloutStatus:
-        caller = current_caller()
-        await self._waves.pause(caller, request.application_name, request.version)
-        return status_to_proto(
-            await self._service.status(caller, request.application_name, request.version)
-        )
+        return await self._acted(self._waves.pause, request)
 
     async def ResumeRollout(
         self, request: rollout_pb2.ResumeRolloutRequest, context: Context
     ) -> rollout_pb2.RolloutStatus:
+        return await self._acted(self._waves.resume, request)
+
+    async def _acted(
+        self, action: WaveAction, request: _RolloutRequest
+    ) -> rollout_pb2.RolloutStatus:
+        """An operator's wave action, answered with the rollout's status after it."""
         caller = current_caller()
-        await self._waves.resume(caller, request.application_name, request.version)
+        await action(caller, request.application_name, request.version)
         return status_to_proto(
             await self._service.status(caller, request.application_name, request.version)
         )
