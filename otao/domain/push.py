@@ -96,17 +96,7 @@ class PushJob:
         )
         before = replace(definition, spec=replace(definition.spec, filters=tuple(filters)))
         date = pending.rollout_date.isoformat() if pending.rollout_date else ""
-        return cls(
-            id=f"date:{_scope(definition)}/{definition.version}/{pending.filter_id}/{date}",
-            tenant_id=definition.tenant_id,
-            application=definition.application,
-            version=definition.version,
-            before=before,
-            after=definition,
-            settings_before=None,
-            settings_after=None,
-            created_at=now,
-        )
+        return cls._of_definition("date", f"{pending.filter_id}/{date}", before, definition, now)
 
     @classmethod
     def for_consent_lifted(
@@ -141,28 +131,26 @@ class PushJob:
             rollout=replace(state, current_wave=wave - 1, opened_at=state.opened_at[:wave]),
         )
         opened = state.current_opened_at.isoformat()
-        return cls(
-            id=f"wave:{_scope(definition)}/{definition.version}/{wave}/{opened}",
-            tenant_id=definition.tenant_id,
-            application=definition.application,
-            version=definition.version,
-            before=before,
-            after=definition,
-            settings_before=None,
-            settings_after=None,
-            created_at=now,
-        )
+        return cls._of_definition("wave", f"{wave}/{opened}", before, definition, now)
 
     @classmethod
     def for_rollout_resumed(cls, paused: Software, resumed: Software, now: datetime) -> PushJob:
         """The job of a paused rollout resumed: endpoints that polled meanwhile got nothing."""
+        return cls._of_definition("resume", resumed.etag, paused, resumed, now)
+
+    @classmethod
+    def _of_definition(
+        cls, kind: str, key: str, before: Software, after: Software, now: datetime
+    ) -> PushJob:
+        """A job about one definition's state (settings untouched), of id
+        ``kind:tenant/application/version/key``."""
         return cls(
-            id=f"resume:{_scope(resumed)}/{resumed.version}/{resumed.etag}",
-            tenant_id=resumed.tenant_id,
-            application=resumed.application,
-            version=resumed.version,
-            before=paused,
-            after=resumed,
+            id=f"{kind}:{_scope(after)}/{after.version}/{key}",
+            tenant_id=after.tenant_id,
+            application=after.application,
+            version=after.version,
+            before=before,
+            after=after,
             settings_before=None,
             settings_after=None,
             created_at=now,
