@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from otao.domain.applications import ApplicationConfig
@@ -122,3 +124,64 @@ async def test_the_consent_setting_is_changed_from_the_page(
     await expect(console.page.get_by_text("Endpoints need consent.")).to_be_visible()
     settings = ok(await api.get(f"/api/v1/applications/{application.name}/settings"))
     assert settings == {"consentRequired": True}
+
+
+async def test_a_definition_with_a_plan_shows_a_bar_per_wave_in_the_table(
+    console: Console, application: ApplicationConfig, api: httpx.AsyncClient
+) -> None:
+    base = f"/api/v1/applications/{application.name}/software"
+    plan = {"waves": [{"percent": 10}, {"percent": 50}, {"percent": 100}], "advance": "manual"}
+    ok(await api.post(base, json=definition("1.1.0", ["1.0.0"], rolloutPlan=plan)))
+    ok(await api.post(base, json=definition("1.2.0", ["1.0.0"])))
+    await console.open(f"#/apps/{application.name}/definitions")
+    table = console.page.get_by_role("table", name="Definitions")
+    waves = table.locator("tr[data-version='1.1.0']").get_by_role("listitem")
+    await expect(waves).to_have_count(3)
+    await expect(waves.get_by_test_id("wave-state")).to_have_text(["open", "pending", "pending"])
+    await expect(waves.nth(2)).to_contain_text("Wave 2 · 100%")
+    # Without a plan: the single offered/applied/failed bar, no wave list.
+    plain = table.locator("tr[data-version='1.2.0']")
+    await expect(plain).to_contain_text("offered 0 · applied 0 · failed 0")
+    await expect(plain.get_by_role("list", name="Waves")).to_have_count(0)
+
+
+async def test_a_rollout_plan_typed_into_the_form_is_stored(
+    console: Console, application: ApplicationConfig, api: httpx.AsyncClient
+) -> None:
+    await console.open(f"#/apps/{application.name}/definitions")
+    form = console.page.get_by_role("form", name="New version")
+    plan_editor = form.get_by_label("Rollout plan")
+    await form.get_by_label("Version", exact=True).fill("1.1.0")
+    await form.get_by_label("Specification").fill('{"url": "https://fw.example.com/1.1.0.bin"}')
+    await plan_editor.fill('{"waves": [{"percent": 20}, ')
+    await expect(form.locator("[data-field='rolloutPlan'] .parse-error")).to_contain_text(
+        "Not valid JSON"
+    )
+    await plan_editor.fill('{"waves": [{"percent": 20, "minReports": 5}, {"percent": 100}]}')
+    await expect(form.locator("[data-field='rolloutPlan'] .parse-error")).to_be_empty()
+    await form.get_by_role("button", name="Create").click()
+    await expect(form.get_by_role("status")).to_have_text("Created 1.1.0.")
+    stored = ok(await api.get(f"/api/v1/applications/{application.name}/software/1.1.0"))
+    assert [w["percent"] for w in stored["rolloutPlan"]["waves"]] == [20, 100]
+    assert stored["rolloutPlan"]["waves"][0]["minReports"] == 5
+    # The edit form shows the plan as stored, and saving it unchanged is accepted.
+    await console.open(f"#/apps/{application.name}/software/1.1.0")
+    edit = console.page.get_by_role("form", name="Edit 1.1.0")
+    await expect(edit.get_by_label("Rollout plan")).to_have_value(re.compile('"minReports": 5'))
+    await edit.get_by_role("button", name="Save").click()
+    await expect(edit.get_by_role("status")).to_have_text("Saved 1.1.0.")
+
+
+async def test_a_bad_rollout_plan_shows_the_servers_violation_next_to_rollout_plan(
+    console: Console, application: ApplicationConfig, api: httpx.AsyncClient
+) -> None:
+    await console.open(f"#/apps/{application.name}/definitions")
+    form = console.page.get_by_role("form", name="New version")
+    await form.get_by_label("Version", exact=True).fill("1.1.0")
+    await form.get_by_label("Rollout plan").fill('{"waves": [{"percent": 50}, {"percent": 40}]}')
+    await form.get_by_role("button", name="Create").click()
+    violation = form.locator("[data-field='rolloutPlan'] .violation")
+    await expect(violation).to_contain_text("rolloutPlan.waves[1].percent: must be greater")
+    await expect(form.get_by_label("Rollout plan")).to_have_attribute("aria-invalid", "true")
+    await expect(form.locator("[data-field='version'] .violation")).to_be_empty()
+    assert ok(await api.get(f"/api/v1/applications/{application.name}/software")) == []

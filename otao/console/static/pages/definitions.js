@@ -35,9 +35,11 @@ export function confirmDialog(question, action) {
 
 function progress(status) {
   if (!status) return h('span', { class: 'muted' }, '—');
+  // The API prints "waves": [] for a definition without a rollout plan, so test the length.
   if (Array.isArray(status.waves) && status.waves.length) {
-    // Staged rollouts: one bar per wave (only when the API reports waves).
-    return h('div', {}, status.waves.map((wave, i) => waveBar(wave, i)));
+    return h('div', {},
+      status.paused ? h('span', { class: 'badge paused', 'data-testid': 'paused-badge' }, 'paused') : null,
+      waveList(status.waves, { compact: true }));
   }
   const total = Math.max(1, Number(status.eligible) + Number(status.notYetEligible || 0));
   const bar = h('div', { class: 'progress', 'aria-hidden': 'true' });
@@ -50,17 +52,39 @@ function progress(status) {
     h('span', {}, `offered ${status.offered} · applied ${status.applied} · failed ${status.failed}`));
 }
 
-export function waveBar(wave, index) {
-  const name = wave.name || `wave ${index + 1}`;
-  const total = Math.max(1, Number(wave.eligible || wave.size || 0));
-  const bar = h('div', { class: 'progress', 'aria-hidden': 'true' });
-  for (const key of ['applied', 'offered', 'failed']) {
-    const part = h('div', { class: key });
-    part.style.width = `${(100 * Number(wave[key] || 0)) / total}%`;
-    bar.append(part);
-  }
-  return h('div', { class: 'inline', 'data-wave': name }, h('span', {}, name), bar,
-    h('span', {}, `${wave.state || ''} applied ${wave.applied || 0} · failed ${wave.failed || 0}`));
+// A wave's counts as GET .../rollout reports them (docs/rollouts.md); int64s arrive as strings.
+const WAVE_COUNTS = [
+  ['eligible', 'eligible'], ['offered', 'offered'], ['applied', 'applied'], ['committed', 'committed'],
+  ['failed', 'failed'], ['rolledBack', 'rolled back'], ['timedOut', 'timed out'], ['unconfirmed', 'unconfirmed'],
+];
+
+// One bar per wave, numbered from 0 as the API and explain's reasons number them. The bar splits
+// the wave's endpoints by what their install became; failures are failed + rolledBack + timedOut.
+export function waveList(waves, { compact = false } = {}) {
+  return h('ul', { class: `waves${compact ? ' compact' : ''}`, 'aria-label': 'Waves' }, waves.map((wave, index) => {
+    const n = (key) => Number(wave[key] || 0);
+    const failures = n('failed') + n('rolledBack') + n('timedOut');
+    const settled = n('committed') + n('applied') + n('unconfirmed') + failures;
+    const total = Math.max(1, n('eligible'), n('offered'));
+    const bar = h('div', { class: 'progress', 'aria-hidden': 'true' });
+    for (const [key, count] of [['committed', n('committed')], ['applied', n('applied')], ['unconfirmed', n('unconfirmed')],
+      ['failed', failures], ['offered', Math.max(0, n('offered') - settled)]]) {
+      const part = h('div', { class: key });
+      part.style.width = `${(100 * count) / total}%`;
+      bar.append(part);
+    }
+    const state = wave.state || 'pending';
+    const counts = compact
+      ? h('span', { class: 'muted' }, `${n('applied') + n('committed')} of ${n('eligible')} · failed ${failures}`)
+      : h('span', { class: 'wave-counts' }, WAVE_COUNTS.map(([key, label]) => h('span', {},
+        `${label} `, h('b', { 'data-wave-count': key }, String(n(key))))));
+    return h('li', { class: `wave ${state}`, 'data-wave': String(index), 'data-state': state },
+      h('span', { class: 'wave-name' }, `Wave ${index} · ${wave.percent}%`),
+      h('span', { class: `badge wave-${state}`, 'data-testid': 'wave-state' }, state),
+      bar,
+      !compact && wave.openedAt ? h('span', { class: 'muted' }, `opened ${formatTime(wave.openedAt)}`) : null,
+      counts);
+  }));
 }
 
 function splitVersions(text) {
@@ -77,12 +101,17 @@ export function definitionForm(app, { existing, versions = [], onSaved }) {
   const spec = jsonEditor('Specification', { name: 'specification', hint: 'Sent to endpoints as stored, e.g. {"url": "https://...", "sha256": "..."}' });
   const meta = jsonEditor('Metadata', { name: 'metadata', hint: 'For operators; never sent to endpoints.' });
   const policy = jsonEditor('Rollout policy', { name: 'rolloutPolicy', hint: 'Optional: {"maxFailureRatio": 0.2, "minReports": 20} halts the rollout when crossed.' });
+  const plan = jsonEditor('Rollout plan', {
+    name: 'rolloutPlan',
+    hint: 'Optional staged waves (cumulative percent, the last 100): {"waves": [{"percent": 10, "minReports": 20, "minSuccessRatio": 0.95, "soakSeconds": 3600}, {"percent": 100}], "advance": "automatic"}',
+  });
   if (editing) {
     version.value = existing.version;
     from.value = (existing.upgradableFrom || []).join(', ');
     strategy.value = existing.rolloutStrategy;
     for (const [editor, value] of [[filters, existing.filters && existing.filters.length ? existing.filters : undefined],
-      [spec, existing.specification], [meta, existing.metadata], [policy, existing.rolloutPolicy]]) {
+      [spec, existing.specification], [meta, existing.metadata], [policy, existing.rolloutPolicy],
+      [plan, existing.rolloutPlan]]) {
       if (value !== undefined && value !== null) editor.control.value = JSON.stringify(value, null, 2);
     }
   } else {
@@ -98,7 +127,7 @@ export function definitionForm(app, { existing, versions = [], onSaved }) {
     field('Version', version, { name: 'version', hint: 'SemVer 2.0' }),
     fromField,
     field('Rollout strategy', strategy, { name: 'rolloutStrategy' }),
-    filters, spec, meta, policy,
+    filters, spec, meta, policy, plan,
   ];
   const errorSlot = h('div', { 'aria-live': 'polite' });
   const submit = h('button', { type: 'submit', class: 'primary' }, editing ? 'Save' : 'Create');
@@ -114,7 +143,7 @@ export function definitionForm(app, { existing, versions = [], onSaved }) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearViolations();
-    const editors = [filters, spec, meta, policy];
+    const editors = [filters, spec, meta, policy, plan];
     if (!editors.every((e) => e.valid())) {
       replace(errorSlot, errorBox(new Error('Fix the JSON errors shown above first.')));
       return;
@@ -122,7 +151,7 @@ export function definitionForm(app, { existing, versions = [], onSaved }) {
     const body = {
       version: version.value.trim(), upgradableFrom: splitVersions(from.value), rolloutStrategy: strategy.value,
     };
-    for (const [key, editor] of [['filters', filters], ['specification', spec], ['metadata', meta], ['rolloutPolicy', policy]]) {
+    for (const [key, editor] of [['filters', filters], ['specification', spec], ['metadata', meta], ['rolloutPolicy', policy], ['rolloutPlan', plan]]) {
       const value = editor.value();
       if (value !== undefined) body[key] = value;
     }
@@ -139,10 +168,13 @@ export function definitionForm(app, { existing, versions = [], onSaved }) {
       submit.disabled = error.status === 403;
       const unplaced = [];
       for (const violation of error.violations || []) {
-        const head = String(violation.field).replace(/^software\./, '').split(/[.[]/)[0];
+        const path = String(violation.field).replace(/^software\./, '');
+        const head = path.split(/[.[]/)[0];
         const target = fields.find((f) => f.dataset.field === head);
         if (target) {
-          target.violation.textContent = [target.violation.textContent, violation.description].filter(Boolean).join('; ');
+          // A nested path (rolloutPlan.waves[1].percent) says which part of the field is wrong.
+          const text = path === head ? violation.description : `${path}: ${violation.description}`;
+          target.violation.textContent = [target.violation.textContent, text].filter(Boolean).join('; ');
           target.control.setAttribute('aria-invalid', 'true');
         } else unplaced.push(violation);
       }

@@ -2,9 +2,9 @@
 // reports them), and endpoints per version as a bar chart; refreshed every few seconds.
 
 import { api, enc } from '../api.js';
-import { errorBox, field, formatTime, h, replace, strategyBadges } from '../dom.js';
+import { badge, errorBox, field, formatTime, h, replace, strategyBadges } from '../dom.js';
 import { newestFirst } from '../semver.js';
-import { resumeStrategy, setStrategy, softwarePath, waveBar } from './definitions.js';
+import { resumeStrategy, setStrategy, softwarePath, waveList } from './definitions.js';
 
 const POLL_MS = 3000;
 const COUNTS = [
@@ -28,19 +28,47 @@ function distributionChart(distribution, version) {
   }));
 }
 
-// Staged rollouts (docs/rollouts.md): drawn only when the status JSON carries a "waves" array,
-// with Advance/Pause (and resuming a paused plan) through the rollout:advance|pause|resume routes.
-function wavesSection(status, act) {
-  if (!Array.isArray(status.waves)) return null;
-  const gate = status.gate || (status.waves[status.currentWave] || {}).gate;
-  return h('section', { 'aria-label': 'Waves' }, h('h3', {}, 'Waves'),
-    status.waves.map((wave, i) => waveBar({ ...wave, name: `Wave ${i}${wave.percent ? ` (${wave.percent}%)` : ''}` }, i)),
-    gate ? h('p', { 'data-testid': 'gate' }, `Gate: ${gate.met ? 'met' : 'not met'}${gate.reason ? `; ${gate.reason}` : ''}`) : null,
+// Staged rollouts (docs/rollouts.md): the API prints "waves": [] without a plan, so the section
+// appears only for a definition with one. Advance opens the next wave (the only way forward with
+// "advance": "manual"); Pause stops new offers and advancing until Resume.
+function wavesSection(status, definition, plan) {
+  const waves = status.waves || [];
+  if (!waves.length) return null;
+  const current = Number(status.currentWave || 0);
+  const lastOpen = current >= waves.length - 1;
+  const mode = ((definition.rolloutPlan || {}).advance) || 'automatic';
+  const gate = status.gate || {};
+  return h('section', { class: 'card', 'aria-label': 'Waves' }, h('h3', {}, 'Waves'),
+    h('p', { class: 'inline' },
+      h('span', { 'data-testid': 'current-wave' }, `Open: wave ${current} (of waves 0–${waves.length - 1})`),
+      h('span', { class: 'muted' }, `advance ${mode}`),
+      status.paused ? h('span', { class: 'badge paused', 'data-testid': 'rollout-paused' }, 'paused') : null),
+    status.paused ? h('p', { class: 'notice' }, 'Paused: nothing new is offered and no wave opens until Resume.') : null,
+    waveList(waves),
+    h('p', { 'data-testid': 'gate', 'data-met': String(Boolean(gate.met)) },
+      gate.met ? badge('gate met', 'general') : badge('gate not met', 'suspended'), ' ', gate.reason || ''),
     h('div', { class: 'actions' },
-      h('button', { type: 'button', onclick: () => act('advance') }, 'Advance'),
+      h('button', {
+        type: 'button', class: 'primary', 'data-action': 'advance', disabled: lastOpen,
+        title: lastOpen ? 'The last wave is open already.' : `Open wave ${current + 1} now`, onclick: () => plan('advance'),
+      }, 'Advance'),
       status.paused
-        ? h('button', { type: 'button', onclick: () => act('resume') }, 'Resume waves')
-        : h('button', { type: 'button', onclick: () => act('pause') }, 'Pause')));
+        ? h('button', { type: 'button', 'data-action': 'resume', onclick: () => plan('resume') }, 'Resume')
+        : h('button', { type: 'button', 'data-action': 'pause', onclick: () => plan('pause') }, 'Pause')));
+}
+
+// Every refresh rebuilds the page's body; the focused button gets its focus back (or its
+// counterpart's, when Pause became Resume) so keyboard users are not thrown out every poll.
+const FOCUS_AFTER = { pause: 'resume', resume: 'pause', halt: 'unhalt', unhalt: 'halt' };
+
+function keepFocus(container, rebuild, clicked) {
+  const active = document.activeElement;
+  const key = clicked || (active && container.contains(active) ? active.dataset.action : null);
+  rebuild();
+  if (!key) return;
+  const again = container.querySelector(`[data-action="${key}"]:not(:disabled)`)
+    || container.querySelector(`[data-action="${FOCUS_AFTER[key]}"]`);
+  if (again) again.focus();
 }
 
 export async function renderRollout(root, { app, arg }) {
@@ -60,6 +88,11 @@ export async function renderRollout(root, { app, arg }) {
   let definition = null;
   let timer = null;
   let stopped = false;
+  let sequence = 0;
+  let shown = 0;
+  let busy = false;
+  // The button an action was started from: disabling it while the call runs drops its focus.
+  let clicked = null;
 
   async function act(strategy) {
     replace(actionError);
@@ -69,38 +102,54 @@ export async function renderRollout(root, { app, arg }) {
     } catch (error) { replace(actionError, errorBox(error)); }
   }
 
+  // No body (the routes take none). One call at a time: a double click must not open two waves.
   async function plan(verb) {
+    if (busy) return;
+    busy = true;
+    clicked = verb;
+    for (const button of body.querySelectorAll('[data-action]')) button.disabled = true;
     replace(actionError);
     try {
-      await api('POST', `${softwarePath(app, version)}/rollout:${verb}`, { body: {} });
-      await refresh(false);
+      await api('POST', `${softwarePath(app, version)}/rollout:${verb}`);
     } catch (error) { replace(actionError, errorBox(error)); }
+    busy = false;
+    await refresh(false);
+    clicked = null;
+  }
+
+  function draw(current, status, distribution) {
+    definition = current;
+    const halted = current.rolloutStrategy === 'suspended';
+    keepFocus(body, () => replace(body,
+      h('p', { 'data-testid': 'rollout-state' }, strategyBadges(current)),
+      h('div', { class: 'actions' },
+        halted
+          ? h('button', { type: 'button', class: 'primary', 'data-action': 'unhalt', onclick: () => act(resumeStrategy(current)) }, 'Resume')
+          : h('button', { type: 'button', class: 'danger', 'data-action': 'halt', onclick: () => act('suspended') }, 'Halt')),
+      h('dl', { class: 'counts', 'aria-label': 'Rollout status' }, COUNTS.map(([key, label]) => h('div', {},
+        h('dt', {}, label), h('dd', { 'data-count': key }, String(status[key] ?? 0))))),
+      wavesSection(status, current, plan),
+      h('h3', {}, 'Endpoints per version'),
+      distributionChart(distribution, version)), clicked);
+    updated.textContent = `Updated ${formatTime(new Date().toISOString())}; refreshes every ${POLL_MS / 1000} s.`;
   }
 
   async function refresh(schedule = true) {
+    sequence += 1;
+    const mine = sequence;
     try {
       const [current, status, distribution] = await Promise.all([
         api('GET', softwarePath(app, version)),
         api('GET', `${softwarePath(app, version)}/rollout`),
         api('GET', `/applications/${enc(app)}/software-distribution`),
       ]);
-      if (stopped) return;
-      definition = current;
-      const halted = current.rolloutStrategy === 'suspended';
-      replace(body,
-        h('p', { 'data-testid': 'rollout-state' }, strategyBadges(current)),
-        h('div', { class: 'actions' },
-          halted
-            ? h('button', { type: 'button', class: 'primary', onclick: () => act(resumeStrategy(current)) }, 'Resume')
-            : h('button', { type: 'button', class: 'danger', onclick: () => act('suspended') }, 'Halt')),
-        h('dl', { class: 'counts', 'aria-label': 'Rollout status' }, COUNTS.map(([key, label]) => h('div', {},
-          h('dt', {}, label), h('dd', { 'data-count': key }, String(status[key] ?? 0))))),
-        wavesSection(status, (verb) => plan(verb)),
-        h('h3', {}, 'Endpoints per version'),
-        distributionChart(distribution, version));
-      updated.textContent = `Updated ${formatTime(new Date().toISOString())}; refreshes every ${POLL_MS / 1000} s.`;
+      // A poll that started before an action's refresh must not draw the older state over it.
+      if (!stopped && mine >= shown) {
+        shown = mine;
+        draw(current, status, distribution);
+      }
     } catch (error) {
-      if (!stopped) replace(body, errorBox(error));
+      if (!stopped && mine >= shown) replace(body, errorBox(error));
     }
     if (schedule && !stopped) timer = setTimeout(refresh, POLL_MS);
   }
