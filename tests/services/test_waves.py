@@ -37,6 +37,9 @@ from tests.support.stack import MongoServer, NatsServer
 pytestmark = pytest.mark.timeout(90)
 
 FLEET = [f"ep-{n:04d}" for n in range(1000)]
+# Recording FLEET's sightings (one write each, off the poll path) takes seconds on a loaded
+# machine: the waits for them are bounded by this, a hang bound rather than a latency.
+FLEET_SETTLES = 45.0
 
 
 async def create_planned(
@@ -84,7 +87,9 @@ async def test_a_first_wave_of_ten_percent_offers_to_the_same_tenth_and_opens_th
     }
     created = await create_planned(rest, application.name, plan)
     assert created["rolloutPlan"]["waves"][0]["percent"] == 10
-    await settled(otao, cmx)  # the create's own push is done before any endpoint is known
+    # The create's own push is done before any endpoint is known: worked late (the session's
+    # worker busy with earlier tests' jobs), it would push the wave-0 endpoints polled by then.
+    await settled(otao, cmx)
 
     first = await poll_all(cmx, app_version, FLEET, "1.0.0")
     assert 70 <= len(first) <= 130  # 10% +/- 3%
@@ -93,7 +98,7 @@ async def test_a_first_wave_of_ten_percent_offers_to_the_same_tenth_and_opens_th
     later = sorted(set(FLEET) - first)
     verdicts = await explain(rest, application.name, later[0])
     assert verdicts["1.1.0"] == "not_in_open_wave"
-    await settled(otao, cmx)
+    await settled(otao, cmx, FLEET_SETTLES)
     assert await current_wave(rest, application.name) == 0
 
     # Applied and confirmed by the next poll: committed, and the gate opens wave 1.
@@ -130,7 +135,7 @@ async def _opened(rest: httpx.AsyncClient, application: str, wave: int) -> bool:
 
 
 async def _pushed(otao: RunningOtao, cmx: CmxPeer, app_version: str, expected: set[str]) -> bool:
-    await settled(otao, cmx)
+    await settled(otao, cmx, FLEET_SETTLES)
     got = {u.endpoint_id for u in cmx.updates if u.app_version_name == app_version}
     return expected <= got
 
@@ -274,6 +279,9 @@ async def test_the_offer_budget_caps_first_offers_per_minute_and_repeats_are_fre
     app_version = application.app_versions[0]
     plan = {"waves": [{"percent": 100}], "maxOffersPerMinute": 3}
     await create_planned(rest, application.name, plan)
+    # The create's own push done first: worked late (a busy worker), it would push the
+    # endpoints polled so far and spend the minute's budget the polls are counted against.
+    await settled(otao, cmx)
     fleet = [f"b-{n}" for n in range(10)]
     window = budget_window(datetime.now(UTC))
     offered = await poll_all(cmx, app_version, fleet, "1.0.0")

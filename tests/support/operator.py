@@ -122,20 +122,21 @@ async def recorded(
     await until(check, f"endpoint {endpoint_id} recorded")
 
 
-async def pushes_done(otao: RunningOtao) -> None:
+async def pushes_done(otao: RunningOtao, timeout: float = 8.0) -> None:
     """Wait until otao worked every push job queued so far (a change's pushes were sent)."""
 
     async def check() -> bool:
         return await otao.app.push_jobs.pending_count() == 0
 
-    await until(check, "push jobs worked")
+    await until(check, "push jobs worked", timeout)
 
 
-async def settled(otao: RunningOtao, cmx: CmxPeer) -> None:
+async def settled(otao: RunningOtao, cmx: CmxPeer, timeout: float = 8.0) -> None:
     """Every push otao queued so far is sent and arrived at ``cmx``, and every sighting and
-    offer is recorded: what has not arrived now was not sent."""
-    await pushes_done(otao)
-    await until(lambda: _recorder_idle(otao), "sightings recorded")
+    offer is recorded: what has not arrived now was not sent. ``timeout`` bounds each wait
+    (a hang bound, not a latency: a thousand sightings take longer on a loaded machine)."""
+    await pushes_done(otao, timeout)
+    await until(lambda: _recorder_idle(otao), "sightings recorded", timeout)
     await cmx.delivered()
 
 
