@@ -81,12 +81,24 @@ class PushJobStore:
     async def create(self, job: PushJob) -> bool:
         """Make a job runnable; False when it exists already (made elsewhere). A prepared
         job of that id (the intent written before a create) becomes pending."""
-        try:
-            async with translated("push job"):
-                await self._collection.insert_one(_document(job, PENDING))
-        except AlreadyExists:
-            return await self._promote(job.id)
-        return True
+        # Twice at most: the worker may drop a stale intent of this id between our insert
+        # (refused: the intent exists) and our promote (nothing left): insert again then.
+        for _ in range(2):
+            try:
+                async with translated("push job"):
+                    await self._collection.insert_one(_document(job, PENDING))
+            except AlreadyExists:
+                if await self._promote(job.id):
+                    return True
+                if await self._exists(job.id):
+                    return False  # pending or done already: made elsewhere
+                continue
+            return True
+        return False
+
+    async def _exists(self, job_id: str) -> bool:
+        async with translated("push job lookup"):
+            return await self._collection.find_one({"_id": job_id}, {"_id": 1}) is not None
 
     async def prepare(self, job: PushJob) -> None:
         """Record the intent to push before the write it is about (see the module doc)."""

@@ -126,3 +126,18 @@ async def test_old_intents_become_jobs_when_their_definition_was_written_else_go
     assert await state_of(mongo, create_job(never_written)) is None
     assert await state_of(mongo, create_job(duplicate)) is None
     assert await state_of(mongo, create_job(recent)) == "prepared"  # may be in flight still
+
+
+async def test_a_create_slower_than_a_lease_still_makes_its_push(
+    mongo: Mongo, jobs: PushJobStore
+) -> None:
+    # The worker judged the intent before the definition was written and dropped it; the
+    # create's own push comes after and must still make the job.
+    job = create_job()
+    await jobs.prepare(job)
+    assert await jobs.promote_prepared(written_before=LATER) == []
+    assert await state_of(mongo, job) is None
+
+    assert await jobs.create(job) is True
+    assert await state_of(mongo, job) == "pending"
+    assert await jobs.create(job) is False  # made already: not made twice
