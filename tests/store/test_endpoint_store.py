@@ -1,13 +1,13 @@
 """otao.store.endpoints against a real MongoDB-compatible server (nx-27017, or the MongoDB named
 by OTAO_TEST_MONGODB_URI): one document per endpoint, written by revision-checked replaces.
 
-Each test has a database of its own, with otao's indexes made as at start.
+Each test has a database of its own, with otao's indexes made as at start
+(tests/store/conftest.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +15,6 @@ import pytest
 from otao.domain.models import AppliedReport, Consent, EndpointKey
 from otao.store.endpoints import EndpointStore
 from otao.store.mongo import ENDPOINTS, Mongo
-from tests.support.stack import MongoServer, new_unique_name
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -24,15 +23,6 @@ APP = "kettle"
 APP_VERSION = "kettle-v1"
 # BSON dates keep milliseconds; the store is given what it can keep.
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-
-
-@pytest.fixture
-async def mongo(mongo_server: MongoServer) -> AsyncIterator[Mongo]:
-    database = Mongo(mongo_server.uri, new_unique_name("store"), timeout_ms=5000)
-    await database.ensure_indexes()
-    yield database
-    await database.client.drop_database(database.db.name)
-    await database.close()
 
 
 @pytest.fixture

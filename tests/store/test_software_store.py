@@ -1,13 +1,13 @@
 """otao.store.software against a real MongoDB-compatible server (nx-27017, or the MongoDB named
 by OTAO_TEST_MONGODB_URI): definitions with etag compare-and-set, and application settings.
 
-Each test has a database of its own, with otao's indexes made as at start.
+Each test has a database of its own, with otao's indexes made as at start
+(tests/store/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +29,6 @@ from otao.domain.models import (
 )
 from otao.store.mongo import SOFTWARE, Mongo
 from otao.store.software import SoftwareStore
-from tests.support.stack import MongoServer, new_unique_name
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -37,15 +36,6 @@ TENANT = "tenant-a"
 APP = "kettle"
 # BSON dates keep milliseconds; the store is given what it can keep.
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-
-
-@pytest.fixture
-async def mongo(mongo_server: MongoServer) -> AsyncIterator[Mongo]:
-    database = Mongo(mongo_server.uri, new_unique_name("store"), timeout_ms=5000)
-    await database.ensure_indexes()
-    yield database
-    await database.client.drop_database(database.db.name)
-    await database.close()
 
 
 @pytest.fixture

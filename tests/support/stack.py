@@ -32,7 +32,33 @@ from otao.devstack.processes import (
 TEST_MONGODB_URI_ENV = "OTAO_TEST_MONGODB_URI"
 
 
-class NatsServer:
+class _Outages:
+    """``restart()`` and the ``a``-prefixed twins, from a server's own stop/kill/start."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+    async def akill(self) -> None:
+        await asyncio.to_thread(self.kill)
+
+    async def astart(self) -> None:
+        await asyncio.to_thread(self.start)
+
+
+class NatsServer(_Outages):
     def __init__(self, process: NatsProcess) -> None:
         self.process = process
 
@@ -61,24 +87,11 @@ class NatsServer:
         if not self.process.running:
             self.process.start()
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    async def akill(self) -> None:
-        await asyncio.to_thread(self.kill)
-
-    async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
-
     def close(self) -> None:
         self.process.stop()
 
 
-class MongoServer:
+class MongoServer(_Outages):
     def __init__(self, uri: str, process: MongoProcess | None) -> None:
         self.uri = uri
         self.process = process
@@ -109,19 +122,6 @@ class MongoServer:
         """Start again on the same port with the same data (no-op when running)."""
         if self.process is not None and not self.process.running:
             self.process.start()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    async def akill(self) -> None:
-        await asyncio.to_thread(self.kill)
-
-    async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
 
     def close(self) -> None:
         if self.process is not None:
