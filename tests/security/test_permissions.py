@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -145,20 +146,41 @@ class TestPermissionsCarriedByTheToken:
         await denied(authorizer, caller, "meter", SOFTWARE_READ)
 
 
+@dataclass
+class Decisions:
+    """The authorizer under test with what its tests arrange and count: the realm's grants, the
+    callers it issues tokens to, and the UMA requests Keycloak received."""
+
+    authorizer: Authorizer
+    caller: CallerFactory
+    realm: Realm
+    keycloak: FakeKeycloak
+
+    async def require(self, caller: Caller, app: str, scope: str) -> None:
+        await require(self.authorizer, caller, app, scope)
+
+    async def denied(self, caller: Caller, app: str, scope: str) -> None:
+        await denied(self.authorizer, caller, app, scope)
+
+    def uma_calls(self) -> int:
+        return uma_calls(self.keycloak)
+
+
+@pytest.fixture
+def decisions(
+    authorizer: Authorizer, caller_factory: CallerFactory, realm: Realm, keycloak: FakeKeycloak
+) -> Decisions:
+    return Decisions(authorizer, caller_factory, realm, keycloak)
+
+
 class TestKeycloakDecisions:
-    async def test_a_grant_in_keycloak_allows_the_call(
-        self,
-        authorizer: Authorizer,
-        caller_factory: CallerFactory,
-        realm: Realm,
-        keycloak: FakeKeycloak,
-    ) -> None:
-        realm.grant("alice", METER, SOFTWARE_UPDATE)
-        caller = await caller_factory("alice")
+    async def test_a_grant_in_keycloak_allows_the_call(self, decisions: Decisions) -> None:
+        decisions.realm.grant("alice", METER, SOFTWARE_UPDATE)
+        caller = await decisions.caller("alice")
 
-        await require(authorizer, caller, "meter", SOFTWARE_UPDATE)
+        await decisions.require(caller, "meter", SOFTWARE_UPDATE)
 
-        assert keycloak.uma_requests == [
+        assert decisions.keycloak.uma_requests == [
             {
                 "grant_type": UMA_GRANT,
                 "audience": "otao",
@@ -167,69 +189,53 @@ class TestKeycloakDecisions:
             }
         ]
 
-    async def test_no_grant_in_keycloak_denies_the_call(
-        self, authorizer: Authorizer, caller_factory: CallerFactory, realm: Realm
-    ) -> None:
-        realm.grant("alice", METER, SOFTWARE_READ)
-        caller = await caller_factory("bob")
+    async def test_no_grant_in_keycloak_denies_the_call(self, decisions: Decisions) -> None:
+        decisions.realm.grant("alice", METER, SOFTWARE_READ)
+        caller = await decisions.caller("bob")
 
-        await denied(authorizer, caller, "meter", SOFTWARE_READ)
+        await decisions.denied(caller, "meter", SOFTWARE_READ)
 
     @pytest.mark.parametrize("granted", [True, False])
     async def test_a_decision_is_cached_so_the_second_call_makes_no_request(
-        self,
-        authorizer: Authorizer,
-        caller_factory: CallerFactory,
-        realm: Realm,
-        keycloak: FakeKeycloak,
-        granted: bool,
+        self, decisions: Decisions, granted: bool
     ) -> None:
         if granted:
-            realm.grant("alice", METER, SOFTWARE_READ)
-        caller = await caller_factory("alice")
+            decisions.realm.grant("alice", METER, SOFTWARE_READ)
+        caller = await decisions.caller("alice")
 
         for _ in range(2):
             if granted:
-                await require(authorizer, caller, "meter", SOFTWARE_READ)
+                await decisions.require(caller, "meter", SOFTWARE_READ)
             else:
-                await denied(authorizer, caller, "meter", SOFTWARE_READ)
-        assert uma_calls(keycloak) == 1
+                await decisions.denied(caller, "meter", SOFTWARE_READ)
+        assert decisions.uma_calls() == 1
 
     async def test_a_cached_decision_expires_after_its_ttl(
-        self,
-        authorizer: Authorizer,
-        caller_factory: CallerFactory,
-        realm: Realm,
-        keycloak: FakeKeycloak,
-        clock: ManualClock,
+        self, decisions: Decisions, clock: ManualClock
     ) -> None:
-        realm.grant("alice", METER, SOFTWARE_DELETE)
-        caller = await caller_factory("alice")
-        await require(authorizer, caller, "meter", SOFTWARE_DELETE)
+        decisions.realm.grant("alice", METER, SOFTWARE_DELETE)
+        caller = await decisions.caller("alice")
+        await decisions.require(caller, "meter", SOFTWARE_DELETE)
 
-        realm.grants.clear()
+        decisions.realm.grants.clear()
         clock.now += 29
-        await require(authorizer, caller, "meter", SOFTWARE_DELETE)
+        await decisions.require(caller, "meter", SOFTWARE_DELETE)
         clock.now += 1
-        await denied(authorizer, caller, "meter", SOFTWARE_DELETE)
-        assert uma_calls(keycloak) == 2
+        await decisions.denied(caller, "meter", SOFTWARE_DELETE)
+        assert decisions.uma_calls() == 2
 
     async def test_decisions_are_cached_per_token_resource_and_scope(
-        self,
-        authorizer: Authorizer,
-        caller_factory: CallerFactory,
-        realm: Realm,
-        keycloak: FakeKeycloak,
+        self, decisions: Decisions
     ) -> None:
-        realm.grant("alice", METER, SOFTWARE_READ)
-        first = await caller_factory("alice")
-        second = await caller_factory("alice", jti="another-token")
+        decisions.realm.grant("alice", METER, SOFTWARE_READ)
+        first = await decisions.caller("alice")
+        second = await decisions.caller("alice", jti="another-token")
 
-        await require(authorizer, first, "meter", SOFTWARE_READ)
-        await denied(authorizer, first, "meter", SOFTWARE_UPDATE)
-        await denied(authorizer, first, "valve", SOFTWARE_READ)
-        await require(authorizer, second, "meter", SOFTWARE_READ)
-        assert uma_calls(keycloak) == 4
+        await decisions.require(first, "meter", SOFTWARE_READ)
+        await decisions.denied(first, "meter", SOFTWARE_UPDATE)
+        await decisions.denied(first, "valve", SOFTWARE_READ)
+        await decisions.require(second, "meter", SOFTWARE_READ)
+        assert decisions.uma_calls() == 4
 
     async def test_concurrent_identical_checks_share_one_request(
         self,
