@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -34,15 +34,13 @@ from otao.store.push_jobs import PushJobStore
 from otao.store.software import SoftwareStore
 from tests.support.database import fresh_database
 from tests.support.stack import MongoServer
+from tests.support.values import APP, T0, TENANT
 
 pytestmark = pytest.mark.timeout(30)
 
-TENANT = "tenant-a"
-APP = "kettle"
 APP_VERSION = "kettle-v1"
 BATCH = 2
 LEASE = timedelta(seconds=30)
-T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 ELIGIBLE = [f"a-{i:02d}" for i in range(7)]  # on 1.0.0: get 1.1.0 once it is released
 OTHERS = [f"b-{i:02d}" for i in range(3)]  # on 0.9.0: nothing for them
 

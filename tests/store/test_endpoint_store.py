@@ -8,21 +8,18 @@ Each test has a database of its own, with otao's indexes made as at start
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from otao.domain.models import AppliedReport, Consent, EndpointKey
 from otao.store.endpoints import EndpointStore
 from otao.store.mongo import ENDPOINTS, Mongo
+from tests.support.values import APP, T0, TENANT
 
 pytestmark = pytest.mark.timeout(30)
 
-TENANT = "tenant-a"
-APP = "kettle"
 APP_VERSION = "kettle-v1"
-# BSON dates keep milliseconds; the store is given what it can keep.
-T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 
 @pytest.fixture

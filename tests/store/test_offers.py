@@ -5,19 +5,16 @@ Each test has a database of its own (tests/store/conftest.py).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from otao.domain.models import EndpointKey
 from otao.store.mongo import OFFERS, Mongo
 from otao.store.offers import OfferStore
+from tests.support.values import APP, T0, TENANT
 
 pytestmark = pytest.mark.timeout(30)
-
-TENANT = "tenant-a"
-APP = "kettle"
-T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 
 @pytest.fixture

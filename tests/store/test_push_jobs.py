@@ -7,7 +7,7 @@ Each test has a database of its own (tests/store/conftest.py).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -22,12 +22,10 @@ from otao.domain.push import LeaseLost, PushJob, PushProgress
 from otao.store.mongo import PUSH_JOBS, Mongo
 from otao.store.push_jobs import PushJobStore
 from otao.store.software import SoftwareStore
+from tests.support.values import APP, T0, TENANT
 
 pytestmark = pytest.mark.timeout(30)
 
-TENANT = "tenant-a"
-APP = "kettle"
-T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=1)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -29,13 +29,9 @@ from otao.domain.models import (
 )
 from otao.store.mongo import SOFTWARE, Mongo
 from otao.store.software import SoftwareStore
+from tests.support.values import APP, T0, TENANT
 
 pytestmark = pytest.mark.timeout(30)
-
-TENANT = "tenant-a"
-APP = "kettle"
-# BSON dates keep milliseconds; the store is given what it can keep.
-T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 
 @pytest.fixture
