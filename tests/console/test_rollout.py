@@ -3,6 +3,8 @@ staged rollout's waves with Advance/Pause/Resume."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from otao.domain.applications import ApplicationConfig
@@ -85,13 +87,21 @@ def _endpoint_in_wave(application: str, version: str, wave: int) -> str:
     )
 
 
-async def test_a_two_wave_manual_plan_shows_two_wave_bars_with_wave_0_open(
-    console: Console, application: ApplicationConfig, api: httpx.AsyncClient, cmx: CmxPeer
-) -> None:
+async def manual_rollout_waves(
+    console: Console, application: ApplicationConfig, api: httpx.AsyncClient
+) -> tuple[str, Any]:
+    """Defines 1.1.0 with the two-wave manual plan and opens its rollout page: the software
+    collection's path and the page's Waves region."""
     base = f"/api/v1/applications/{application.name}/software"
     ok(await api.post(base, json=definition("1.1.0", ["1.0.0"], rolloutPlan=MANUAL_PLAN)))
     await console.open(f"#/apps/{application.name}/rollout/1.1.0")
-    section = console.page.get_by_role("region", name="Waves")
+    return base, console.page.get_by_role("region", name="Waves")
+
+
+async def test_a_two_wave_manual_plan_shows_two_wave_bars_with_wave_0_open(
+    console: Console, application: ApplicationConfig, api: httpx.AsyncClient, cmx: CmxPeer
+) -> None:
+    _, section = await manual_rollout_waves(console, application, api)
     waves = section.get_by_role("list", name="Waves").get_by_role("listitem")
     await expect(waves).to_have_count(2)
     await expect(waves.nth(0)).to_contain_text("Wave 0 · 50%")
@@ -111,10 +121,7 @@ async def test_a_two_wave_manual_plan_shows_two_wave_bars_with_wave_0_open(
 async def test_advance_opens_wave_1_and_is_disabled_on_the_last_wave(
     console: Console, application: ApplicationConfig, api: httpx.AsyncClient
 ) -> None:
-    base = f"/api/v1/applications/{application.name}/software"
-    ok(await api.post(base, json=definition("1.1.0", ["1.0.0"], rolloutPlan=MANUAL_PLAN)))
-    await console.open(f"#/apps/{application.name}/rollout/1.1.0")
-    section = console.page.get_by_role("region", name="Waves")
+    base, section = await manual_rollout_waves(console, application, api)
     waves = section.get_by_role("listitem")
     await expect(waves.nth(1).get_by_test_id("wave-state")).to_have_text("pending")
     await section.get_by_role("button", name="Advance", exact=True).click()
@@ -128,10 +135,7 @@ async def test_advance_opens_wave_1_and_is_disabled_on_the_last_wave(
 async def test_pause_shows_paused_and_resume_clears_it(
     console: Console, application: ApplicationConfig, api: httpx.AsyncClient
 ) -> None:
-    base = f"/api/v1/applications/{application.name}/software"
-    ok(await api.post(base, json=definition("1.1.0", ["1.0.0"], rolloutPlan=MANUAL_PLAN)))
-    await console.open(f"#/apps/{application.name}/rollout/1.1.0")
-    section = console.page.get_by_role("region", name="Waves")
+    base, section = await manual_rollout_waves(console, application, api)
     paused = section.get_by_test_id("rollout-paused")
     await section.get_by_role("button", name="Pause", exact=True).click()
     await expect(paused).to_have_text("paused")
