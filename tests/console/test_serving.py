@@ -13,11 +13,16 @@ import pytest
 import yaml
 
 from otao.console import STATIC_DIR
-from otao.devstack.envoy import EnvoyProcess, render_envoy_config
+from otao.devstack.envoy import EnvoyProcess
 from otao.devstack.processes import free_port
 from tests.support.browser import Console, expect, open_console
 from tests.support.otao import start_otao
-from tests.support.stack import EnvoyFactory, MongoServer, NatsServer
+from tests.support.stack import (
+    EnvoyFactory,
+    MongoServer,
+    NatsServer,
+    render_sample_envoy_config,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENVOY_TEMPLATE = REPO_ROOT / "deploy" / "envoy.yaml"
@@ -139,16 +144,12 @@ async def _reconnects(
 def test_rendering_puts_the_console_config_inline_and_files_by_absolute_path(
     tmp_path: Path,
 ) -> None:
-    path = render_envoy_config(
-        tmp_path / "envoy.yaml",
-        listen_port=18080,
-        grpc_port=15051,
-        admin_port=19901,
-        descriptor_path=Path("/somewhere/otao.pb"),
+    config = render_sample_envoy_config(
+        tmp_path,
         template=ENVOY_TEMPLATE,
         console_config={"applications": ["a", "b"], "clientId": "c"},
     )
-    listener = yaml.safe_load(path.read_text())["static_resources"]["listeners"][0]
+    listener = config["static_resources"]["listeners"][0]
     routes = listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"][
         "virtual_hosts"
     ][0]["routes"]

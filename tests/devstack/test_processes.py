@@ -15,7 +15,6 @@ import httpx
 import pymongo
 import pytest
 
-from otao.devstack.envoy import render_envoy_config
 from otao.devstack.processes import (
     ManagedProcess,
     ProcessError,
@@ -24,7 +23,7 @@ from otao.devstack.processes import (
     tcp_accepting,
 )
 from tests.support.eventually import eventually_sync
-from tests.support.stack import MongoServer, NatsServer
+from tests.support.stack import MongoServer, NatsServer, render_sample_envoy_config
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -152,18 +151,7 @@ def test_children_do_not_outlive_a_parent_that_was_killed(tmp_path: Path) -> Non
 def test_the_rendered_envoy_config_carries_the_given_ports_and_descriptor(
     tmp_path: Path,
 ) -> None:
-    import yaml
-
-    path = render_envoy_config(
-        tmp_path / "envoy.yaml",
-        listen_port=18080,
-        grpc_port=15051,
-        admin_port=19901,
-        descriptor_path=Path("/somewhere/otao.pb"),
-        health_check_interval=1,
-    )
-
-    config = yaml.safe_load(path.read_text())
+    config = render_sample_envoy_config(tmp_path, health_check_interval=1)
     listener = config["static_resources"]["listeners"][0]
     assert listener["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 18080}
     assert config["admin"]["address"]["socket_address"]["port_value"] == 19901

@@ -17,10 +17,12 @@ import asyncio
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from otao.devstack.envoy import EnvoyProcess, start_envoy
+from otao.devstack.envoy import EnvoyProcess, render_envoy_config, start_envoy
 from otao.devstack.processes import (
     MongoProcess,
     NatsProcess,
@@ -181,3 +183,18 @@ def new_unique_name(prefix: str = "t") -> str:
     """A short random name (lowercase letters and digits) that is valid as an application
     name and as a MongoDB database name: ``t`` + 10 hex digits."""
     return f"{prefix}{secrets.token_hex(5)}"
+
+
+def render_sample_envoy_config(run_dir: Path, **options: Any) -> dict[str, Any]:
+    """deploy/envoy.yaml rendered (not started) for ports 18080 (listener), 15051 (gRPC) and 19901
+    (admin) and the descriptor /somewhere/otao.pb, with ``options``; the parsed result."""
+    path = render_envoy_config(
+        run_dir / "envoy.yaml",
+        listen_port=18080,
+        grpc_port=15051,
+        admin_port=19901,
+        descriptor_path=Path("/somewhere/otao.pb"),
+        **options,
+    )
+    config: dict[str, Any] = yaml.safe_load(path.read_text())
+    return config
