@@ -33,6 +33,7 @@ from tests.support.operator import (
     until,
 )
 from tests.support.otao import RunningOtao, start_otao
+from tests.support.rig import Rig
 from tests.support.software import define
 from tests.support.stack import MongoServer, NatsServer
 
@@ -60,30 +61,28 @@ async def test_targeted_definition_is_pulled_only_by_endpoints_in_a_listed_filte
 
 
 async def test_widening_a_targeted_rollout_pushes_only_to_endpoints_of_the_added_filter(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
+    rig: Rig,
 ) -> None:
-    app_version = application.app_versions[0]
-    epr.membership = {"ep-beta": ["beta"], "ep-gamma": ["gamma"], "ep-none": []}
+    rig.epr.membership = {"ep-beta": ["beta"], "ep-gamma": ["gamma"], "ep-none": []}
     await create_software(
-        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "alpha"}]
+        rig.rest, rig.application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "alpha"}]
     )
-    for endpoint_id in epr.membership:
-        assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id is None
-        await recorded(otao, application.name, endpoint_id)
+    for endpoint_id in rig.epr.membership:
+        assert (await rig.cmx.request(rig.app_version, endpoint_id, "1.0.0")).config_id is None
+        await recorded(rig.otao, rig.application.name, endpoint_id)
 
     await patch_software(
-        rest, application.name, "1.1.0", filters=[{"filterId": "alpha"}, {"filterId": "beta"}]
+        rig.rest,
+        rig.application.name,
+        "1.1.0",
+        filters=[{"filterId": "alpha"}, {"filterId": "beta"}],
     )
 
-    await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-beta"]))
-    await settled(otao, cmx)  # every push the change made has arrived
-    assert pushed(cmx, app_version, "ep-beta") == ["1.1.0"]
-    assert pushed(cmx, app_version, "ep-gamma") == []
-    assert pushed(cmx, app_version, "ep-none") == []
+    await rig.cmx.wait_for(lambda: bool([u for u in rig.cmx.updates if u.endpoint_id == "ep-beta"]))
+    await settled(rig.otao, rig.cmx)  # every push the change made has arrived
+    assert pushed(rig.cmx, rig.app_version, "ep-beta") == ["1.1.0"]
+    assert pushed(rig.cmx, rig.app_version, "ep-gamma") == []
+    assert pushed(rig.cmx, rig.app_version, "ep-none") == []
 
 
 async def events_handled(otao: RunningOtao, epr: EprPeer, application: ApplicationConfig) -> None:
@@ -99,184 +98,145 @@ async def events_handled(otao: RunningOtao, epr: EprPeer, application: Applicati
     await until(probe_stored, "the probe event handled")
 
 
-async def test_ep_matched_for_a_listed_filter_pushes_the_update_to_that_endpoint(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
-) -> None:
-    app_version = application.app_versions[0]
-    await beta_rollout(rest, application)
-    assert (await cmx.request(app_version, "ep-joins", "1.0.0")).config_id is None
-    await recorded(otao, application.name, "ep-joins")
-    await pushes_done(otao)
+async def test_ep_matched_for_a_listed_filter_pushes_the_update_to_that_endpoint(rig: Rig) -> None:
+    await beta_rollout(rig.rest, rig.application)
+    assert (await rig.cmx.request(rig.app_version, "ep-joins", "1.0.0")).config_id is None
+    await recorded(rig.otao, rig.application.name, "ep-joins")
+    await pushes_done(rig.otao)
 
-    await epr.matched(application.name, app_version, "beta", "ep-joins")
-    await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-joins"]), 5)
-    assert pushed(cmx, app_version, "ep-joins") == ["1.1.0"]
-    assert (await cmx.request(app_version, "ep-joins", "1.0.0")).config_id == "1.1.0"
+    await rig.epr.matched(rig.application.name, rig.app_version, "beta", "ep-joins")
+    await rig.cmx.wait_for(
+        lambda: bool([u for u in rig.cmx.updates if u.endpoint_id == "ep-joins"]), 5
+    )
+    assert pushed(rig.cmx, rig.app_version, "ep-joins") == ["1.1.0"]
+    assert (await rig.cmx.request(rig.app_version, "ep-joins", "1.0.0")).config_id == "1.1.0"
 
 
-async def test_ep_matched_for_a_filter_no_definition_lists_pushes_nothing(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
-) -> None:
-    app_version = application.app_versions[0]
-    await beta_rollout(rest, application)
-    assert (await cmx.request(app_version, "ep-elsewhere", "1.0.0")).config_id is None
-    await recorded(otao, application.name, "ep-elsewhere")
+async def test_ep_matched_for_a_filter_no_definition_lists_pushes_nothing(rig: Rig) -> None:
+    await beta_rollout(rig.rest, rig.application)
+    assert (await rig.cmx.request(rig.app_version, "ep-elsewhere", "1.0.0")).config_id is None
+    await recorded(rig.otao, rig.application.name, "ep-elsewhere")
 
-    await epr.matched(application.name, app_version, "gamma", "ep-elsewhere")
+    await rig.epr.matched(rig.application.name, rig.app_version, "gamma", "ep-elsewhere")
 
     async def joined() -> bool:
-        state = await stored(otao, application.name, "ep-elsewhere")
+        state = await stored(rig.otao, rig.application.name, "ep-elsewhere")
         return state is not None and "gamma" in (state.filters or ())
 
     await until(joined, "membership of gamma stored")
-    await events_handled(otao, epr, application)
-    await settled(otao, cmx)
-    assert pushed(cmx, app_version, "ep-elsewhere") == []
+    await events_handled(rig.otao, rig.epr, rig.application)
+    await settled(rig.otao, rig.cmx)
+    assert pushed(rig.cmx, rig.app_version, "ep-elsewhere") == []
 
 
-async def test_ep_matched_for_an_endpoint_never_asked_about_pushes_the_update(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
-) -> None:
+async def test_ep_matched_for_an_endpoint_never_asked_about_pushes_the_update(rig: Rig) -> None:
     """otao saw the endpoint before any targeted definition, so it never asked EPR."""
-    app_version = application.app_versions[0]
-    assert (await cmx.request(app_version, "ep-fresh", "1.0.0")).config_id is None
-    await recorded(otao, application.name, "ep-fresh")
-    await beta_rollout(rest, application)
-    await pushes_done(otao)  # the creation's own push job: nothing for ep-fresh yet
+    assert (await rig.cmx.request(rig.app_version, "ep-fresh", "1.0.0")).config_id is None
+    await recorded(rig.otao, rig.application.name, "ep-fresh")
+    await beta_rollout(rig.rest, rig.application)
+    await pushes_done(rig.otao)  # the creation's own push job: nothing for ep-fresh yet
 
-    await epr.matched(application.name, app_version, "beta", "ep-fresh")
+    await rig.epr.matched(rig.application.name, rig.app_version, "beta", "ep-fresh")
 
-    await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-fresh"]), 5)
-    assert pushed(cmx, app_version, "ep-fresh") == ["1.1.0"]
+    await rig.cmx.wait_for(
+        lambda: bool([u for u in rig.cmx.updates if u.endpoint_id == "ep-fresh"]), 5
+    )
+    assert pushed(rig.cmx, rig.app_version, "ep-fresh") == ["1.1.0"]
 
 
-async def test_unmatched_endpoint_stops_getting_the_targeted_update(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
-) -> None:
-    app_version = application.app_versions[0]
-    epr.membership = {"ep-leaves": ["beta"], "ep-stays": ["beta"]}
-    await beta_rollout(rest, application)
-    for endpoint_id in epr.membership:
-        assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id == "1.1.0"
-        await recorded(otao, application.name, endpoint_id)
+async def test_unmatched_endpoint_stops_getting_the_targeted_update(rig: Rig) -> None:
+    rig.epr.membership = {"ep-leaves": ["beta"], "ep-stays": ["beta"]}
+    await beta_rollout(rig.rest, rig.application)
+    for endpoint_id in rig.epr.membership:
+        assert (await rig.cmx.request(rig.app_version, endpoint_id, "1.0.0")).config_id == "1.1.0"
+        await recorded(rig.otao, rig.application.name, endpoint_id)
 
-    await epr.unmatched(application.name, app_version, "beta", "ep-leaves")
+    await rig.epr.unmatched(rig.application.name, rig.app_version, "beta", "ep-leaves")
 
     async def left() -> bool:
-        return (await cmx.request(app_version, "ep-leaves", "1.0.0")).config_id is None
+        return (await rig.cmx.request(rig.app_version, "ep-leaves", "1.0.0")).config_id is None
 
     await until(left, "ep-leaves no longer offered 1.1.0")
     # A new specification is pushed to the filter's endpoints: not to the one that left.
-    await patch_software(rest, application.name, "1.1.0", specification={"image": "fixed.bin"})
-    await cmx.wait_for(lambda: bool([u for u in cmx.updates if u.endpoint_id == "ep-stays"]))
-    await settled(otao, cmx)
-    assert pushed(cmx, app_version, "ep-leaves") == []
-    assert (await cmx.request(app_version, "ep-stays", "1.0.0")).config_id == "1.1.0"
+    await patch_software(
+        rig.rest, rig.application.name, "1.1.0", specification={"image": "fixed.bin"}
+    )
+    await rig.cmx.wait_for(
+        lambda: bool([u for u in rig.cmx.updates if u.endpoint_id == "ep-stays"])
+    )
+    await settled(rig.otao, rig.cmx)
+    assert pushed(rig.cmx, rig.app_version, "ep-leaves") == []
+    assert (await rig.cmx.request(rig.app_version, "ep-stays", "1.0.0")).config_id == "1.1.0"
 
 
-async def test_deleted_filter_drops_its_memberships_in_that_application_only(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
-) -> None:
-    app_version = application.app_versions[0]
-    other = otao.add_application()
-    epr.membership = {"ep-d1": ["beta", "gamma"], "ep-d2": ["beta"], "ep-o": ["beta"]}
-    for app in (application.name, other.name):
-        await create_software(rest, app, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}])
+async def test_deleted_filter_drops_its_memberships_in_that_application_only(rig: Rig) -> None:
+    other = rig.otao.add_application()
+    rig.epr.membership = {"ep-d1": ["beta", "gamma"], "ep-d2": ["beta"], "ep-o": ["beta"]}
+    for app in (rig.application.name, other.name):
+        await create_software(rig.rest, app, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "beta"}])
     for endpoint_id in ("ep-d1", "ep-d2"):
-        assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id == "1.1.0"
-    assert (await cmx.request(other.app_versions[0], "ep-o", "1.0.0")).config_id == "1.1.0"
+        assert (await rig.cmx.request(rig.app_version, endpoint_id, "1.0.0")).config_id == "1.1.0"
+    assert (await rig.cmx.request(other.app_versions[0], "ep-o", "1.0.0")).config_id == "1.1.0"
 
-    await epr.deleted(application.name, "beta")
+    await rig.epr.deleted(rig.application.name, "beta")
 
     async def dropped() -> bool:
-        states = [await stored(otao, application.name, e) for e in ("ep-d1", "ep-d2")]
+        states = [await stored(rig.otao, rig.application.name, e) for e in ("ep-d1", "ep-d2")]
         return all(s is not None and "beta" not in (s.filters or ()) for s in states)
 
     await until(dropped, "beta dropped from the application's endpoints")
-    d1 = await stored(otao, application.name, "ep-d1")
+    d1 = await stored(rig.otao, rig.application.name, "ep-d1")
     assert d1 is not None and d1.filters == frozenset({"gamma"})
     for endpoint_id in ("ep-d1", "ep-d2"):
-        assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id is None
-    kept = await stored(otao, other.name, "ep-o")
+        assert (await rig.cmx.request(rig.app_version, endpoint_id, "1.0.0")).config_id is None
+    kept = await stored(rig.otao, other.name, "ep-o")
     assert kept is not None and kept.filters == frozenset({"beta"})
-    assert (await cmx.request(other.app_versions[0], "ep-o", "1.0.0")).config_id == "1.1.0"
+    assert (await rig.cmx.request(other.app_versions[0], "ep-o", "1.0.0")).config_id == "1.1.0"
 
 
-async def test_membership_is_asked_of_epr_on_first_sight_then_cached(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
-) -> None:
-    app_version = application.app_versions[0]
-    epr.membership = {"ep-c": ["beta"]}
-    await create_software(rest, application.name, "1.0.1", ["0.9.0"], "general")
-    await beta_rollout(rest, application)
+async def test_membership_is_asked_of_epr_on_first_sight_then_cached(rig: Rig) -> None:
+    rig.epr.membership = {"ep-c": ["beta"]}
+    await create_software(rig.rest, rig.application.name, "1.0.1", ["0.9.0"], "general")
+    await beta_rollout(rig.rest, rig.application)
 
     # Only a general candidate (or none): no reason to ask EPR.
-    assert (await cmx.request(app_version, "ep-g", "0.9.0")).config_id == "1.0.1"
-    assert (await cmx.request(app_version, "ep-g", "2.0.0")).config_id is None
-    assert epr.requests_for("ep-g") == 0
+    assert (await rig.cmx.request(rig.app_version, "ep-g", "0.9.0")).config_id == "1.0.1"
+    assert (await rig.cmx.request(rig.app_version, "ep-g", "2.0.0")).config_id is None
+    assert rig.epr.requests_for("ep-g") == 0
 
-    assert (await cmx.request(app_version, "ep-c", "1.0.0")).config_id == "1.1.0"
-    assert epr.requests_for("ep-c") == 1
-    assert epr.reply_subjects == [efmp_reply_subject(otao.settings.replica_id)]
-    assert (await cmx.request(app_version, "ep-c", "1.0.0")).config_id == "1.1.0"
-    assert (await cmx.request(app_version, "ep-c", "1.0.0")).config_id == "1.1.0"
-    assert epr.requests_for("ep-c") == 1
-    state = await stored(otao, application.name, "ep-c")
+    assert (await rig.cmx.request(rig.app_version, "ep-c", "1.0.0")).config_id == "1.1.0"
+    assert rig.epr.requests_for("ep-c") == 1
+    assert rig.epr.reply_subjects == [efmp_reply_subject(rig.otao.settings.replica_id)]
+    assert (await rig.cmx.request(rig.app_version, "ep-c", "1.0.0")).config_id == "1.1.0"
+    assert (await rig.cmx.request(rig.app_version, "ep-c", "1.0.0")).config_id == "1.1.0"
+    assert rig.epr.requests_for("ep-c") == 1
+    state = await stored(rig.otao, rig.application.name, "ep-c")
     assert state is not None and state.filters == frozenset({"beta"})
 
 
-async def test_silent_epr_means_no_delivery_no_hang_and_a_later_poll_asks_again(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
-) -> None:
-    app_version = application.app_versions[0]
-    timeout = otao.settings.kaa.efmp_timeout_seconds
-    epr.membership = {"ep-s": ["beta"], "ep-busy": ["beta"]}
-    epr.silent = {"ep-s"}
-    await beta_rollout(rest, application)
+async def test_silent_epr_means_no_delivery_no_hang_and_a_later_poll_asks_again(rig: Rig) -> None:
+    timeout = rig.otao.settings.kaa.efmp_timeout_seconds
+    rig.epr.membership = {"ep-s": ["beta"], "ep-busy": ["beta"]}
+    rig.epr.silent = {"ep-s"}
+    await beta_rollout(rig.rest, rig.application)
 
-    silent_poll = asyncio.create_task(cmx.request(app_version, "ep-s", "1.0.0", timeout + 3))
+    silent_poll = asyncio.create_task(
+        rig.cmx.request(rig.app_version, "ep-s", "1.0.0", timeout + 3)
+    )
     # Another endpoint's poll is not held up by the unanswered query.
-    other = await cmx.request(app_version, "ep-busy", "1.0.0")
+    other = await rig.cmx.request(rig.app_version, "ep-busy", "1.0.0")
     assert other.config_id == "1.1.0"
     assert not silent_poll.done()
 
     silent = await silent_poll
     assert (silent.status_code, silent.config_id) == (200, None)
-    assert epr.requests_for("ep-s") == 1
-    state = await stored(otao, application.name, "ep-s")
+    assert rig.epr.requests_for("ep-s") == 1
+    state = await stored(rig.otao, rig.application.name, "ep-s")
     assert state is None or state.filters is None  # nothing learned, nothing assumed
 
-    epr.silent = set()
-    assert (await cmx.request(app_version, "ep-s", "1.0.0")).config_id == "1.1.0"
-    assert epr.requests_for("ep-s") == 2
+    rig.epr.silent = set()
+    assert (await rig.cmx.request(rig.app_version, "ep-s", "1.0.0")).config_id == "1.1.0"
+    assert rig.epr.requests_for("ep-s") == 2
 
 
 @pytest.fixture
@@ -343,26 +303,21 @@ async def test_without_efmp_ep_matched_alone_pushes_and_no_poll_waits_for_epr(
 
 
 async def test_a_late_efmp_answer_without_the_correlation_id_is_merged_with_newer_events(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
+    rig: Rig,
 ) -> None:
-    app_version = application.app_versions[0]
     await create_software(
-        rest, application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "gamma"}]
+        rig.rest, rig.application.name, "1.1.0", ["1.0.0"], "targeted", [{"filterId": "gamma"}]
     )
-    epr.silent = {"ep-m"}  # answered by hand below, late
-    poll = asyncio.create_task(cmx.request(app_version, "ep-m", "1.0.0"))
-    await eventually(lambda: epr.requests_for("ep-m") >= 1, "EFMP question asked")
-    question = next(r for r in epr.requests if r.endpoint_id == "ep-m")
+    rig.epr.silent = {"ep-m"}  # answered by hand below, late
+    poll = asyncio.create_task(rig.cmx.request(rig.app_version, "ep-m", "1.0.0"))
+    await eventually(lambda: rig.epr.requests_for("ep-m") >= 1, "EFMP question asked")
+    question = next(r for r in rig.epr.requests if r.endpoint_id == "ep-m")
 
     # While the question is out, EPR says the endpoint joined gamma.
-    await epr.matched(application.name, app_version, "gamma", "ep-m")
+    await rig.epr.matched(rig.application.name, rig.app_version, "gamma", "ep-m")
 
     async def fact_stored() -> bool:
-        state = await stored(otao, application.name, "ep-m")
+        state = await stored(rig.otao, rig.application.name, "ep-m")
         return state is not None and "gamma" in (state.filters or ())
 
     await until(fact_stored, "the ep-matched fact stored")
@@ -374,17 +329,19 @@ async def test_a_late_efmp_answer_without_the_correlation_id_is_merged_with_newe
         filter_ids=("beta",),
         status_code=200,
     )
-    await epr.client.publish(efmp_reply_subject(otao.settings.replica_id), epr.codec.encode(stale))
+    await rig.epr.client.publish(
+        efmp_reply_subject(rig.otao.settings.replica_id), rig.epr.codec.encode(stale)
+    )
 
     answer = await poll
     assert answer.config_id == "1.1.0"  # gamma survived the stale answer
-    state = await stored(otao, application.name, "ep-m")
+    state = await stored(rig.otao, rig.application.name, "ep-m")
     assert state is not None and state.filters == frozenset({"beta", "gamma"})
     sources = {b.filter_id: b.source for b in state.filter_beliefs}
     assert sources == {"beta": FilterSource.EFMP, "gamma": FilterSource.EFE}
     assert question.correlation_id != stale.correlation_id
-    explained = await rest.get(
-        f"/api/v1/applications/{application.name}/endpoints/ep-m/software:explain"
+    explained = await rig.rest.get(
+        f"/api/v1/applications/{rig.application.name}/endpoints/ep-m/software:explain"
     )
     assert explained.status_code == 200, explained.text
     beliefs = explained.json()["filters"]
@@ -412,22 +369,17 @@ async def test_a_filter_without_a_rollout_date_is_listed_without_one(
 
 
 async def test_ep_matched_for_an_endpoint_never_seen_keeps_the_fact_but_makes_no_known_endpoint(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
+    rig: Rig,
 ) -> None:
-    app_version = application.app_versions[0]
-    await beta_rollout(rest, application)
+    await beta_rollout(rig.rest, rig.application)
 
-    await epr.matched(application.name, app_version, "beta", "ep-unseen")
-    await events_handled(otao, epr, application)
-    await settled(otao, cmx)
+    await rig.epr.matched(rig.application.name, rig.app_version, "beta", "ep-unseen")
+    await events_handled(rig.otao, rig.epr, rig.application)
+    await settled(rig.otao, rig.cmx)
 
-    assert pushed(cmx, app_version, "ep-unseen") == []
-    listed = await rest.get(f"/api/v1/applications/{application.name}/endpoints")
+    assert pushed(rig.cmx, rig.app_version, "ep-unseen") == []
+    listed = await rig.rest.get(f"/api/v1/applications/{rig.application.name}/endpoints")
     assert listed.status_code == 200, listed.text
     assert "ep-unseen" not in [e["endpointId"] for e in listed.json().get("endpoints", [])]
     # Its first poll gets the targeted update: the fact was kept.
-    assert (await cmx.request(app_version, "ep-unseen", "1.0.0")).config_id == "1.1.0"
+    assert (await rig.cmx.request(rig.app_version, "ep-unseen", "1.0.0")).config_id == "1.1.0"

@@ -9,7 +9,6 @@ import pytest
 
 from otao.domain.applications import ApplicationConfig
 from tests.support.cmx import CmxPeer
-from tests.support.epr import EprPeer
 from tests.support.eventually import eventually
 from tests.support.operator import (
     APPS,
@@ -27,6 +26,7 @@ from tests.support.operator import (
     utc_date,
 )
 from tests.support.otao import RunningOtao
+from tests.support.rig import Rig
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -154,26 +154,19 @@ async def _resuming_restarts_delivery_and_lasts(
     assert (await get_software(rest, application.name, "1.1.0"))["rolloutStrategy"] == "general"
 
 
-async def test_rollout_status_counts_match_what_happened(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
-) -> None:
-    app_version = application.app_versions[0]
-    name = application.name
+async def test_rollout_status_counts_match_what_happened(rig: Rig) -> None:
+    name = rig.application.name
     later, _ = utc_date(3600)
-    await put_settings(rest, name, consent_required=True)
+    await put_settings(rig.rest, name, consent_required=True)
     await create_software(
-        rest,
+        rig.rest,
         name,
         "1.1.0",
         ["1.0.0"],
         "targeted",
         [{"filterId": "beta"}, {"filterId": "gamma", "rolloutDate": later}],
     )
-    epr.membership = {
+    rig.epr.membership = {
         "ep-applied": ["beta"],
         "ep-failed": ["beta"],
         "ep-offered": ["beta"],
@@ -184,12 +177,12 @@ async def test_rollout_status_counts_match_what_happened(
     consenting = ["ep-applied", "ep-failed", "ep-offered", "ep-dated"]
     for endpoint_id in consenting:
         body: dict[str, Any] = {"version": "1.1.0"}
-        ok(await rest.post(f"{APPS}/{name}/endpoints/{endpoint_id}/consents", json=body))
-    for endpoint_id in epr.membership:
-        await cmx.request(app_version, endpoint_id, "1.0.0")
-    await cmx.request(app_version, "ep-old", "0.9.0")  # not in the graph
-    await cmx.applied(app_version, "ep-applied", "1.1.0")
-    await cmx.applied(app_version, "ep-failed", "1.1.0", status_code=500)
+        ok(await rig.rest.post(f"{APPS}/{name}/endpoints/{endpoint_id}/consents", json=body))
+    for endpoint_id in rig.epr.membership:
+        await rig.cmx.request(rig.app_version, endpoint_id, "1.0.0")
+    await rig.cmx.request(rig.app_version, "ep-old", "0.9.0")  # not in the graph
+    await rig.cmx.applied(rig.app_version, "ep-applied", "1.1.0")
+    await rig.cmx.applied(rig.app_version, "ep-failed", "1.1.0", status_code=500)
 
     expected = {
         "eligible": 1,  # ep-offered: deliverable, not applied yet
@@ -203,13 +196,13 @@ async def test_rollout_status_counts_match_what_happened(
 
     async def settled() -> bool:
         nonlocal found
-        found = counts(await rollout_status(rest, name, "1.1.0"))
+        found = counts(await rollout_status(rig.rest, name, "1.1.0"))
         return found == expected
 
     try:
         await until(settled, "rollout status counts", timeout=5)
     except AssertionError:
         assert found == expected
-    status = await rollout_status(rest, name, "1.1.0")
+    status = await rollout_status(rig.rest, name, "1.1.0")
     assert (status["version"], status["rolloutStrategy"]) == ("1.1.0", "targeted")
     assert status.get("halt") in (None, {})

@@ -7,12 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 from google.protobuf import json_format
 from kaa.otao.v1 import software_pb2, software_pb2_grpc
 
-from otao.domain.applications import ApplicationConfig
 from otao.messaging.records import ConfigUpdated
 from tests.support.cmx import CmxPeer
 from tests.support.epr import EprPeer
@@ -26,6 +24,7 @@ from tests.support.operator import (
     utc_date,
 )
 from tests.support.otao import RunningOtao, start_otao
+from tests.support.rig import Rig
 from tests.support.stack import MongoServer, NatsServer
 
 pytestmark = pytest.mark.timeout(40)
@@ -44,41 +43,36 @@ def updates(cmx: CmxPeer, app_version: str, endpoint_id: str) -> list[ConfigUpda
     ]
 
 
-async def test_future_rollout_date_offers_nothing_then_pushes_once_when_it_passes(
-    otao: RunningOtao,
-    cmx: CmxPeer,
-    epr: EprPeer,
-    rest: httpx.AsyncClient,
-    application: ApplicationConfig,
-) -> None:
-    app_version = application.app_versions[0]
-    epr.membership = {"ep-dated": ["beta"], "ep-outside": ["gamma"]}
+async def test_future_rollout_date_offers_nothing_then_pushes_once_when_it_passes(rig: Rig) -> None:
+    rig.epr.membership = {"ep-dated": ["beta"], "ep-outside": ["gamma"]}
     text, date = utc_date(2)
     await create_software(
-        rest,
-        application.name,
+        rig.rest,
+        rig.application.name,
         "1.1.0",
         ["1.0.0"],
         "targeted",
         [{"filterId": "beta", "rolloutDate": text}],
     )
-    for endpoint_id in epr.membership:
-        assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id is None
-        await recorded(otao, application.name, endpoint_id)
-    assert (await explain(rest, application.name, "ep-dated"))["1.1.0"] == "rollout_date_pending"
-    assert updates(cmx, app_version, "ep-dated") == []
+    for endpoint_id in rig.epr.membership:
+        assert (await rig.cmx.request(rig.app_version, endpoint_id, "1.0.0")).config_id is None
+        await recorded(rig.otao, rig.application.name, endpoint_id)
+    assert (await explain(rig.rest, rig.application.name, "ep-dated"))[
+        "1.1.0"
+    ] == "rollout_date_pending"
+    assert updates(rig.cmx, rig.app_version, "ep-dated") == []
 
-    await cmx.wait_for(lambda: bool(updates(cmx, app_version, "ep-dated")), timeout=10)
+    await rig.cmx.wait_for(lambda: bool(updates(rig.cmx, rig.app_version, "ep-dated")), timeout=10)
     arrived = datetime.now(UTC)
     assert arrived >= date, "pushed before the rollout date"
 
     # Several more scheduler rounds: still exactly one push, none outside the filter.
-    await scheduler_rounds(otao, 2)
-    await settled(otao, cmx)
-    assert [u.config_id for u in updates(cmx, app_version, "ep-dated")] == ["1.1.0"]
-    assert updates(cmx, app_version, "ep-outside") == []
-    assert (await cmx.request(app_version, "ep-dated", "1.0.0")).config_id == "1.1.0"
-    assert (await explain(rest, application.name, "ep-dated"))["1.1.0"] == "selected"
+    await scheduler_rounds(rig.otao, 2)
+    await settled(rig.otao, rig.cmx)
+    assert [u.config_id for u in updates(rig.cmx, rig.app_version, "ep-dated")] == ["1.1.0"]
+    assert updates(rig.cmx, rig.app_version, "ep-outside") == []
+    assert (await rig.cmx.request(rig.app_version, "ep-dated", "1.0.0")).config_id == "1.1.0"
+    assert (await explain(rig.rest, rig.application.name, "ep-dated"))["1.1.0"] == "selected"
 
 
 async def create_dated(target: str, application: str, date: str) -> None:
