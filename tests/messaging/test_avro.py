@@ -43,56 +43,51 @@ CODEC = AvroCodec()
 CORRELATION = "07d78e95-2c4d-4899-957c-b9e5a3701fbb"
 ENDPOINT = "b197e391-1d13-403b-83f5-87bdd44888cf"
 TS = 1490303342158
+# What the records of one family share, spread into each sample below.
+ENDPOINT_HEADER: dict[str, Any] = {
+    "correlation_id": CORRELATION,
+    "timestamp": TS,
+    "app_version_name": "kettle-v1",
+    "endpoint_id": ENDPOINT,
+}
+EPR_HEADER: dict[str, Any] = {
+    "timestamp": TS,
+    "correlation_id": CORRELATION,
+    "originator_replica_id": "epr-1",
+}
 
 SAMPLES: list[Record] = [
     ConfigRequest(
-        correlation_id=CORRELATION,
-        timestamp=TS,
+        **ENDPOINT_HEADER,
         timeout=3000,
-        app_version_name="kettle-v1",
-        endpoint_id=ENDPOINT,
         config_id="1.0.0",
         config_name="firmware",
     ),
     ConfigResponse(
-        correlation_id=CORRELATION,
-        timestamp=TS,
-        app_version_name="kettle-v1",
-        endpoint_id=ENDPOINT,
+        **ENDPOINT_HEADER,
         config_id="1.1.0",
         content=b'{"url": "https://example.com/fw.bin"}',
         status_code=200,
         reason_phrase="OK",
     ),
     ConfigUpdated(
-        correlation_id=CORRELATION,
-        timestamp=TS,
-        app_version_name="kettle-v1",
-        endpoint_id=ENDPOINT,
+        **ENDPOINT_HEADER,
         config_id="1.1.0",
         content=b"{}",
         originator_replica_id="otao-1",
     ),
     ConfigApplied(
-        correlation_id=CORRELATION,
-        timestamp=TS,
-        app_version_name="kettle-v1",
-        endpoint_id=ENDPOINT,
+        **ENDPOINT_HEADER,
         config_id="1.1.0",
         status_code=500,
         reason_phrase="flash failed: é",
     ),
     EndpointUnregisteredEvent(
-        correlation_id=CORRELATION,
-        timestamp=TS,
-        app_version_name="kettle-v1",
-        endpoint_id=ENDPOINT,
+        **ENDPOINT_HEADER,
         originator_replica_id="epr-1",
     ),
     EndpointMatchedFilterEvent(
-        timestamp=TS,
-        correlation_id=CORRELATION,
-        originator_replica_id="epr-1",
+        **EPR_HEADER,
         filter_id="f1",
         application_name="kettle",
         app_version_name="kettle-v1",
@@ -111,25 +106,19 @@ SAMPLES: list[Record] = [
         endpoint_id=ENDPOINT,
     ),
     EndpointFilterDeletedEvent(
-        timestamp=TS,
-        correlation_id=CORRELATION,
-        originator_replica_id="epr-1",
+        **EPR_HEADER,
         filter_id="f1",
         application_name="kettle",
         filter_name="beta",
     ),
     EndpointFilterActivatedEvent(
-        timestamp=TS,
-        correlation_id=CORRELATION,
-        originator_replica_id="epr-1",
+        **EPR_HEADER,
         filter_id="f2",
         application_name="kettle",
         filter_name=None,
     ),
     EndpointFilterPendingEvent(
-        timestamp=TS,
-        correlation_id=CORRELATION,
-        originator_replica_id="epr-1",
+        **EPR_HEADER,
         filter_id="f3",
         application_name="kettle",
         filter_name="gamma",
@@ -487,27 +476,19 @@ def test_decode_and_encode_refuse_classes_that_are_not_wire_records() -> None:
         CODEC.encode(object())  # type: ignore[arg-type]
 
 
-def test_encode_refuses_a_status_code_that_does_not_fit_an_avro_int() -> None:
-    record = ConfigApplied(
-        correlation_id="c",
-        timestamp=TS,
-        app_version_name="a",
-        endpoint_id="e",
-        config_id="1.0.0",
-        status_code=2**31,
-    )
-    with pytest.raises(ValueError, match="does not fit its Avro schema"):
-        CODEC.encode(record)
-
-
-def test_encode_refuses_a_missing_required_value() -> None:
-    record = ConfigUpdated(
-        correlation_id="c",
-        timestamp=TS,
-        app_version_name="a",
-        endpoint_id="e",
-        config_id="1.0.0",
-        content=None,  # type: ignore[arg-type]
-    )
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(
+            ConfigApplied(**ENDPOINT_HEADER, config_id="1.0.0", status_code=2**31),
+            id="a status code that does not fit an Avro int",
+        ),
+        pytest.param(
+            ConfigUpdated(**ENDPOINT_HEADER, config_id="1.0.0", content=None),  # type: ignore[arg-type]
+            id="a missing required value",
+        ),
+    ],
+)
+def test_encode_refuses_a_value_that_does_not_fit_the_schema(record: Record) -> None:
     with pytest.raises(ValueError, match="does not fit its Avro schema"):
         CODEC.encode(record)
