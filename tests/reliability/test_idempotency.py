@@ -143,6 +143,28 @@ class World:
         await self.publish(*self.efe(kind, endpoint, filter_id))
         await wait_until(lambda: self._lacks_filter(endpoint, filter_id), 5, "sentinel removed")
 
+    async def handled(
+        self, message: tuple[str, bytes], kind: EfeEventType, endpoint: str, version: str
+    ) -> dict[str, Any]:
+        """Publishes an EFE event once and waits until it is handled: the snapshot then."""
+        await self.publish(*message)
+        await self.settle_efe(kind)
+        return await self.snapshot(endpoint, version)
+
+    async def replays_change_nothing(
+        self,
+        message: tuple[str, bytes],
+        kind: EfeEventType,
+        before: dict[str, Any],
+        endpoint: str,
+        version: str,
+    ) -> None:
+        """The handled event published ``REPLAYS`` times more leaves the snapshot as it was."""
+        for _ in range(REPLAYS):
+            await self.publish(*message)
+        await self.settle_efe(kind)
+        assert await self.snapshot(endpoint, version) == before
+
     async def _exists(self, endpoint: str) -> bool:
         return await self.doc(endpoint) is not None
 
@@ -284,25 +306,15 @@ async def test_replayed_filter_events_change_nothing(world: World) -> None:
     # ep-unmatched: leaves "beta"; replays change nothing.
     world.membership["f1"] = []
     unmatched = world.efe(EfeEventType.EP_UNMATCHED, "f1", "beta")
-    await world.publish(*unmatched)
-    await world.settle_efe(EfeEventType.EP_UNMATCHED)
-    before = await world.snapshot("f1", "2.0.0")
+    before = await world.handled(unmatched, EfeEventType.EP_UNMATCHED, "f1", "2.0.0")
     assert "beta" not in before["endpoint"]["filters"]
-    for _ in range(REPLAYS):
-        await world.publish(*unmatched)
-    await world.settle_efe(EfeEventType.EP_UNMATCHED)
-    assert await world.snapshot("f1", "2.0.0") == before
+    await world.replays_change_nothing(unmatched, EfeEventType.EP_UNMATCHED, before, "f1", "2.0.0")
 
     # deleted: the filter goes away for every member; replays change nothing.
     world.membership["f1"] = ["gamma"]
     await world.publish(*world.efe(EfeEventType.EP_MATCHED, "f1", "gamma"))
     await world.settle_efe(EfeEventType.EP_MATCHED)
     deleted = world.efe(EfeEventType.DELETED, "", "gamma")
-    await world.publish(*deleted)
-    await world.settle_efe(EfeEventType.DELETED)
-    before = await world.snapshot("f1", "2.0.0")
+    before = await world.handled(deleted, EfeEventType.DELETED, "f1", "2.0.0")
     assert "gamma" not in before["endpoint"]["filters"]
-    for _ in range(REPLAYS):
-        await world.publish(*deleted)
-    await world.settle_efe(EfeEventType.DELETED)
-    assert await world.snapshot("f1", "2.0.0") == before
+    await world.replays_change_nothing(deleted, EfeEventType.DELETED, before, "f1", "2.0.0")
