@@ -34,7 +34,7 @@ from tests.support.operator import (
 )
 from tests.support.otao import RunningOtao, start_otao
 from tests.support.rig import Rig
-from tests.support.software import define
+from tests.support.software import define, define_targeted
 from tests.support.stack import MongoServer, NatsServer
 
 pytestmark = pytest.mark.timeout(30)
@@ -267,14 +267,7 @@ async def test_without_efmp_ep_matched_alone_pushes_and_no_poll_waits_for_epr(
     try:
         async with grpc.aio.insecure_channel(otao.grpc_target) as channel:
             await define(channel, application.name, "1.0.1", ["1.0.0"])
-            await define(
-                channel,
-                application.name,
-                "1.1.0",
-                ["1.0.0"],
-                "targeted",
-                filters=[{"filterId": "beta"}],
-            )
+            await define_targeted(channel, application.name, "1.1.0", ["1.0.0"], "beta")
         first = [await cmx.request(app_version, f"ep-{i}", "1.0.0") for i in range(5)]
         assert [r.config_id for r in first] == ["1.0.1"] * 5
         # The first query learned at once that nobody serves EFMP; the others were not asked.

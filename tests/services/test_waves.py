@@ -31,7 +31,7 @@ from tests.support.operator import (
     until,
 )
 from tests.support.otao import RunningOtao, start_otao
-from tests.support.software import define
+from tests.support.software import define_targeted
 from tests.support.stack import MongoServer, NatsServer
 
 pytestmark = pytest.mark.timeout(90)
@@ -307,14 +307,8 @@ async def test_targeted_with_waves_over_grpc_offers_the_open_share_of_the_filter
     beta = {e for n, e in enumerate(fleet) if n % 2 == 0}
     plan = {"waves": [{"percent": 50}, {"percent": 100}], "advance": "manual"}
     async with grpc.aio.insecure_channel(otao.grpc_target) as channel:
-        await define(
-            channel,
-            application.name,
-            "1.1.0",
-            ["1.0.0"],
-            "targeted",
-            filters=[{"filterId": "beta"}],
-            rolloutPlan=plan,
+        await define_targeted(
+            channel, application.name, "1.1.0", ["1.0.0"], "beta", rolloutPlan=plan
         )
         first = await poll_all(cmx, app_version, fleet, "1.0.0")
         assert first == {e for e in beta if wave_of(application.name, e, (50, 100)) == 0}

@@ -51,6 +51,21 @@ async def define(
     return created
 
 
+async def define_targeted(
+    channel: grpc.aio.Channel,
+    application: str,
+    version: str,
+    upgradable_from: list[str],
+    *filter_ids: str,
+    **extra: Any,
+) -> software_pb2.Software:
+    """``define`` with the targeted strategy, listing these filters (without rollout dates)."""
+    filters = [{"filterId": filter_id} for filter_id in filter_ids]
+    return await define(
+        channel, application, version, upgradable_from, "targeted", filters=filters, **extra
+    )
+
+
 async def set_strategy(
     channel: grpc.aio.Channel, application: str, version: str, strategy: str
 ) -> software_pb2.Software:
