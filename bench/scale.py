@@ -54,6 +54,9 @@ class ScaleOptions:
     pool: int = 20_000  # endpoints drawn (uniformly, from all known ones) per poll scenario
     doors: bool = True  # gRPC and REST at the largest size too (CPU per poll by door)
     push: bool = True
+    # The measured push: a general release, or (--wave) the opening of a plan's second wave
+    # (1% -> 100%) to the endpoints the first one left out.
+    wave: bool = False
     job_wait: float = 15.0  # seconds to wait, after the last notification, for the job's end
     # Seconds for the whole run: a size that would end it later (its seeding estimated at the
     # rate of the size before) is skipped and reported, so a slow or busy machine cannot
@@ -279,7 +282,9 @@ async def _run(options: ScaleOptions, run_dir: Path) -> dict[str, Any]:
             timings["doors_s"] = round(time.monotonic() - mark, 1)
         if options.push and scale.sizes:
             mark = time.monotonic()
-            push = await scale_push.measure(bench, stack, scale.seeder.known, options.job_wait)
+            push = await scale_push.measure(
+                bench, stack, scale.seeder.known, options.job_wait, wave=options.wave
+            )
             timings["push_s"] = round(time.monotonic() - mark, 1)
         timings["seed_seconds"] = round(scale.seeder.seconds, 1)
         await scale.seeder.close()
@@ -320,6 +325,9 @@ def parse(argv: list[str] | None = None) -> ScaleOptions:
     parser.add_argument("--pool", type=int, default=ScaleOptions.pool)
     parser.add_argument("--no-doors", action="store_true", help="CDTP only")
     parser.add_argument("--no-push", action="store_true")
+    parser.add_argument(
+        "--wave", action="store_true", help="push by opening a plan's second wave (1% -> 100%)"
+    )
     parser.add_argument("--job-wait", type=float, default=ScaleOptions.job_wait)
     parser.add_argument(
         "--budget",
@@ -340,6 +348,7 @@ def parse(argv: list[str] | None = None) -> ScaleOptions:
         pool=args.pool,
         doors=not args.no_doors,
         push=not args.no_push,
+        wave=args.wave,
         job_wait=args.job_wait,
         budget=args.budget or float("inf"),
         out=args.out,

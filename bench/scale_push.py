@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
-from kaa.otao.v1 import software_pb2, software_pb2_grpc
+from kaa.otao.v1 import rollout_pb2, rollout_pb2_grpc, software_pb2, software_pb2_grpc
+from pymongo import AsyncMongoClient
 
 from bench import baselines, report, seed
 from bench import scale_fleet as fleet
 from bench.load import ReceiveJob, ReceiveResult
-from bench.run import CODEC, Bench, CpuMeter
+from bench.run import CODEC, Bench, CpuMeter, _date
 from bench.stack import DATABASE, OTAO_NAME, Stack
+from otao.domain.rollout_plan import RolloutPlan, Wave, wave_for
 from otao.messaging.records import ConfigUpdated
 from otao.messaging.subjects import config_updated_subject
 
@@ -71,7 +73,41 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
-async def measure(bench: Bench, stack: Stack, size: int, job_wait: float) -> dict[str, Any]:
+# --wave: the release carries this manual plan; the measured push opens its second wave.
+WAVE_PLAN = RolloutPlan(waves=(Wave(1), Wave(100)))
+
+
+def _second_wave(size: int) -> int:
+    """How many of the fleet's endpoints the second wave newly includes."""
+    return sum(
+        1
+        for i in range(size)
+        if wave_for(WAVE_PLAN, fleet.FLEET.name, fleet.endpoint_id(i), fleet.PUSHED) == 1
+    )
+
+
+async def _wave_job_seconds(stack: Stack, timeout: float) -> float | None:
+    """Seconds from the wave job's creation to its end (the create's own job excluded)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo_uri, tz_aware=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            cursor = client[DATABASE]["push_jobs"].find(
+                {"application": fleet.FLEET.name, "state": "done"}
+            )
+            async for job in cursor:
+                if str(job["_id"]).startswith("wave:") and job.get("finishedAt"):
+                    took = _date(job["finishedAt"]) - _date(job["createdAt"])
+                    return round(took.total_seconds(), 2)
+            await asyncio.sleep(0.25)
+        return None
+    finally:
+        await client.close()
+
+
+async def measure(
+    bench: Bench, stack: Stack, size: int, job_wait: float, wave: bool = False
+) -> dict[str, Any]:
     example = CODEC.encode(
         ConfigUpdated(
             correlation_id=uuid.uuid4().hex,
@@ -119,22 +155,46 @@ async def measure(bench: Bench, stack: Stack, size: int, job_wait: float) -> dic
     assert bench.channel is not None
     stub = software_pb2_grpc.SoftwareServiceStub(bench.channel)
     subject = config_updated_subject(OTAO_NAME)
+    expected = size
+    if wave:
+        created.rollout_plan.advance = "manual"
+        created.rollout_plan.waves.add(percent=1)
+        created.rollout_plan.waves.add(percent=100)
+        # The first wave's push is the create's: done before the measured one starts.
+        await stub.CreateSoftware(
+            software_pb2.CreateSoftwareRequest(application_name=fleet.FLEET.name, software=created),
+            timeout=60,
+        )
+        assert await bench._push_job_seconds(timeout) is not None, "first wave not pushed"
+        expected = _second_wave(size)
     # otao stops sending while it records pending offers (17 s or so for 100,000 on
     # nx-27017): the receiver must not take such a pause for the end.
-    receiver = pool.start_receiver(ReceiveJob(stack.nats_url, subject, size, timeout, idle=90))
+    receiver = pool.start_receiver(ReceiveJob(stack.nats_url, subject, expected, timeout, idle=90))
     rss_before = proc_status(stack.otao_pid)["VmRSS"]
     reset = _reset_peak(stack.otao_pid)
     sampler = RssSampler(stack.otao_pid)
     sampler.start()
     changed_at = time.time()
-    await stub.CreateSoftware(
-        software_pb2.CreateSoftwareRequest(application_name=fleet.FLEET.name, software=created),
-        timeout=60,
-    )
+    if wave:
+        await rollout_pb2_grpc.RolloutServiceStub(bench.channel).AdvanceRollout(
+            rollout_pb2.AdvanceRolloutRequest(
+                application_name=fleet.FLEET.name, version=fleet.PUSHED
+            ),
+            timeout=60,
+        )
+    else:
+        await stub.CreateSoftware(
+            software_pb2.CreateSoftwareRequest(application_name=fleet.FLEET.name, software=created),
+            timeout=60,
+        )
     meter = CpuMeter({"otao": stack.otao_pid, **bench.infrastructure_pids()}).start()
     ours = await asyncio.to_thread(pool.receiver_result, receiver)
     ours_cores = meter.stop()
-    job_seconds = await bench._push_job_seconds(job_wait)
+    job_seconds = (
+        await _wave_job_seconds(stack, job_wait)
+        if wave
+        else await bench._push_job_seconds(job_wait)
+    )
     sampler.stopped.set()
     await asyncio.to_thread(sampler.join)
     hwm = proc_status(stack.otao_pid)["VmHWM"]
@@ -142,7 +202,9 @@ async def measure(bench: Bench, stack: Stack, size: int, job_wait: float) -> dic
     ours_rate, base_rate = _rate(ours), _rate(base)
     arrivals = [t - changed_at for t in ours.arrivals]
     push = {
-        "name": f"push {size:,} endpoints / CDTP ConfigUpdated (general release)",
+        "name": f"push {size:,} endpoints / CDTP ConfigUpdated "
+        + ("(second wave opened, 1% -> 100%)" if wave else "(general release)"),
+        "expected_notifications": expected,
         "otao_rps": round(ours_rate, 1),
         "baseline_rps": round(base_rate, 1),
         "ratio": round(ours_rate / base_rate, 3) if base_rate else None,
