@@ -11,6 +11,8 @@ import asyncio
 import os
 import secrets
 import signal
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import AsyncMongoClient
 
 from otao.devstack.processes import OtaoProcess, free_port, start_otao, tcp_accepting
+from otao.messaging.records import ConfigApplied
 from tests.support.cmx import CmxPeer
 from tests.support.eventually import eventually as shared_eventually
 from tests.support.otao import RunningOtao
@@ -67,6 +70,25 @@ async def eventually(
     """Wait until ``condition()`` (sync or async) is true; AssertionError after ``timeout``
     (the shared ``tests.support.eventually``, with this module's argument order)."""
     await shared_eventually(condition, what, timeout, interval)
+
+
+def now_ms() -> int:
+    """A Kaa record timestamp: milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+def applied_report(
+    app_version: str, endpoint: str, version: str, status: int = 200
+) -> ConfigApplied:
+    """A fresh ConfigApplied (own correlation id, timestamp now), as an endpoint would send."""
+    return ConfigApplied(
+        correlation_id=uuid.uuid4().hex,
+        timestamp=now_ms(),
+        app_version_name=app_version,
+        endpoint_id=endpoint,
+        config_id=version,
+        status_code=status,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,3 +256,54 @@ async def database(mongo_uri: str, name: str) -> AsyncIterator[Any]:
         yield client[name]
     finally:
         await client.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A fleet before a 2.0.0 push
+
+
+@dataclass(frozen=True)
+class MixedFleet:
+    """The endpoints of one application as a 2.0.0 push finds them, each group named by prefix:
+    ``eligible`` (a-) on 1.0.0 get 2.0.0; ``failed`` (b-) on 1.0.0 reported 2.0.0 failed, so are
+    not eligible; ``other_branch`` (c-) on 0.5.0, where 1.5.0 is theirs; ``on_top`` (d-) are
+    already on 2.0.0."""
+
+    eligible: list[str]
+    failed: list[str]
+    other_branch: list[str]
+    on_top: list[str]
+
+    @classmethod
+    def of(cls, eligible: int, failed: int, other_branch: int, on_top: int) -> MixedFleet:
+        def named(prefix: str, count: int) -> list[str]:
+            return [f"{prefix}-{i:02d}" for i in range(count)]
+
+        return cls(
+            named("a", eligible), named("b", failed), named("c", other_branch), named("d", on_top)
+        )
+
+    @property
+    def everyone(self) -> list[str]:
+        return self.eligible + self.failed + self.other_branch + self.on_top
+
+    async def report(self, cmx: CmxPeer, app_version: str) -> None:
+        """Each endpoint reports what it runs (and the failed ones their failed 2.0.0)."""
+        for endpoint in self.eligible + self.failed:
+            await cmx.applied(app_version, endpoint, "1.0.0")
+        for endpoint in self.failed:
+            await cmx.applied(app_version, endpoint, "2.0.0", status_code=500, reason="boom")
+        for endpoint in self.other_branch:
+            await cmx.applied(app_version, endpoint, "0.5.0")
+        for endpoint in self.on_top:
+            await cmx.applied(app_version, endpoint, "2.0.0")
+
+    async def recorded(self, db: Any, scope: dict[str, Any], timeout: float, what: str) -> None:
+        """Waits until otao has stored every report (the endpoints ``scope`` selects in ``db``)."""
+
+        async def done() -> bool:
+            failed = await db.endpoints.count_documents({**scope, "failedVersions": "2.0.0"})
+            known = await db.endpoints.count_documents({**scope, "currentVersion": {"$ne": None}})
+            return bool(failed == len(self.failed) and known == len(self.everyone))
+
+        await eventually(done, timeout, what)

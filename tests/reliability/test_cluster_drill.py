@@ -31,6 +31,7 @@ import pytest
 
 from tests.reliability.harness import (
     KaaNames,
+    MixedFleet,
     OtaoSubprocess,
     close_quietly,
     connect_cmx,
@@ -45,10 +46,7 @@ from tests.support.stack import MongoServer
 pytestmark = pytest.mark.timeout(180)
 
 BATCH = 4
-ELIGIBLE = [f"a-{i:02d}" for i in range(60)]  # on 1.0.0: get 2.0.0
-FAILED = [f"b-{i:02d}" for i in range(4)]  # reported 2.0.0 failed: not eligible
-OTHER_BRANCH = [f"c-{i:02d}" for i in range(4)]  # on 0.5.0: 1.5.0 is theirs
-ON_TOP = [f"d-{i:02d}" for i in range(4)]  # already on 2.0.0
+FLEET = MixedFleet.of(eligible=60, failed=4, other_branch=4, on_top=4)
 SPEC = {"image": "fw-2.0.0.bin", "sha256": "cd" * 32}
 
 
@@ -205,7 +203,7 @@ async def _drill(
 
             # 2. The pushing replica dies mid-push.
             job = await _the_job(db)
-            assert job["state"] == "pending" and job["sent"] < len(ELIGIBLE), job
+            assert job["state"] == "pending" and job["sent"] < len(FLEET.eligible), job
             async with load.gate:
                 await _all_recorded(db, load)
                 await pusher.sigkill()
@@ -238,23 +236,10 @@ async def _seed(channel: grpc.aio.Channel, cmx: CmxPeer, db: Any) -> None:
     await define(channel, "traffic", "1.1.0", ["1.0.0"])
     await define(channel, "drill", "1.5.0", ["0.5.0"])
     await define(channel, "drill", "2.0.0", ["1.0.0"], "suspended", specification=SPEC)
-    for endpoint in ELIGIBLE + FAILED:
-        await cmx.applied("drill-v1", endpoint, "1.0.0")
-    for endpoint in FAILED:
-        await cmx.applied("drill-v1", endpoint, "2.0.0", status_code=500, reason="boom")
-    for endpoint in OTHER_BRANCH:
-        await cmx.applied("drill-v1", endpoint, "0.5.0")
-    for endpoint in ON_TOP:
-        await cmx.applied("drill-v1", endpoint, "2.0.0")
-    everyone = len(ELIGIBLE + FAILED + OTHER_BRANCH + ON_TOP)
-
-    async def recorded() -> bool:
-        scope = {"application": "drill"}
-        failed = await db.endpoints.count_documents({**scope, "failedVersions": "2.0.0"})
-        known = await db.endpoints.count_documents({**scope, "currentVersion": {"$ne": None}})
-        return bool(failed == len(FAILED) and known == everyone)
-
-    await eventually(recorded, 20, "every drill endpoint's reports recorded")
+    await FLEET.report(cmx, "drill-v1")
+    await FLEET.recorded(
+        db, {"application": "drill"}, 20, "every drill endpoint's reports recorded"
+    )
 
 
 def _doc_ids(endpoints: list[str]) -> list[str]:
@@ -331,12 +316,12 @@ def _pushed_exactly_the_eligible(cmx: CmxPeer, at_crash: int) -> None:
     pushed = cmx.updates
     assert len(pushed) > at_crash, "nothing pushed after the crash"
     for update in pushed:
-        assert update.endpoint_id in ELIGIBLE, update.endpoint_id
+        assert update.endpoint_id in FLEET.eligible, update.endpoint_id
         assert (update.app_version_name, update.config_id) == ("drill-v1", "2.0.0")
         assert json.loads(update.content) == SPEC
-    assert {u.endpoint_id for u in pushed} == set(ELIGIBLE)
+    assert {u.endpoint_id for u in pushed} == set(FLEET.eligible)
     # Resumed from the cursor: resends are at most the batch in flight at the crash.
-    assert len(pushed) - len(ELIGIBLE) <= BATCH, len(pushed)
+    assert len(pushed) - len(FLEET.eligible) <= BATCH, len(pushed)
 
 
 async def _the_job(db: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pytest
 
 from tests.reliability.harness import (
     KaaNames,
+    MixedFleet,
     OtaoSubprocess,
     close_quietly,
     connect_cmx,
@@ -32,10 +33,7 @@ from tests.support.stack import MongoServer, NatsServer
 pytestmark = pytest.mark.timeout(120)
 
 BATCH = 4
-ELIGIBLE = [f"a-{i:02d}" for i in range(30)]  # on 1.0.0: get 2.0.0
-FAILED = [f"b-{i:02d}" for i in range(6)]  # on 1.0.0, reported 2.0.0 failed: not eligible
-OTHER_BRANCH = [f"c-{i:02d}" for i in range(6)]  # on 0.5.0: 1.5.0 is theirs, not 2.0.0
-ON_TOP = [f"d-{i:02d}" for i in range(4)]  # already on 2.0.0
+FLEET = MixedFleet.of(eligible=30, failed=6, other_branch=6, on_top=4)
 
 
 async def test_sigkill_mid_push_then_restart_finishes_the_job(
@@ -67,22 +65,8 @@ async def test_sigkill_mid_push_then_restart_finishes_the_job(
             await define(channel, app, "1.5.0", ["0.5.0"])
             spec = {"image": "fw-2.0.0.bin", "sha256": "ab" * 32}
             await define(channel, app, "2.0.0", ["1.0.0"], "suspended", specification=spec)
-            for endpoint in ELIGIBLE + FAILED:
-                await cmx.applied(app_version, endpoint, "1.0.0")
-            for endpoint in FAILED:
-                await cmx.applied(app_version, endpoint, "2.0.0", status_code=500, reason="boom")
-            for endpoint in OTHER_BRANCH:
-                await cmx.applied(app_version, endpoint, "0.5.0")
-            for endpoint in ON_TOP:
-                await cmx.applied(app_version, endpoint, "2.0.0")
-            everyone = ELIGIBLE + FAILED + OTHER_BRANCH + ON_TOP
-
-            async def recorded() -> bool:
-                failed = await db.endpoints.count_documents({"failedVersions": "2.0.0"})
-                known = await db.endpoints.count_documents({"currentVersion": {"$ne": None}})
-                return bool(failed == len(FAILED) and known == len(everyone))
-
-            await eventually(recorded, 15, "every endpoint's reports recorded")
+            await FLEET.report(cmx, app_version)
+            await FLEET.recorded(db, {}, 15, "every endpoint's reports recorded")
 
             await set_strategy(channel, app, "2.0.0", "general")
             await eventually(lambda: len(cmx.updates) >= 6, 15, "the push under way")
@@ -92,7 +76,7 @@ async def test_sigkill_mid_push_then_restart_finishes_the_job(
         async with database(mongo_server.uri, otao.database) as db:
             job = await _the_job(db)
             assert job["state"] == "pending", job
-            assert job["sent"] < len(ELIGIBLE), job
+            assert job["sent"] < len(FLEET.eligible), job
 
             # A new replica: the dead one's lease (2 s) must expire before it takes the job.
             otao.env_overrides["OTAO_REPLICA_ID"] = f"{names.otao}-1"
@@ -104,7 +88,7 @@ async def test_sigkill_mid_push_then_restart_finishes_the_job(
 
             await eventually(job_done, 30, "the restarted process finished the job")
             await eventually(
-                lambda: set(ELIGIBLE) <= {u.endpoint_id for u in cmx.updates},
+                lambda: set(FLEET.eligible) <= {u.endpoint_id for u in cmx.updates},
                 5,
                 "every eligible endpoint pushed",
             )
@@ -115,12 +99,12 @@ async def test_sigkill_mid_push_then_restart_finishes_the_job(
     pushed = cmx.updates
     assert len(pushed) > at_kill, "nothing pushed after the restart"
     for update in pushed:
-        assert update.endpoint_id in ELIGIBLE, update.endpoint_id
+        assert update.endpoint_id in FLEET.eligible, update.endpoint_id
         assert (update.app_version_name, update.config_id) == (app_version, "2.0.0")
         assert json.loads(update.content) == spec
-    assert {u.endpoint_id for u in pushed} == set(ELIGIBLE)
+    assert {u.endpoint_id for u in pushed} == set(FLEET.eligible)
     # Resumed from the cursor, not from the start: resends are at most the batch in flight.
-    assert len(pushed) - len(ELIGIBLE) <= BATCH, len(pushed)
+    assert len(pushed) - len(FLEET.eligible) <= BATCH, len(pushed)
 
 
 async def _the_job(db: Any) -> dict[str, Any]:

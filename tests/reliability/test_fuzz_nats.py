@@ -10,7 +10,6 @@ Tekton asked again, a tenant refreshed or forgotten.
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -59,7 +58,15 @@ from otao.messaging.subjects import (
     tle_subject,
 )
 from otao.store.software import SoftwareStore
-from tests.reliability.harness import KaaNames, close_quietly, database, dedicated_otao, eventually
+from tests.reliability.harness import (
+    KaaNames,
+    applied_report,
+    close_quietly,
+    database,
+    dedicated_otao,
+    eventually,
+    now_ms,
+)
 from tests.support.fake_keycloak import FakeKeycloak
 from tests.support.fake_tekton import FakeTekton
 from tests.support.fake_tenant_manager import FakeTenantManager
@@ -77,17 +84,13 @@ FUZZ = settings(
 )
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 # ---------------------------------------------------------------------------------------------
 # Payloads
 
 
 def sample(record_type: type[Record], text: str = "x", number: int = 7) -> Record:
     """A well-formed record of ``record_type`` with ``text`` in every string field."""
-    common: dict[str, Any] = {"correlation_id": text, "timestamp": _now_ms()}
+    common: dict[str, Any] = {"correlation_id": text, "timestamp": now_ms()}
     samples: dict[type[Any], dict[str, Any]] = {
         ConfigRequest: {"app_version_name": text, "endpoint_id": text, "config_id": text},
         ConfigApplied: {
@@ -267,7 +270,7 @@ async def target(nats_server: NatsServer, mongo_server: MongoServer) -> AsyncIte
             request = CODEC.decode(EndpointFiltersRequest, msg.data)
             response = EndpointFiltersResponse(
                 correlation_id=request.correlation_id,
-                timestamp=_now_ms(),
+                timestamp=now_ms(),
                 endpoint_id=request.endpoint_id,
                 filter_ids=("beta",),
                 status_code=200,
@@ -311,7 +314,7 @@ async def good_cdtp(t: Target) -> None:
 def _request(t: Target, endpoint: str, config_id: str | None) -> ConfigRequest:
     return ConfigRequest(
         correlation_id=uuid.uuid4().hex,
-        timestamp=_now_ms(),
+        timestamp=now_ms(),
         app_version_name=t.app_version,
         endpoint_id=endpoint,
         config_id=config_id,
@@ -319,16 +322,7 @@ def _request(t: Target, endpoint: str, config_id: str | None) -> ConfigRequest:
 
 
 def _applied(t: Target, endpoint: str, version: str) -> bytes:
-    return CODEC.encode(
-        ConfigApplied(
-            correlation_id=uuid.uuid4().hex,
-            timestamp=_now_ms(),
-            app_version_name=t.app_version,
-            endpoint_id=endpoint,
-            config_id=version,
-            status_code=200,
-        )
-    )
+    return CODEC.encode(applied_report(t.app_version, endpoint, version))
 
 
 async def good_applied(t: Target) -> None:
@@ -347,7 +341,7 @@ async def good_unregistered(t: Target) -> None:
     await good_applied_for(t, endpoint)
     event = EndpointUnregisteredEvent(
         correlation_id=uuid.uuid4().hex,
-        timestamp=_now_ms(),
+        timestamp=now_ms(),
         app_version_name=t.app_version,
         endpoint_id=endpoint,
         originator_replica_id="epr-1",
@@ -372,7 +366,7 @@ async def good_applied_for(t: Target, endpoint: str) -> None:
 def _matched(t: Target, endpoint: str, filter_id: str) -> bytes:
     return CODEC.encode(
         EndpointMatchedFilterEvent(
-            timestamp=_now_ms(),
+            timestamp=now_ms(),
             correlation_id=uuid.uuid4().hex,
             originator_replica_id="epr-1",
             filter_id=filter_id,
@@ -404,7 +398,7 @@ async def good_matched(t: Target, endpoint: str | None = None, filter_id: str = 
 async def good_unmatched(t: Target) -> None:
     endpoint = await good_matched(t)
     event = EndpointUnmatchedFilterEvent(
-        timestamp=_now_ms(),
+        timestamp=now_ms(),
         correlation_id=uuid.uuid4().hex,
         originator_replica_id="epr-1",
         filter_id="fz",
@@ -425,7 +419,7 @@ async def good_filter_deleted(t: Target) -> None:
     filter_id = f"del-{next(t.counter)}"
     endpoint = await good_matched(t, filter_id=filter_id)
     event = EndpointFilterDeletedEvent(
-        timestamp=_now_ms(),
+        timestamp=now_ms(),
         correlation_id=uuid.uuid4().hex,
         originator_replica_id="epr-1",
         filter_id=filter_id,
@@ -643,32 +637,25 @@ async def platform(
             await close_quietly(target.client)
 
 
+def _fresh() -> dict[str, Any]:
+    """A new correlation id and the time now: what every good event below carries."""
+    return {"correlation_id": uuid.uuid4().hex, "timestamp": now_ms()}
+
+
 def _scmp(broadcast: bool) -> bytes:
     if broadcast:
         return CODEC.encode(
             BroadcastConfigurationUpdateEvent(
-                correlation_id=uuid.uuid4().hex,
-                timestamp=_now_ms(),
-                originator_replica_id="tekton-1",
-                tenant_id="t1",
+                **_fresh(), originator_replica_id="tekton-1", tenant_id="t1"
             )
         )
     return CODEC.encode(
-        ServiceSpecificConfigurationUpdateEvent(
-            correlation_id=uuid.uuid4().hex, timestamp=_now_ms(), tenant_id="t1", app_name="meter"
-        )
+        ServiceSpecificConfigurationUpdateEvent(**_fresh(), tenant_id="t1", app_name="meter")
     )
 
 
 def _tle(record_type: type[TenantUpdatedEvent] | type[TenantUnregisteredEvent]) -> bytes:
-    return CODEC.encode(
-        record_type(
-            correlation_id=uuid.uuid4().hex,
-            timestamp=_now_ms(),
-            tenant_id="t1",
-            originator_replica_id="tm-1",
-        )
-    )
+    return CODEC.encode(record_type(**_fresh(), tenant_id="t1", originator_replica_id="tm-1"))
 
 
 async def good_scmp(p: PlatformTarget, subject: str, broadcast: bool) -> None:
@@ -695,28 +682,31 @@ async def good_tle_unregistered(p: PlatformTarget) -> None:
     await good_tle_updated(p)
 
 
-PLATFORM_SUBJECTS: dict[
-    str, tuple[Callable[[KaaNames], str], type[Record], Callable[[PlatformTarget], Awaitable[None]]]
-] = {
-    "17/SCMP broadcast upsert": (
-        lambda n: scmp_broadcast_subject(n.tekton, ScmpAction.UPSERT),
-        BroadcastConfigurationUpdateEvent,
-        lambda p: good_scmp(p, scmp_broadcast_subject(p.names.tekton, ScmpAction.UPSERT), True),
+PlatformSubject = tuple[
+    Callable[[KaaNames], str], type[Record], Callable[[PlatformTarget], Awaitable[None]]
+]
+
+
+def _scmp_subject(subject_of: Callable[[KaaNames], str], broadcast: bool) -> PlatformSubject:
+    """An SCMP subject: its record type, and a good event on the same subject reloads."""
+    record_type = (
+        BroadcastConfigurationUpdateEvent if broadcast else ServiceSpecificConfigurationUpdateEvent
+    )
+    return subject_of, record_type, lambda p: good_scmp(p, subject_of(p.names), broadcast)
+
+
+PLATFORM_SUBJECTS: dict[str, PlatformSubject] = {
+    "17/SCMP broadcast upsert": _scmp_subject(
+        lambda n: scmp_broadcast_subject(n.tekton, ScmpAction.UPSERT), broadcast=True
     ),
-    "17/SCMP broadcast delete": (
-        lambda n: scmp_broadcast_subject(n.tekton, ScmpAction.DELETE),
-        BroadcastConfigurationUpdateEvent,
-        lambda p: good_scmp(p, scmp_broadcast_subject(p.names.tekton, ScmpAction.DELETE), True),
+    "17/SCMP broadcast delete": _scmp_subject(
+        lambda n: scmp_broadcast_subject(n.tekton, ScmpAction.DELETE), broadcast=True
     ),
-    "17/SCMP targeted upsert": (
-        lambda n: scmp_targeted_subject(n.otao, ScmpAction.UPSERT),
-        ServiceSpecificConfigurationUpdateEvent,
-        lambda p: good_scmp(p, scmp_targeted_subject(p.names.otao, ScmpAction.UPSERT), False),
+    "17/SCMP targeted upsert": _scmp_subject(
+        lambda n: scmp_targeted_subject(n.otao, ScmpAction.UPSERT), broadcast=False
     ),
-    "17/SCMP targeted delete": (
-        lambda n: scmp_targeted_subject(n.otao, ScmpAction.DELETE),
-        ServiceSpecificConfigurationUpdateEvent,
-        lambda p: good_scmp(p, scmp_targeted_subject(p.names.otao, ScmpAction.DELETE), False),
+    "17/SCMP targeted delete": _scmp_subject(
+        lambda n: scmp_targeted_subject(n.otao, ScmpAction.DELETE), broadcast=False
     ),
     "21/TLE updated": (
         lambda n: tle_subject("tm", TleEventType.UPDATED),

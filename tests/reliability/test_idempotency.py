@@ -10,7 +10,6 @@ trail, rollout status, resolution, and the ConfigUpdated pushes the endpoint rec
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from nats.aio.msg import Msg
 
 from otao.messaging.avro import AvroCodec
 from otao.messaging.records import (
-    ConfigApplied,
     EndpointFilterDeletedEvent,
     EndpointFiltersRequest,
     EndpointFiltersResponse,
@@ -41,11 +39,13 @@ from otao.messaging.subjects import (
 )
 from tests.reliability.harness import (
     KaaNames,
+    applied_report,
     close_quietly,
     connect_cmx,
     database,
     dedicated_otao,
     define,
+    now_ms,
 )
 from tests.reliability.harness import eventually as wait_until
 from tests.support.cmx import CmxPeer
@@ -58,10 +58,6 @@ pytestmark = pytest.mark.timeout(90)
 
 CODEC = AvroCodec()
 REPLAYS = 5
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -82,21 +78,12 @@ class World:
         await self.client.flush()
 
     def applied(self, endpoint: str, version: str, status: int = 200) -> bytes:
-        return CODEC.encode(
-            ConfigApplied(
-                correlation_id=uuid.uuid4().hex,
-                timestamp=_now_ms(),
-                app_version_name=self.app_version,
-                endpoint_id=endpoint,
-                config_id=version,
-                status_code=status,
-            )
-        )
+        return CODEC.encode(applied_report(self.app_version, endpoint, version, status))
 
     def efe(self, kind: EfeEventType, endpoint: str, filter_id: str) -> tuple[str, bytes]:
         subject = efe_subject(self.names.epr, kind, filter_id)
         common: dict[str, Any] = {
-            "timestamp": _now_ms(),
+            "timestamp": now_ms(),
             "correlation_id": uuid.uuid4().hex,
             "originator_replica_id": "epr-1",
             "filter_id": filter_id,
@@ -212,7 +199,7 @@ async def world(nats_server: NatsServer, mongo_server: MongoServer) -> AsyncIter
             request = CODEC.decode(EndpointFiltersRequest, msg.data)
             response = EndpointFiltersResponse(
                 correlation_id=request.correlation_id,
-                timestamp=_now_ms(),
+                timestamp=now_ms(),
                 endpoint_id=request.endpoint_id,
                 filter_ids=tuple(membership.get(request.endpoint_id, ())),
                 status_code=200,
