@@ -73,15 +73,30 @@ def test_unique_names_differ_and_suit_databases_and_applications(unique_name: st
     assert len(unique_name) <= 16
 
 
+def shell(
+    run_dir: Path,
+    name: str,
+    script: str,
+    ready: Callable[[], bool] = lambda: False,
+    ready_timeout: float = 30.0,
+    stop_timeout: float = 10.0,
+) -> ManagedProcess:
+    """A managed ``sh -c script`` logging to <run_dir>/<name>.log; never ready unless ``ready``."""
+    return ManagedProcess(
+        name,
+        ["sh", "-c", script],
+        run_dir / f"{name}.log",
+        ready=ready,
+        ready_timeout=ready_timeout,
+        stop_timeout=stop_timeout,
+    )
+
+
 def test_a_process_that_dies_before_it_is_ready_reports_the_tail_of_its_log(
     tmp_path: Path,
 ) -> None:
-    process = ManagedProcess(
-        "doomed",
-        ["sh", "-c", "echo 'cannot bind: address in use'; exit 3"],
-        tmp_path / "doomed.log",
-        ready=lambda: False,
-        ready_timeout=10,
+    process = shell(
+        tmp_path, "doomed", "echo 'cannot bind: address in use'; exit 3", ready_timeout=10
     )
 
     with pytest.raises(ProcessError, match=r"(?s)doomed exited with code 3.*address in use"):
@@ -89,13 +104,7 @@ def test_a_process_that_dies_before_it_is_ready_reports_the_tail_of_its_log(
 
 
 def test_a_process_that_never_gets_ready_is_stopped_after_its_timeout(tmp_path: Path) -> None:
-    process = ManagedProcess(
-        "sleepy",
-        ["sh", "-c", "echo still starting; exec sleep 60"],
-        tmp_path / "sleepy.log",
-        ready=lambda: False,
-        ready_timeout=0.5,
-    )
+    process = shell(tmp_path, "sleepy", "echo still starting; exec sleep 60", ready_timeout=0.5)
 
     with pytest.raises(
         ProcessError, match=r"(?s)sleepy was not ready within 0.5 s.*still starting"
@@ -105,11 +114,12 @@ def test_a_process_that_never_gets_ready_is_stopped_after_its_timeout(tmp_path: 
 
 
 def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
-    process = ManagedProcess(
+    log = tmp_path / "stubborn.log"
+    process = shell(
+        tmp_path,
         "stubborn",
-        ["sh", "-c", "trap '' TERM; echo up; while true; do sleep 0.1; done"],
-        tmp_path / "stubborn.log",
-        ready=lambda: "up" in (tmp_path / "stubborn.log").read_text(),
+        "trap '' TERM; echo up; while true; do sleep 0.1; done",
+        ready=lambda: "up" in log.read_text(),
         stop_timeout=0.5,
     )
     process.start()
