@@ -107,6 +107,8 @@ def build_services(
         push.enqueue,
         software.halt,
         clock,
+        events=watch.events,
+        on_wave_opened=observed.wave_opened,
         interval=settings.push.rollout_gate_check_seconds,
     )
 

@@ -18,7 +18,8 @@ from nats.aio.msg import Msg
 
 from otao.domain.errors import OtaoError
 from otao.messaging.connection import NatsConnection
-from otao.services.watch import EventKind, WatchHub
+from otao.services.ports import EventKind
+from otao.services.watch import WatchHub
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Protocol
 
 from otao.domain.models import EndpointKey
 
@@ -10,3 +12,23 @@ from otao.domain.models import EndpointKey
 Notify = Callable[[EndpointKey], Awaitable[bool]]
 # An endpoint's whole filter membership (20/EFMP); None when it could not be learned.
 MembershipLookup = Callable[[EndpointKey], Awaitable[frozenset[str] | None]]
+
+
+class EventKind(StrEnum):
+    OPENED = "opened"
+    COUNTS = "counts"
+    DEFINITION = "definition"
+    DELETED = "deleted"
+    HALTED = "halted"
+    RESUMED = "resumed"
+    WAVE_OPENED = "wave_opened"
+    PAUSED = "paused"
+    UNPAUSED = "unpaused"
+    RESYNC = "resync"
+
+
+class RolloutEvents(Protocol):
+    """What changes a rollout: called by whoever changed it (never blocks, never fails)."""
+
+    def changed(self, tenant_id: str, application: str, version: str, kind: EventKind) -> None:
+        """``version`` of ``application`` changed in the way ``kind`` says."""

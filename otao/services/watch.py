@@ -18,35 +18,15 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from otao.domain.errors import NotFound, Unavailable
 from otao.domain.models import AppliedReport, Caller, Change, EndpointKey, Software
 from otao.services.applications import ApplicationDirectory
+from otao.services.ports import EventKind, RolloutEvents
 from otao.services.rollout import RolloutService, RolloutStatus
 
 T = TypeVar("T")
-
-
-class EventKind(StrEnum):
-    OPENED = "opened"
-    COUNTS = "counts"
-    DEFINITION = "definition"
-    DELETED = "deleted"
-    HALTED = "halted"
-    RESUMED = "resumed"
-    WAVE_OPENED = "wave_opened"
-    PAUSED = "paused"
-    UNPAUSED = "unpaused"
-    RESYNC = "resync"
-
-
-class RolloutEvents(Protocol):
-    """What changes a rollout: called by whoever changed it (never blocks, never fails)."""
-
-    def changed(self, tenant_id: str, application: str, version: str, kind: EventKind) -> None:
-        """``version`` of ``application`` changed in the way ``kind`` says."""
 
 
 def change_kind(change: Change) -> tuple[str, EventKind] | None:

@@ -49,6 +49,7 @@ from otao.domain.rollout_state import RolloutState
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
 from otao.services.catalogs import CatalogCache
+from otao.services.ports import EventKind, RolloutEvents
 from otao.store.endpoints import EndpointStore
 from otao.store.offers import OfferStore
 from otao.store.software import SoftwareStore
@@ -165,6 +166,8 @@ class WaveService:
         enqueue: Enqueue,
         halt: Halt,
         clock: Callable[[], datetime],
+        events: RolloutEvents,
+        on_wave_opened: Callable[[], None],
         interval: float = 5.0,
     ) -> None:
         self._applications = applications
@@ -176,6 +179,10 @@ class WaveService:
         self._enqueue = enqueue
         self._halt = halt
         self._clock = clock
+        # Watchers hear of waves opening and pauses; the metric counts each opening once (by
+        # the replica whose write opened it).
+        self._events = events
+        self._on_wave_opened = on_wave_opened
         self._interval = interval
         self._wake = asyncio.Event()
         # Judgements completed so far (tests wait on it instead of sleeping).
@@ -213,6 +220,7 @@ class WaveService:
             return state.advanced(caller.subject, self._clock())
 
         _, updated = await self._change(caller, application, version, opened, "rollout.advance")
+        self._opened(caller.tenant_id, application, version)
         await self._push_wave(updated)
         return updated
 
@@ -222,7 +230,9 @@ class WaveService:
         def paused(_: Software, state: RolloutState) -> RolloutState:
             return state.with_pause(True, caller.subject, self._clock())
 
-        return (await self._change(caller, application, version, paused, "rollout.pause"))[1]
+        updated = (await self._change(caller, application, version, paused, "rollout.pause"))[1]
+        self._events.changed(caller.tenant_id, application, version, EventKind.PAUSED)
+        return updated
 
     async def resume(self, caller: Caller, application: str, version: str) -> Software:
         self._applications.require(caller.tenant_id, application)
@@ -231,6 +241,7 @@ class WaveService:
             return state.with_pause(False, caller.subject, self._clock())
 
         before, after = await self._change(caller, application, version, resumed, "rollout.resume")
+        self._events.changed(caller.tenant_id, application, version, EventKind.UNPAUSED)
         if before.rollout is not None and before.rollout.paused:
             await self._enqueue(PushJob.for_rollout_resumed(before, after, self._clock()))
         return after
@@ -330,8 +341,13 @@ class WaveService:
             "rollout wave opened",
             extra={"application": application, "version": version, "wave": wave + 1},
         )
+        self._opened(tenant_id, application, version)
         await self._push_wave(updated)
         return True
+
+    def _opened(self, tenant_id: str, application: str, version: str) -> None:
+        self._on_wave_opened()
+        self._events.changed(tenant_id, application, version, EventKind.WAVE_OPENED)
 
     async def _halted(self, judged: Progress) -> bool:
         """rolloutPolicy.maxFailureRatio, judged on the same reports as the gates."""

@@ -11,10 +11,17 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from kaa.otao.v1 import watch_pb2, watch_pb2_grpc
+from kaa.otao.v1 import (
+    rollout_pb2,
+    rollout_pb2_grpc,
+    software_pb2,
+    software_pb2_grpc,
+    watch_pb2,
+    watch_pb2_grpc,
+)
 
 from otao.domain.applications import ApplicationConfig
-from otao.services.watch import EventKind
+from otao.services.ports import EventKind
 from tests.support.cmx import CmxPeer
 from tests.support.eventually import eventually
 from tests.support.otao import RunningOtao, start_otao
@@ -195,3 +202,34 @@ async def test_a_watch_stream_ends_cleanly_on_shutdown_after_health_says_not_ser
     assert ended is grpc.aio.EOF  # type: ignore[attr-defined]  # missing from grpc-stubs
     assert await call.code() is grpc.StatusCode.OK
     assert serving_when_ended is False
+
+
+async def test_watch_rollout_tells_when_a_wave_opens_and_when_the_rollout_pauses(
+    grpc_channel: grpc.aio.Channel, application: ApplicationConfig
+) -> None:
+    software = software_pb2.Software(
+        version="1.1.0", upgradable_from=["1.0.0"], rollout_strategy="general"
+    )
+    software.specification.string_value = "fw-1.1.0"
+    software.rollout_plan.advance = "manual"
+    software.rollout_plan.waves.add(percent=10)
+    software.rollout_plan.waves.add(percent=100)
+    await software_pb2_grpc.SoftwareServiceStub(grpc_channel).CreateSoftware(
+        software_pb2.CreateSoftwareRequest(application_name=application.name, software=software)
+    )
+    call = watch_pb2_grpc.WatchServiceStub(grpc_channel).WatchRollout(
+        watch_pb2.WatchRolloutRequest(application_name=application.name, version="1.1.0")
+    )
+    opened = await _next_matching(call, lambda e: True)
+    assert (opened.kind, opened.status.current_wave) == ("opened", 0)
+    rollouts = rollout_pb2_grpc.RolloutServiceStub(grpc_channel)
+    target = {"application_name": application.name, "version": "1.1.0"}
+
+    await rollouts.AdvanceRollout(rollout_pb2.AdvanceRolloutRequest(**target))
+    advanced = await _next_matching(call, lambda e: e.kind != "counts")
+    assert (advanced.kind, advanced.status.current_wave) == ("wave_opened", 1)
+
+    await rollouts.PauseRollout(rollout_pb2.PauseRolloutRequest(**target))
+    paused = await _next_matching(call, lambda e: e.kind != "counts")
+    assert (paused.kind, paused.status.paused) == ("paused", True)
+    call.cancel()
