@@ -32,12 +32,17 @@ def consents_path(application: str, endpoint_id: str) -> str:
     return f"{APPS}/{application}/endpoints/{endpoint_id}/consents"
 
 
+async def release_awaiting_consent(rest: httpx.AsyncClient, application: str) -> None:
+    """Consent becomes required in the application, then 1.1.0 is released to 1.0.0 for all."""
+    await put_settings(rest, application, consent_required=True)
+    await create_software(rest, application, "1.1.0", ["1.0.0"])
+
+
 async def test_consent_is_awaited_then_granting_pushes_at_once_and_revoking_stops_delivery(
     otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
     app_version = application.app_versions[0]
-    await put_settings(rest, application.name, consent_required=True)
-    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    await release_awaiting_consent(rest, application.name)
     for endpoint_id in ("ep-c", "ep-canary"):
         assert (await cmx.request(app_version, endpoint_id, "1.0.0")).config_id is None
         await recorded(otao, application.name, endpoint_id, "1.0.0")
@@ -82,8 +87,7 @@ async def test_turning_consent_required_off_pushes_to_the_endpoints_that_waited(
     otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
     app_version = application.app_versions[0]
-    await put_settings(rest, application.name, consent_required=True)
-    await create_software(rest, application.name, "1.1.0", ["1.0.0"])
+    await release_awaiting_consent(rest, application.name)
     waiting = ["ep-w1", "ep-w2"]
     for endpoint_id in [*waiting, "ep-consented", "ep-elsewhere"]:
         version = "0.9.0" if endpoint_id == "ep-elsewhere" else "1.0.0"
@@ -132,8 +136,7 @@ async def test_consent_pre_granted_for_an_endpoint_never_seen_applies_once_it_co
     not a known endpoint: not listed, not counted in the rollout, never pushed to."""
     app_version = application.app_versions[0]
     name = application.name
-    await put_settings(rest, name, consent_required=True)
-    await create_software(rest, name, "1.1.0", ["1.0.0"])
+    await release_awaiting_consent(rest, name)
     assert (await cmx.request(app_version, "ep-real", "1.0.0")).config_id is None
     await recorded(otao, name, "ep-real", "1.0.0")
 
