@@ -187,6 +187,15 @@ class AvroCodec:
         except Exception as exc:
             raise ValueError(f"{type(record).__name__} does not fit its Avro schema") from exc
 
+    def encode_values(self, record_type: type[Record], values: tuple[Any, ...]) -> bytes:
+        """``encode(record_type(...))`` from the values in schema order, without building the
+        record: a frozen record costs more to build than to encode (the steady-state reply)."""
+        binding = _binding(record_type)
+        try:
+            return binding.encode(values)
+        except Exception as exc:
+            raise ValueError(f"{record_type.__name__} does not fit its Avro schema") from exc
+
     @property
     def trailing_ignored(self) -> int:
         """How many decoded payloads had bytes after the last known field (newer writers)."""

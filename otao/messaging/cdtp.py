@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 _SEQUENCE_MASK = (1 << 64) - 1
 # ConfigRequest.configName: absent (every Kaa 1.0-1.5 CMX) or "default" is the OTA software.
 _OTA_CONFIG_NAMES = frozenset({None, "default"})
+_CONTENT_TYPE = "application/json"  # ConfigResponse.contentType's default (records.py)
 
 
 def _now_ms() -> int:
@@ -109,7 +110,7 @@ class CdtpProvider:
             await self._answered(reply, _error_response(request, error), started)
             return
         if offer is not None:
-            await self._answered(reply, _success(request, offer), started)
+            await self._answered_from_catalog(reply, request, offer, started)
             return
         await self._slots.acquire()
         task = asyncio.create_task(self._answer(reply, request, started))
@@ -141,6 +142,31 @@ class CdtpProvider:
         status = response.status_code
         self._polls.done(str(status), started)
         self._meter.poll(_poll_result(status, response.config_id))
+
+    async def _answered_from_catalog(
+        self, subject: str, request: ConfigRequest, offer: Offer, started: float
+    ) -> None:
+        """``_answered(subject, _success(request, offer), started)`` without building the
+        ConfigResponse (the steady-state poll; values in the schema's order)."""
+        values = (
+            request.correlation_id,
+            _now_ms(),
+            0,  # timeout
+            request.app_version_name,
+            request.endpoint_id,
+            offer.version,
+            _CONTENT_TYPE,
+            offer.content,
+            200,
+            None,
+        )
+        try:
+            payload = self._codec.encode_values(ConfigResponse, values)
+            await self._connection.publish(subject, payload)
+        except OtaoError as error:
+            log.warning("ConfigResponse not sent: %s", error.message)
+        self._polls.done("200", started)
+        self._meter.poll(PollResult.NOTHING_NEW if offer.version is None else PollResult.UPDATE)
 
     async def _reply(self, subject: str, response: ConfigResponse) -> None:
         try:
