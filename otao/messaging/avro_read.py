@@ -21,7 +21,7 @@ of primitives; any other type fails at import.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
 
 __all__ = ["Decoder", "compile_decoder"]
@@ -131,24 +131,33 @@ def _item_reader(kind: str) -> Callable[[bytes, int], tuple[Any, int]]:
     return _exec(lines, "read")  # type: ignore[no-any-return]
 
 
-def _field_statements(declared: Any, index: int, namespace: dict[str, Any]) -> list[str]:
-    if isinstance(declared, str) and declared in _STATEMENTS:
-        return list(_STATEMENTS[declared])
+def optional_primitive(declared: Any, primitives: Collection[str]) -> str | None:
+    """T of ``["null", T]`` when T is one of ``primitives``: the only union Kaa's schemas use
+    (the reader and the writer both compile it)."""
     if (
         isinstance(declared, list)
         and len(declared) == 2
         and declared[0] == "null"
         and isinstance(declared[1], str)
-        and declared[1] in _STATEMENTS
+        and declared[1] in primitives
     ):
-        # ["null", T], the only union the Kaa schemas use: index 0 is null, index 1 is T.
+        return declared[1]
+    return None
+
+
+def _field_statements(declared: Any, index: int, namespace: dict[str, Any]) -> list[str]:
+    if isinstance(declared, str) and declared in _STATEMENTS:
+        return list(_STATEMENTS[declared])
+    inner = optional_primitive(declared, _STATEMENTS)
+    if inner is not None:
+        # Index 0 is null, index 1 is T.
         return [
             "b = d[p]",
             "p += 1",
             "if b == 0: x = None",
             "elif b != 2: raise BAD('union index')",
             "else:",
-            *(f"    {s}" for s in _STATEMENTS[declared[1]]),
+            *(f"    {s}" for s in _STATEMENTS[inner]),
         ]
     if (
         isinstance(declared, dict)

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
+from otao.messaging.avro_read import optional_primitive
+
 __all__ = ["Encoder", "compile_encoder"]
 
 # encode(values) -> bytes, the values in schema order; raises for a value that does not fit.
@@ -176,18 +178,13 @@ _SHORT_LENGTH: Final = tuple(_ONE_BYTE[size << 1] for size in range(64))
 def _field_statements(declared: Any, index: int, namespace: dict[str, Any]) -> list[str]:
     if isinstance(declared, str) and declared in _STATEMENTS:
         return list(_STATEMENTS[declared])
-    if (
-        isinstance(declared, list)
-        and len(declared) == 2
-        and declared[0] == "null"
-        and isinstance(declared[1], str)
-        and declared[1] in _STATEMENTS
-    ):
+    inner = optional_primitive(declared, _STATEMENTS)
+    if inner is not None:
         return [
             "if x is None: o(b'\\x00')",
             "else:",
             "    o(b'\\x02')",
-            *(f"    {s}" for s in _STATEMENTS[declared[1]]),
+            *(f"    {s}" for s in _STATEMENTS[inner]),
         ]
     # Arrays (rare, never on the CDTP path) keep their writer function.
     namespace[f"W{index}"] = _field_writer(declared)
