@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import httpx
@@ -30,7 +30,7 @@ from kaa.otao.v1 import resolution_pb2, software_pb2, software_pb2_grpc
 from pymongo import AsyncMongoClient
 
 from bench import baselines, profiles, report, seed
-from bench.load import GRPC, HTTP, NATS, LoadJob, ReceiveJob, WorkerPool
+from bench.load import GRPC, HTTP, NATS, LoadJob, ReceiveJob, ReceiveResult, WorkerPool
 from bench.stack import DATABASE, OTAO_NAME, Stack, command_pid, cpu_seconds
 from otao.messaging.avro import AvroCodec
 from otao.messaging.records import ConfigRequest, ConfigResponse, ConfigUpdated
@@ -109,6 +109,50 @@ def _percentile(values: list[float], fraction: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _push_rate(result: ReceiveResult) -> float:
+    """Notifications a second between the first and the last that arrived."""
+    if result.count < 2 or result.first is None or result.last is None:
+        return 0.0
+    return (result.count - 1) / (result.last - result.first) if result.last > result.first else 0.0
+
+
+@dataclass(frozen=True)
+class PushTimes:
+    """What one side of a push scenario received, from when it started, on how many cores."""
+
+    received: ReceiveResult
+    started: float
+    cores: dict[str, float]
+
+
+def push_scenario(name: str, endpoints: int, ours: PushTimes, base: PushTimes) -> dict[str, Any]:
+    """A push scenario's result: otao's notifications against walk-and-publish's (make bench
+    and make bench-scale report the same fields)."""
+    ours_rate, base_rate = _push_rate(ours.received), _push_rate(base.received)
+    got, sent = ours.received, base.received
+    arrivals = [t - ours.started for t in got.arrivals]
+    return {
+        "name": name,
+        "otao_rps": round(ours_rate, 1),
+        "baseline_rps": round(base_rate, 1),
+        "ratio": round(ours_rate / base_rate, 3) if base_rate else None,
+        "p50_ms": round(_percentile(arrivals, 0.50) * 1000, 1),
+        "p99_ms": round(_percentile(arrivals, 0.99) * 1000, 1),
+        "door": "CDTP",
+        "path": "push",
+        "endpoints": endpoints,
+        "notifications_per_s": round(ours_rate, 1),
+        "notifications": got.count,
+        "time_to_first_ms": round(((got.first or ours.started) - ours.started) * 1000, 1),
+        "seconds_to_last": round((got.last or ours.started) - ours.started, 2),
+        "baseline_notifications": sent.count,
+        "baseline_time_to_first_ms": round(((sent.first or base.started) - base.started) * 1000, 1),
+        "baseline_seconds_to_last": round((sent.last or base.started) - base.started, 2),
+        "server_cpu_cores": ours.cores,
+        "baseline_server_cpu_cores": base.cores,
+    }
 
 
 def _machine_busy_seconds() -> tuple[float, float]:
@@ -609,36 +653,13 @@ class Bench:
         ours_cores = meter.stop()
         job_seconds = await self._push_job_seconds(timeout)
 
-        def rate(result: Any) -> float:
-            if result.count < 2 or result.last == result.first:
-                return 0.0
-            return float((result.count - 1) / (result.last - result.first))
-
-        ours_rate, base_rate = rate(ours), rate(base)
-        arrivals = [t - changed_at for t in ours.arrivals]
-        scenario = {
-            "name": f"push {endpoints:,} endpoints / CDTP ConfigUpdated",
-            "otao_rps": round(ours_rate, 1),
-            "baseline_rps": round(base_rate, 1),
-            "ratio": round(ours_rate / base_rate, 3) if base_rate else None,
-            "p50_ms": round(_percentile(arrivals, 0.50) * 1000, 1),
-            "p99_ms": round(_percentile(arrivals, 0.99) * 1000, 1),
-            "door": "CDTP",
-            "path": "push",
-            "endpoints": endpoints,
-            "notifications_per_s": round(ours_rate, 1),
-            "notifications": ours.count,
-            "time_to_first_ms": round(((ours.first or changed_at) - changed_at) * 1000, 1),
-            "seconds_to_last": round((ours.last or changed_at) - changed_at, 2),
-            "job_seconds": job_seconds,
-            "baseline_notifications": base.count,
-            "baseline_time_to_first_ms": round(
-                ((base.first or base_started) - base_started) * 1000, 1
-            ),
-            "baseline_seconds_to_last": round((base.last or base_started) - base_started, 2),
-            "server_cpu_cores": ours_cores,
-            "baseline_server_cpu_cores": base_cores,
-        }
+        scenario = push_scenario(
+            f"push {endpoints:,} endpoints / CDTP ConfigUpdated",
+            endpoints,
+            PushTimes(ours, changed_at, ours_cores),
+            PushTimes(base, base_started, base_cores),
+        )
+        scenario["job_seconds"] = job_seconds
         self.scenarios.append(scenario)
         print(report.line(scenario), flush=True)
 
@@ -808,17 +829,32 @@ def parse(argv: list[str] | None = None) -> Options:
     return options
 
 
+class Reporter(Protocol):
+    """What make bench's and make bench-scale's report modules both offer."""
+
+    def targets(self, results: dict[str, Any]) -> list[dict[str, Any]]: ...
+    def chart(self, results: dict[str, Any], path: Path) -> Path: ...
+    def markdown(self, results: dict[str, Any]) -> str: ...
+    def summary(self, results: dict[str, Any]) -> str: ...
+
+
+def write_results(results: dict[str, Any], out: Path, stem: str, reporter: Reporter) -> None:
+    """Judge the targets, then write <stem>.json, .png and .md under ``out`` and say so."""
+    results["targets"] = reporter.targets(results)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{stem}.json"
+    json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    chart = reporter.chart(results, out / f"{stem}.png")
+    (out / f"{stem}.md").write_text(reporter.markdown(results), encoding="utf-8")
+    print(reporter.summary(results), flush=True)
+    label = "bench" if stem == "latest" else "bench-scale"
+    print(f"{label}: wrote {json_path} and {chart} in {results['timings']['total_s']} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     options = parse(argv)
     run_dir = Path(tempfile.mkdtemp(prefix="otao-bench-"))
     results = asyncio.run(_run(options, run_dir))
-    results["targets"] = report.targets(results)
-    options.out.mkdir(parents=True, exist_ok=True)
-    json_path = options.out / "latest.json"
-    json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    chart = report.chart(results, options.out / "latest.png")
-    (options.out / "latest.md").write_text(report.markdown(results), encoding="utf-8")
-    print(report.summary(results), flush=True)
-    print(f"bench: wrote {json_path} and {chart} in {results['timings']['total_s']} s")
+    write_results(results, options.out, "latest", report)
     if not options.keep:
         shutil.rmtree(run_dir, ignore_errors=True)

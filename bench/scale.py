@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import shutil
 import tempfile
@@ -37,6 +36,7 @@ from bench.run import (
     cdtp_request,
     grpc_request,
     rest_path,
+    write_results,
 )
 from bench.scale_push import proc_status
 from bench.stack import DATABASE, Stack
@@ -360,14 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     options = parse(argv)
     run_dir = Path(tempfile.mkdtemp(prefix="otao-bench-scale-"))
     results = asyncio.run(_run(options, run_dir))
-    results["targets"] = scale_report.targets(results)
-    options.out.mkdir(parents=True, exist_ok=True)
-    json_path = options.out / "scale.json"
-    json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    chart = scale_report.chart(results, options.out / "scale.png")
-    (options.out / "scale.md").write_text(scale_report.markdown(results), encoding="utf-8")
-    print(scale_report.summary(results), flush=True)
-    print(f"bench-scale: wrote {json_path} and {chart} in {results['timings']['total_s']} s")
+    write_results(results, options.out, "scale", scale_report)
     if not options.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
 

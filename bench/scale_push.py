@@ -24,8 +24,8 @@ from pymongo import AsyncMongoClient
 
 from bench import baselines, report, seed
 from bench import scale_fleet as fleet
-from bench.load import ReceiveJob, ReceiveResult
-from bench.run import CODEC, Bench, CpuMeter, _date
+from bench.load import ReceiveJob
+from bench.run import CODEC, Bench, CpuMeter, PushTimes, _date, push_scenario
 from bench.stack import DATABASE, OTAO_NAME, Stack
 from otao.domain.rollout_plan import RolloutPlan, Wave, wave_for
 from otao.messaging.records import ConfigUpdated
@@ -61,17 +61,6 @@ def _reset_peak(pid: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _rate(result: ReceiveResult) -> float:
-    if result.count < 2 or result.first is None or result.last is None:
-        return 0.0
-    return (result.count - 1) / (result.last - result.first) if result.last > result.first else 0.0
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
 # --wave: the release carries this manual plan; the measured push opens its second wave.
@@ -207,38 +196,26 @@ async def measure(
     await asyncio.to_thread(sampler.join)
     hwm = proc_status(stack.otao_pid)["VmHWM"]
 
-    ours_rate, base_rate = _rate(ours), _rate(base)
-    arrivals = [t - changed_at for t in ours.arrivals]
-    push = {
-        "name": f"push {size:,} endpoints / CDTP ConfigUpdated "
+    push = push_scenario(
+        f"push {size:,} endpoints / CDTP ConfigUpdated "
         + ("(second wave opened, 1% -> 100%)" if wave else "(general release)"),
-        "expected_notifications": expected,
-        "advance_reply": advance_reply if wave else None,
-        "otao_rps": round(ours_rate, 1),
-        "baseline_rps": round(base_rate, 1),
-        "ratio": round(ours_rate / base_rate, 3) if base_rate else None,
-        "p50_ms": round(_percentile(arrivals, 0.50) * 1000, 1),
-        "p99_ms": round(_percentile(arrivals, 0.99) * 1000, 1),
-        "door": "CDTP",
-        "path": "push",
-        "endpoints": size,
-        "notifications_per_s": round(ours_rate, 1),
-        "notifications": ours.count,
-        "time_to_first_ms": round(((ours.first or changed_at) - changed_at) * 1000, 1),
-        "seconds_to_last": round((ours.last or changed_at) - changed_at, 2),
-        # None: the job (offers recorded after the notifications) had not finished job_wait
-        # seconds after the last notification.
-        "job_seconds": job_seconds,
-        "job_wait_s": job_wait,
-        "otao_rss_before_bytes": rss_before,
-        "otao_peak_rss_bytes": hwm if reset else sampler.peak,
-        "otao_peak_rss_sampled_bytes": sampler.peak,
-        "peak_from": "VmHWM after clear_refs" if reset else "VmRSS sampled every 0.1 s",
-        "baseline_notifications": base.count,
-        "baseline_time_to_first_ms": round(((base.first or base_started) - base_started) * 1000, 1),
-        "baseline_seconds_to_last": round((base.last or base_started) - base_started, 2),
-        "server_cpu_cores": ours_cores,
-        "baseline_server_cpu_cores": base_cores,
-    }
+        size,
+        PushTimes(ours, changed_at, ours_cores),
+        PushTimes(base, base_started, base_cores),
+    )
+    push.update(
+        {
+            "expected_notifications": expected,
+            "advance_reply": advance_reply if wave else None,
+            # None: the job (offers recorded after the notifications) had not finished
+            # job_wait seconds after the last notification.
+            "job_seconds": job_seconds,
+            "job_wait_s": job_wait,
+            "otao_rss_before_bytes": rss_before,
+            "otao_peak_rss_bytes": hwm if reset else sampler.peak,
+            "otao_peak_rss_sampled_bytes": sampler.peak,
+            "peak_from": "VmHWM after clear_refs" if reset else "VmRSS sampled every 0.1 s",
+        }
+    )
     print(report.line(push), flush=True)
     return push
