@@ -18,6 +18,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from otao.domain.errors import Unavailable
+from otao.integrations.http import json_body, sent
 
 _log = logging.getLogger(__name__)
 
@@ -129,14 +130,7 @@ async def get_json(
     if response.status_code == 401:
         tokens.invalidate()
         response = await _get(http, url, tokens, params, what)
-    if response.status_code != 200:
-        _log.warning("%s answered HTTP %d for %s", what, response.status_code, url)
-        raise Unavailable(f"{what} unavailable")
-    try:
-        return response.json()
-    except ValueError as exc:
-        _log.warning("%s answered non-JSON for %s", what, url)
-        raise Unavailable(f"{what} unavailable") from exc
+    return json_body(what, url, response)
 
 
 async def _get(
@@ -147,8 +141,4 @@ async def _get(
     what: str,
 ) -> httpx.Response:
     headers = {"Authorization": f"Bearer {await tokens.token()}"}
-    try:
-        return await http.get(url, params=params, headers=headers)
-    except httpx.HTTPError as exc:
-        _log.warning("%s request to %s failed: %r", what, url, exc)
-        raise Unavailable(f"{what} unavailable") from exc
+    return await sent(what, url, http.get(url, params=params, headers=headers))

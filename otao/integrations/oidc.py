@@ -24,8 +24,11 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from otao.domain.errors import Unauthenticated, Unavailable
+from otao.integrations.http import json_body, sent
 
 _log = logging.getLogger(__name__)
+
+IDENTITY_PROVIDER = "identity provider"  # as errors and logs name it
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +132,8 @@ class OidcProvider:
         return keys
 
     async def _get_json(self, url: str) -> Any:
-        try:
-            response = await self._http.get(url)
-        except httpx.HTTPError as exc:
-            _log.warning("request to %s failed: %r", url, exc)
-            raise Unavailable("identity provider unavailable") from exc
-        if response.status_code != 200:
-            _log.warning("%s answered HTTP %d", url, response.status_code)
-            raise Unavailable("identity provider unavailable")
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise Unavailable("identity provider unavailable") from exc
+        response = await sent(IDENTITY_PROVIDER, url, self._http.get(url))
+        return json_body(IDENTITY_PROVIDER, url, response)
 
 
 def _has_kid(keys: KeySet, kid: str) -> bool:

@@ -13,7 +13,8 @@ from typing import Protocol
 import httpx
 
 from otao.domain.errors import Unauthenticated, Unavailable
-from otao.integrations.oidc import ProviderMetadata
+from otao.integrations.http import json_body, sent
+from otao.integrations.oidc import IDENTITY_PROVIDER, ProviderMetadata
 
 _log = logging.getLogger(__name__)
 
@@ -45,19 +46,12 @@ class UmaDecisionClient:
             "permission": f"{resource}#{scope}",
             "response_mode": "decision",
         }
-        try:
-            response = await self._http.post(
-                endpoint, data=form, headers={"Authorization": f"Bearer {bearer_token}"}
-            )
-        except httpx.HTTPError as exc:
-            _log.warning("UMA decision request to %s failed: %r", endpoint, exc)
-            raise Unavailable("identity provider unavailable") from exc
+        headers = {"Authorization": f"Bearer {bearer_token}"}
+        request = self._http.post(endpoint, data=form, headers=headers)
+        response = await sent(IDENTITY_PROVIDER, endpoint, request)
         status = response.status_code
         if status == 200:
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise Unavailable("identity provider unavailable") from exc
+            body = json_body(IDENTITY_PROVIDER, endpoint, response)
             return isinstance(body, dict) and body.get("result") is True
         if status == 403:
             return False
@@ -74,7 +68,7 @@ class UmaDecisionClient:
             _log.log(level, "UMA decision for %s#%s answered 400 %s", resource, scope, error)
             return False
         _log.warning("UMA decision request to %s answered HTTP %d", endpoint, status)
-        raise Unavailable("identity provider unavailable")
+        raise Unavailable(f"{IDENTITY_PROVIDER} unavailable")
 
 
 def _error_code(response: httpx.Response) -> str:
