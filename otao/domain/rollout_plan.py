@@ -8,6 +8,8 @@ their wave without any frozen group. See docs/rollouts.md.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 import math
 import re
@@ -70,6 +72,11 @@ class RolloutPlan:
     max_offers_per_minute: int = 0
     # None: the definition's version is the cohort key (every release draws new canaries).
     cohort_key: str | None = None
+    # Each wave's bucket_limit, computed once: wave_of runs on every poll with a candidate.
+    bucket_limits: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bucket_limits", tuple(w.bucket_limit for w in self.waves))
 
     def cohort(self, version: str) -> str:
         return self.cohort_key if self.cohort_key is not None else version
@@ -242,28 +249,50 @@ def _count(value: int, path: str, bad: Reporter) -> None:
 # --- cohorts --------------------------------------------------------------------------------
 
 
+# Buckets remembered per (application, endpoint, cohort key): a poll with a candidate under a
+# plan asks for its endpoint's bucket (twice: select and the membership check), and a hit is
+# ~0.1 µs against ~1.3 µs for the hash. Bounded (least recently used out): about 17 MB at
+# the bound; an endpoint beyond it is hashed again, with the same result.
+BUCKET_CACHE_SIZE = 1 << 16
+
+
 def bucket(application: str, endpoint_id: str, cohort_key: str) -> int:
     """The endpoint's stable place in [0, 10000) for a cohort.
 
     sha256, not hash(): Python salts str hashes per process, and every replica (and every
     restart) must agree. Each part is length-prefixed so ("ab", "c") and ("a", "bc") differ.
     """
-    digest = hashlib.sha256(_BUCKET_DOMAIN)
-    for part in (application, endpoint_id, cohort_key):
-        data = part.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(4, "big"))
-        digest.update(data)
+    return _bucket(application, endpoint_id, cohort_key)
+
+
+@functools.lru_cache(maxsize=BUCKET_CACHE_SIZE)
+def _bucket(application: str, endpoint_id: str, cohort_key: str) -> int:
+    app = application.encode("utf-8", "surrogatepass")
+    endpoint = endpoint_id.encode("utf-8", "surrogatepass")
+    cohort = cohort_key.encode("utf-8", "surrogatepass")
+    # One sha256 call over the whole input: the same bytes as feeding the parts one by one.
+    digest = hashlib.sha256(
+        b"".join(
+            (
+                _BUCKET_DOMAIN,
+                len(app).to_bytes(4, "big"),
+                app,
+                len(endpoint).to_bytes(4, "big"),
+                endpoint,
+                len(cohort).to_bytes(4, "big"),
+                cohort,
+            )
+        )
+    ).digest()
     # 2**64 is not a multiple of 10000, but the bias (< 1e-15) is far below anything a gate sees.
-    return int.from_bytes(digest.digest()[:8], "big") % BUCKETS
+    return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
 def wave_of(plan: RolloutPlan, endpoint_bucket: int) -> int:
     """Index of the first wave whose share covers the bucket."""
-    for index, wave in enumerate(plan.waves):
-        if endpoint_bucket < wave.bucket_limit:
-            return index
-    # Only an unvalidated plan (last percent below 100) gets here; such buckets wait for the end.
-    return plan.last_wave
+    # Only an unvalidated plan (last percent below 100) has buckets above its last limit;
+    # such buckets wait for the end.
+    return min(bisect.bisect_right(plan.bucket_limits, endpoint_bucket), plan.last_wave)
 
 
 def wave_for(plan: RolloutPlan, application: str, endpoint_id: str, version: str) -> int:

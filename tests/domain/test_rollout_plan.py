@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from typing import Any
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from otao.domain.errors import InvalidArgument
 from otao.domain.rollout_plan import (
+    BUCKET_CACHE_SIZE,
     BUCKETS,
     MAX_COUNT,
     MAX_SECONDS,
@@ -322,6 +324,27 @@ def test_a_bucket_is_in_range_and_the_same_every_time(app: str, endpoint: str, k
     first = bucket(app, endpoint, key)
     assert 0 <= first < BUCKETS
     assert bucket(app, endpoint, key) == first
+
+
+def documented_bucket(app: str, endpoint: str, key: str) -> int:
+    """docs/rollouts.md's formula, fed to sha256 part by part."""
+    digest = hashlib.sha256(b"otao.rollout.bucket.v1")
+    for part in (app, endpoint, key):
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(4, "big") + data)
+    return int.from_bytes(digest.digest()[:8], "big") % BUCKETS
+
+
+@given(st.text(max_size=40), st.text(max_size=40), st.text(max_size=40))
+def test_a_bucket_is_the_documented_hash(app: str, endpoint: str, key: str) -> None:
+    assert bucket(app, endpoint, key) == documented_bucket(app, endpoint, key)
+
+
+def test_a_bucket_the_cache_forgot_is_computed_to_the_same_value() -> None:
+    remembered = [bucket("smart-kettle", "kettle-0001", "2.0.0")]
+    for n in range(BUCKET_CACHE_SIZE + 1):  # pushes the pinned entry out (least recent)
+        bucket("filler", f"ep-{n}", "1.0.0")
+    assert [bucket("smart-kettle", "kettle-0001", "2.0.0")] == remembered == [PINNED[0]]
 
 
 def share_in_first_tenth(app: str, key: str, endpoints: int) -> float:
