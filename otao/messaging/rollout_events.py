@@ -11,13 +11,13 @@ reconnect tells every watcher to resync (what was broadcast meanwhile is lost).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-
-from nats.aio.msg import Msg
+from collections.abc import Mapping
+from typing import Any
 
 from otao.domain.errors import OtaoError
 from otao.messaging.connection import NatsConnection
+from otao.messaging.replicas import ROLLOUT_CHANGED, ReplicaChannel
 from otao.services.ports import EventKind
 from otao.services.watch import WatchHub
 
@@ -25,10 +25,6 @@ log = logging.getLogger(__name__)
 
 # Changes per message: far below NATS' 1 MiB default payload limit.
 _BATCH = 500
-
-
-def rollout_changed_subject(otao: str) -> str:
-    return f"kaa.v1.events.{otao}.rollout.changed"
 
 
 Key = tuple[str, str, str, EventKind]
@@ -45,10 +41,8 @@ class RolloutEventBroadcaster:
         replica: str,
         interval_seconds: float = 0.2,
     ) -> None:
-        self._connection = connection
+        self._channel = ReplicaChannel(connection, otao, ROLLOUT_CHANGED, replica)
         self._hub = hub
-        self._subject = rollout_changed_subject(otao)
-        self._replica = replica
         self._interval = interval_seconds
         # A dict as an ordered set: bounded by the rollouts changed within one interval.
         self._pending: dict[Key, None] = {}
@@ -70,15 +64,12 @@ class RolloutEventBroadcaster:
         for tenant_id, application, version, kind in changes:
             self._hub.deliver(tenant_id, application, version, kind)
         for start in range(0, len(changes), _BATCH):
-            payload = {
-                "replica": self._replica,
-                "changes": [
-                    {"tenantId": t, "application": a, "version": v, "kind": k.value}
-                    for t, a, v, k in changes[start : start + _BATCH]
-                ],
-            }
+            batch = [
+                {"tenantId": t, "application": a, "version": v, "kind": k.value}
+                for t, a, v, k in changes[start : start + _BATCH]
+            ]
             try:
-                await self._connection.publish(self._subject, json.dumps(payload).encode())
+                await self._channel.broadcast({"changes": batch})
             except OtaoError as error:
                 # Rare: the client buffers while reconnecting. Other replicas' watchers miss it.
                 log.warning("rollout change not broadcast to other replicas: %s", error.message)
@@ -89,26 +80,17 @@ class RolloutEventListener:
     """Hands the other replicas' rollout changes to this replica's watchers."""
 
     def __init__(self, connection: NatsConnection, hub: WatchHub, otao: str, replica: str) -> None:
-        self._connection = connection
+        self._channel = ReplicaChannel(connection, otao, ROLLOUT_CHANGED, replica)
         self._hub = hub
-        self._subject = rollout_changed_subject(otao)
-        self._replica = replica
 
     def register(self) -> None:
-        self._connection.subscribe(self._subject, self._on_changed)
-        self._connection.on_reconnect(self._hub.resync_all)
+        self._channel.listen(self._on_changed, self._hub.resync_all, "rollout change broadcast")
 
-    async def _on_changed(self, msg: Msg) -> None:
-        try:
-            payload = json.loads(msg.data)
-            if payload.get("replica") == self._replica:
-                return
-            changes = [
-                (str(c["tenantId"]), str(c["application"]), str(c["version"]), EventKind(c["kind"]))
-                for c in payload["changes"]
-            ]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            log.warning("malformed rollout change broadcast ignored")
-            return
+    def _on_changed(self, payload: Mapping[str, Any]) -> None:
+        # All read before any is delivered: a malformed broadcast delivers nothing.
+        changes = [
+            (str(c["tenantId"]), str(c["application"]), str(c["version"]), EventKind(c["kind"]))
+            for c in payload["changes"]
+        ]
         for tenant_id, application, version, kind in changes:
             self._hub.deliver(tenant_id, application, version, kind)
