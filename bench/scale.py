@@ -62,6 +62,9 @@ class ScaleOptions:
     # rate of the size before) is skipped and reported, so a slow or busy machine cannot
     # stretch `make bench-scale` past 10 minutes.
     budget: float = 570.0
+    # Seed through the wire (insert_many) even on the bench's own nx-27017, instead of
+    # writing its SQLite file directly (bench/scale_fleet.py).
+    wire_seed: bool = False
     out: Path = RESULTS
     keep: bool = False
 
@@ -78,7 +81,8 @@ def cpu_us_per_poll(scenario: dict[str, Any]) -> None:
 class ScaleBench:
     def __init__(self, options: ScaleOptions, stack: Stack, bench: Bench) -> None:
         self.options, self.stack, self.bench = options, stack, bench
-        self.seeder = fleet.FleetSeeder(stack.mongo_uri, DATABASE)
+        direct = None if options.wire_seed else stack.database_file
+        self.seeder = fleet.FleetSeeder(stack.mongo_uri, DATABASE, direct)
         self.sizes: list[dict[str, Any]] = []
         self.last_pools: tuple[list[int], list[int]] = ([], [])
 
@@ -305,6 +309,7 @@ async def _run(options: ScaleOptions, run_dir: Path) -> dict[str, Any]:
             "pool_per_scenario": options.pool,
             "fleet": {"versions": fleet.VERSIONS, "filters": fleet.FILTERS},
             "database": "nx-27017 (started by the bench)",
+            "seeding": scale.seeder.method,
         },
         "timings": timings,
         "sizes": scale.sizes,
@@ -326,7 +331,7 @@ def parse(argv: list[str] | None = None) -> ScaleOptions:
     parser.add_argument("--no-doors", action="store_true", help="CDTP only")
     parser.add_argument("--no-push", action="store_true")
     parser.add_argument(
-        "--wave", action="store_true", help="push by opening a plan's second wave (1% -> 100%)"
+        "--wave", action="store_true", help="push by opening a plan's second wave (1%% -> 100%%)"
     )
     parser.add_argument("--job-wait", type=float, default=ScaleOptions.job_wait)
     parser.add_argument(
@@ -334,6 +339,11 @@ def parse(argv: list[str] | None = None) -> ScaleOptions:
         type=float,
         default=ScaleOptions.budget,
         help="seconds for the whole run: skip a size that would end it later (0: no limit)",
+    )
+    parser.add_argument(
+        "--wire-seed",
+        action="store_true",
+        help="seed with insert_many through the wire, not straight into nx-27017's file",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
@@ -351,6 +361,7 @@ def parse(argv: list[str] | None = None) -> ScaleOptions:
         wave=args.wave,
         job_wait=args.job_wait,
         budget=args.budget or float("inf"),
+        wire_seed=args.wire_seed,
         out=args.out,
         keep=args.keep,
     )

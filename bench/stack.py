@@ -79,6 +79,12 @@ class Stack:
         assert self.mongo is not None
         return self.mongo.uri
 
+    @property
+    def database_file(self) -> Path:
+        """nx-27017's SQLite file of the bench's database (NeoSQLite: one file a database)."""
+        assert self.mongo is not None
+        return self.mongo.data_dir / f"{DATABASE}.db"
+
     # -- otao
 
     def start_otao(self, extra_env: dict[str, str] | None = None) -> None:

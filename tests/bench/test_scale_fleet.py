@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from bench import scale_fleet as fleet
 from bench.seed import TENANT
 from otao.domain.models import AppliedReport, EndpointKey
@@ -13,11 +15,18 @@ from tests.support.database import fresh_database
 from tests.support.stack import MongoServer
 
 
+@pytest.mark.parametrize("direct", [False, True], ids=["insert_many", "sqlite_file"])
 async def test_seeded_endpoints_have_the_shape_the_store_writes_and_their_own_ids(
-    mongo_server: MongoServer,
+    mongo_server: MongoServer, direct: bool
 ) -> None:
+    if direct and mongo_server.process is None:
+        pytest.skip("an external MongoDB has no SQLite file to write")
     async with fresh_database(mongo_server, "scale") as mongo:
-        seeder = fleet.FleetSeeder(mongo_server.uri, mongo.db.name)
+        sqlite_file = None
+        if direct:
+            assert mongo_server.process is not None
+            sqlite_file = mongo_server.process.data_dir / f"{mongo.db.name}.db"
+        seeder = fleet.FleetSeeder(mongo_server.uri, mongo.db.name, sqlite_file)
         try:
             await seeder.grow(150)
             await seeder.grow(250)  # grows from where it was
@@ -40,6 +49,11 @@ async def test_seeded_endpoints_have_the_shape_the_store_writes_and_their_own_id
         written = await endpoints.find_one({"_id": endpoint_doc_id(direct)})
         assert seeded is not None and written is not None
         assert seeded.keys() == written.keys()
+        # The same values as the store's document, but for its own ids and times.
+        own = {"_id", "endpointId", "updatedAt", "lastReport", "installs", "filterFacts"}
+        assert {k: v for k, v in seeded.items() if k not in own} == {
+            k: v for k, v in written.items() if k not in own
+        }
         state = from_document(seeded)
         assert (state.application, state.endpoint_id) == (fleet.FLEET.name, seeded_key.endpoint_id)
         assert state.current_version == current
@@ -47,3 +61,8 @@ async def test_seeded_endpoints_have_the_shape_the_store_writes_and_their_own_id
         assert state.seen
         assert await endpoints.count_documents({"application": fleet.FLEET.name}) == 251
         assert await endpoints.count_documents({"application": {"$ne": fleet.FLEET.name}}) == 0
+        # otao's indexes cover the seeded documents (SQLite keeps them on a direct write too).
+        on_current = {"tenantId": TENANT, "application": fleet.FLEET.name}
+        assert await endpoints.count_documents({**on_current, "currentVersion": current}) == len(
+            [i for i in range(250) if fleet.version_index(i) == fleet.version_index(index)]
+        ) + 1
