@@ -18,6 +18,7 @@ from datetime import datetime
 
 from otao.domain.errors import OtaoError
 from otao.domain.models import EndpointKey
+from otao.services.workers import when_woken
 from otao.store.endpoints import EndpointStore
 from otao.store.offers import OfferStore
 
@@ -90,12 +91,7 @@ class SightingRecorder:
         return len(self._pending)
 
     async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not await self.flush():
-                await asyncio.sleep(1.0)
-                self._wake.set()
+        await when_woken(self._wake, self.flush, retry_after=1.0)
 
     async def flush(self) -> bool:
         """Write everything pending; False when the database failed (kept for a retry)."""

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from otao.domain import resolution, validation
-from otao.domain.errors import NotFound, OtaoError
+from otao.domain.errors import NotFound
 from otao.domain.models import AppliedReport, Caller, EndpointKey, Software
 from otao.domain.resolution import EndpointFacts, VerdictKind
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.waves import Progress, WaveService
+from otao.services.workers import attempt, when_woken
 from otao.store.endpoints import EndpointStore
 from otao.store.offers import OfferStore
-
-log = logging.getLogger(__name__)
 
 Halt = Callable[[str, str, str, str], Awaitable[None]]
 
@@ -127,22 +125,22 @@ class HaltMonitor:
             self.reports_seen += 1  # counted once marked, so ``idle`` cannot come first
 
     async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            marked, self._marked = self._marked, set()
-            self._checking = True
-            try:
-                for tenant_id, application, version in marked:
-                    try:
-                        await self.check(tenant_id, application, version)
-                    except OtaoError as error:
-                        log.warning("rollout health check postponed: %s", error.message)
-                        self._marked.add((tenant_id, application, version))
-                        self._wake.set()
-            finally:
-                self._checking = False
-            await asyncio.sleep(self._interval)
+        interval = self._interval
+        await when_woken(self._wake, self._check_marked, retry_after=interval, settle=interval)
+
+    async def _check_marked(self) -> bool:
+        """Whether every marked definition was checked; one that was not stays marked."""
+        marked, self._marked = self._marked, set()
+        checked = True
+        self._checking = True
+        try:
+            for scope in marked:
+                if not await attempt(self.check(*scope), "rollout health check"):
+                    self._marked.add(scope)
+                    checked = False
+        finally:
+            self._checking = False
+        return checked
 
     async def check(self, tenant_id: str, application: str, version: str) -> bool:
         catalog = await self._catalogs.get(tenant_id, application)

@@ -7,17 +7,16 @@ exactly one replica work it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from otao.domain.errors import OtaoError
 from otao.domain.models import RolloutStrategy
 from otao.domain.push import PushJob
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.push import PushService
+from otao.services.workers import every
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +40,11 @@ class RolloutDateScheduler:
         self.rounds = 0
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-                self.rounds += 1
-            except OtaoError as error:
-                log.warning("rollout date check postponed: %s", error.message)
-            await asyncio.sleep(self._interval)
+        await every(self._interval, self._round, "rollout date check")
+
+    async def _round(self) -> None:
+        await self.tick()
+        self.rounds += 1
 
     async def tick(self) -> int:
         """Create the push job of every passed rollout date not handled yet."""
