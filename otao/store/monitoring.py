@@ -16,32 +16,30 @@ ErrorCallback = Callable[[str], None]
 Listener = monitoring._EventListener
 
 
-class _Commands(monitoring.CommandListener):
-    def __init__(self, on_error: ErrorCallback) -> None:
+class _Failures:
+    """A listener of events that start, then succeed or fail: only a failure is news, counted
+    by ``kind``."""
+
+    def __init__(self, on_error: ErrorCallback, kind: str) -> None:
         self._on_error = on_error
+        self._kind = kind
 
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
+    def started(self, event: object) -> None:
         return None
 
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+    def succeeded(self, event: object) -> None:
         return None
 
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        self._on_error("command")
+    def failed(self, event: object) -> None:
+        self._on_error(self._kind)
 
 
-class _Heartbeats(monitoring.ServerHeartbeatListener):
-    def __init__(self, on_error: ErrorCallback) -> None:
-        self._on_error = on_error
+class _Commands(_Failures, monitoring.CommandListener):
+    pass
 
-    def started(self, event: monitoring.ServerHeartbeatStartedEvent) -> None:
-        return None
 
-    def succeeded(self, event: monitoring.ServerHeartbeatSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.ServerHeartbeatFailedEvent) -> None:
-        self._on_error("heartbeat")
+class _Heartbeats(_Failures, monitoring.ServerHeartbeatListener):
+    pass
 
 
 class _Topology(monitoring.TopologyListener):
@@ -66,4 +64,8 @@ class _Topology(monitoring.TopologyListener):
 
 def database_listeners(on_error: ErrorCallback, on_reconnect: Callable[[], None]) -> list[Listener]:
     """The listeners to hand to ``Mongo``: errors by kind (command, heartbeat), reconnects."""
-    return [_Commands(on_error), _Heartbeats(on_error), _Topology(on_reconnect)]
+    return [
+        _Commands(on_error, "command"),
+        _Heartbeats(on_error, "heartbeat"),
+        _Topology(on_reconnect),
+    ]
