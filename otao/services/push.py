@@ -6,11 +6,11 @@ in the job after each, so a crash resumes where it stopped and finished jobs are
 resent. Who gets a push is ``otao.domain.push.deliveries``: eligible now, and the deliverable
 update differs from what it was before the change.
 
-Offers are recorded after the notifications leave (see OFFERS_PENDING_MAX), so the job saves
-two cursors: how far it sent, and how far its offers are recorded. A run therefore has two
-passes: first record the offers an earlier run sent but did not record (up to its send
-cursor, nothing sent again), then send after that cursor. Neither a notification batch nor an
-offer is lost, and resends stay within the batch in flight.
+Offers are recorded after the notifications leave, by a recorder beside the sender (see
+OFFERS_RECORD_FROM), so the job saves two cursors: how far it sent, and how far its offers are
+recorded. A run therefore has two passes: first record the offers an earlier run sent but did
+not record (up to its send cursor, nothing sent again), then send after that cursor. Neither a
+notification batch nor an offer is lost, and resends stay within the batch in flight.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -41,35 +42,58 @@ log = logging.getLogger(__name__)
 
 
 # Offers (which endpoint was offered which version; rollout status counts them) are recorded
-# after the notifications leave, in chunks of OFFER_CHUNK, with at most OFFERS_PENDING_MAX
-# waiting in memory. Recording them in every batch would pace the notifications by the
-# database's insert rate (on nx-27017 about 6,000 documents a second, against about 30,000
-# endpoint documents read).
-OFFER_CHUNK = 5_000
-OFFERS_PENDING_MAX = 100_000
+# after their notifications leave, never before, by a recorder task beside the sender. Up to
+# OFFERS_RECORD_FROM they wait in memory for the walk's end: recording them meanwhile would
+# pace the notifications by the database's insert rate (on nx-27017 about 5,000 documents a
+# second, against 10,000-25,000 endpoint documents read; MongoDB does both at once). Past it
+# the recorder works while the walk goes on, one write in flight; the walk waits only when
+# OFFERS_PENDING_MAX are pending, which bounds the memory (about 15 bytes an offer, kept as
+# joined endpoint ids: 15 MB at a million).
+OFFERS_RECORD_FROM = 100_000
+OFFERS_PENDING_MAX = 1_000_000
+OFFER_CHUNK = 5_000  # offers per write at most
 # Endpoints are read in pages of at least this many (the next while the current is worked).
 READ_PAGE = 2_000
 
 
+@dataclass(slots=True)
+class _Sent:
+    """The offers of one walked batch, sent but not yet recorded: endpoint ids joined by
+    newlines, per version offered, and the cursor the batch ends at."""
+
+    cursor: str
+    offers: dict[str, str]
+    count: int
+
+
 @dataclass
 class _Run:
-    """A job being worked: its catalogs, its progress, and the offers collected but not yet
-    recorded (through ``collected``)."""
+    """A job being worked: its catalogs, its progress, and the offers sent but not yet
+    recorded (a queue of batches in walk order, drained by the recorder task)."""
 
     job: PushJob
     before: Catalog
     after: Catalog
     progress: PushProgress
     renewed: float  # time.monotonic() of the last lease renewal
-    collected: str = ""
-    offers: dict[str, list[EndpointKey]] = field(default_factory=dict)
+    unrecorded: deque[_Sent] = field(default_factory=deque)
     pending: int = 0
+    walked: bool = False  # nothing more will be queued
+    recorder: asyncio.Task[None] | None = None
+    queued: asyncio.Event = field(default_factory=asyncio.Event)
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+    # One job-document write at a time (the sender's and the recorder's), each of the
+    # progress as it is when written.
+    saving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def collect(self, state: EndpointState, offered: Software) -> None:
-        self.offers.setdefault(offered.version, []).append(
-            EndpointKey(state.tenant_id, state.application, state.endpoint_id)
-        )
-        self.pending += 1
+    def queue(self, cursor: str, offered: list[tuple[EndpointState, Software]]) -> None:
+        ids: dict[str, list[str]] = {}
+        for state, software in offered:
+            ids.setdefault(software.version, []).append(state.endpoint_id)
+        joined = {version: "\n".join(endpoints) for version, endpoints in ids.items()}
+        self.unrecorded.append(_Sent(cursor, joined, len(offered)))
+        self.pending += len(offered)
+        self.queued.set()
 
 
 class ConfigPublisher(Protocol):
@@ -117,8 +141,11 @@ class PushService:
         lease_seconds: float,
         poll_interval_seconds: float,
         budget: OfferBudget | None = None,
+        offers_record_from: int = OFFERS_RECORD_FROM,
+        offers_pending_max: int = OFFERS_PENDING_MAX,
     ) -> None:
         self._budget = budget
+        self._record_from, self._pending_max = offers_record_from, offers_pending_max
         self._jobs = jobs
         self._endpoints = endpoints
         self._offers = offers
@@ -207,12 +234,17 @@ class PushService:
     async def _process(self, job: PushJob) -> None:
         after = await self._catalogs.get(job.tenant_id, job.application)
         run = _Run(job, catalog_before(job, after), after, job.progress, time.monotonic())
-        run.collected = job.progress.offers_through
         started = time.monotonic()
-        if job.progress.sent_through:
-            await self._recover_offers(run)
-        await self._send_all(run)
-        await self._record_offers(run)
+        try:
+            if job.progress.sent_through:
+                await self._recover_offers(run)
+            await self._send_all(run)
+            await self._recorded(run)
+        finally:
+            if run.recorder is not None and not run.recorder.done():
+                run.recorder.cancel()
+                with contextlib.suppress(asyncio.CancelledError, LeaseLost, OtaoError):
+                    await run.recorder
         await self._jobs.finish(job.id, self._owner, run.progress.sent, self._clock())
         log.info(
             "push job done",
@@ -234,41 +266,37 @@ class PushService:
         return contextlib.aclosing(batches)
 
     async def _recover_offers(self, run: _Run) -> None:
-        """First pass: collect (and record) the offers of the endpoints an earlier run sent to
-        but whose offers it did not record; nothing is sent."""
+        """First pass: queue (to be recorded) the offers of the endpoints an earlier run sent
+        to but whose offers it did not record; nothing is sent."""
         progress = run.progress
         async with self._walk(run, progress.offers_through, progress.sent_through) as batches:
             async for batch in batches:
-                for state, offered in self._deliveries(run, batch.states):
-                    run.collect(state, offered)
-                run.collected = batch.cursor
+                run.queue(batch.cursor, self._deliveries(run, batch.states))
                 await self._renew_if_due(run)
-                await self._record_offers_if_many(run)
+                await self._make_room(run)
 
     async def _send_all(self, run: _Run) -> None:
         """Second pass: send to every endpoint after the send cursor, saving it per batch."""
         async with self._walk(run, run.progress.sent_through, None) as batches:
             async for batch in batches:
                 self.endpoints_walked += len(batch.states)
-                sent = 0
-                for state, offered in self._deliveries(run, batch.states):
+                offers = self._deliveries(run, batch.states)
+                for state, offered in offers:
                     await self._limiter.take()
                     if self._budget is not None and capped(offered):
                         # A rollout plan's maxOffersPerMinute paces its pushes too.
                         key = EndpointKey(state.tenant_id, state.application, state.endpoint_id)
                         await self._budget.wait(key, offered, lambda: self._renew_if_due(run))
                     await self._send(state, offered)
-                    run.collect(state, offered)
-                    sent += 1
                 await self._publisher.flush()
                 run.progress = replace(
                     run.progress,
                     sent_through=batch.cursor,
-                    sent=run.progress.sent + sent,
+                    sent=run.progress.sent + len(offers),
                 )
-                run.collected = batch.cursor
                 await self._save(run)
-                await self._record_offers_if_many(run)
+                run.queue(batch.cursor, offers)  # only now: an offer is never recorded unsent
+                await self._make_room(run)
 
     def _deliveries(
         self, run: _Run, states: list[EndpointState]
@@ -283,30 +311,66 @@ class PushService:
 
     async def _save(self, run: _Run) -> None:
         """Save the progress, renewing the lease; LeaseLost when another replica has it."""
-        await self._jobs.advance(run.job.id, self._owner, run.progress, self._lease_end())
-        run.renewed = time.monotonic()
+        async with run.saving:
+            await self._jobs.advance(run.job.id, self._owner, run.progress, self._lease_end())
+            run.renewed = time.monotonic()
 
     async def _renew_if_due(self, run: _Run) -> None:
         if time.monotonic() - run.renewed >= self._lease.total_seconds() / 3:
             await self._save(run)
 
-    async def _record_offers_if_many(self, run: _Run) -> None:
-        if run.pending >= OFFERS_PENDING_MAX:
-            await self._record_offers(run)
+    async def _make_room(self, run: _Run) -> None:
+        """Start the recorder once OFFERS_RECORD_FROM offers are pending; wait while
+        OFFERS_PENDING_MAX are (the recorder renews the lease meanwhile)."""
+        if run.pending >= self._record_from and run.recorder is None:
+            run.recorder = asyncio.create_task(self._recorder(run))
+        while run.pending >= self._pending_max:
+            assert run.recorder is not None
+            if run.recorder.done():
+                run.recorder.result()  # its failure (LeaseLost, Unavailable) is the job's
+                return
+            run.room.clear()
+            await run.room.wait()
+        if run.recorder is not None and run.recorder.done():
+            run.recorder.result()
 
-    async def _record_offers(self, run: _Run) -> None:
-        """Record the offers collected so far (in chunks, renewing the lease between them),
-        then save how far they are recorded."""
-        for version, keys in run.offers.items():
-            for start in range(0, len(keys), OFFER_CHUNK):
-                chunk = keys[start : start + OFFER_CHUNK]
-                await self._offers.mark_offered(chunk, version, self._clock())
-                await self._renew_if_due(run)
-        run.offers.clear()
-        run.pending = 0
-        if run.collected != run.progress.offers_through:
-            run.progress = replace(run.progress, offers_through=run.collected)
-            await self._save(run)
+    async def _recorded(self, run: _Run) -> None:
+        """The walk is over: record what is still pending, then save how far offers are
+        recorded (everything sent)."""
+        run.walked = True
+        run.queued.set()
+        if run.recorder is None:
+            run.recorder = asyncio.create_task(self._recorder(run))
+        await run.recorder
+        await self._save(run)
+
+    async def _recorder(self, run: _Run) -> None:
+        """Record the queued offers in walk order, one write in flight, moving the recorded
+        cursor past each batch once its offers are all written (saved with the next progress
+        write: the sender's, a lease renewal, or the end's)."""
+        job = run.job
+        try:
+            while run.unrecorded or not run.walked:
+                if not run.unrecorded:
+                    run.queued.clear()
+                    await run.queued.wait()
+                    continue
+                done = run.unrecorded[0]
+                for version, joined in done.offers.items():
+                    keys = [
+                        EndpointKey(job.tenant_id, job.application, endpoint)
+                        for endpoint in joined.split("\n")
+                    ]
+                    for start in range(0, len(keys), OFFER_CHUNK):
+                        chunk = keys[start : start + OFFER_CHUNK]
+                        await self._offers.mark_offered(chunk, version, self._clock())
+                        await self._renew_if_due(run)
+                run.unrecorded.popleft()
+                run.pending -= done.count
+                run.progress = replace(run.progress, offers_through=done.cursor)
+                run.room.set()
+        finally:
+            run.room.set()  # a sender waiting for room learns of the end (or the failure)
 
     def _app_version(self, state: EndpointState) -> str | None:
         return state.app_version or self._default_app_version(state)

@@ -82,7 +82,16 @@ class World:
     endpoints: EndpointStore
     offers: OfferStore
 
-    def replica(self, name: str, publisher: Recording, at: datetime = T0) -> PushService:
+    def replica(
+        self,
+        name: str,
+        publisher: Recording,
+        at: datetime = T0,
+        offers_record_from: int = 100_000,
+        offers_pending_max: int = 1_000_000,
+    ) -> PushService:
+        """``offers_record_from``/``offers_pending_max``: when its recorder starts writing
+        offers beside the walk, and when the walk waits for it (defaults: never, here)."""
         directory = ApplicationDirectory([ApplicationConfig(APP, TENANT, (APP_VERSION,), False)])
 
         async def announce(tenant_id: str, application: str) -> None:
@@ -101,6 +110,8 @@ class World:
             batch_size=BATCH,
             lease_seconds=LEASE.total_seconds(),
             poll_interval_seconds=0.1,
+            offers_record_from=offers_record_from,
+            offers_pending_max=offers_pending_max,
         )
 
     async def job_document(self) -> dict[str, object]:
@@ -224,6 +235,64 @@ async def test_a_resumed_run_sends_after_the_cursor_and_first_records_the_offers
     assert await r2.work_one() is True
 
     assert crashed.endpoints() == ELIGIBLE[:sent_before_crash]
+    assert resumed.endpoints() == ELIGIBLE[sent_before_crash:]  # no resend
+    assert await world.offers.offered_count(TENANT, APP, "1.1.0") == len(ELIGIBLE)
+    job = await world.job_document()
+    assert (job["state"], job["sent"]) == ("done", len(ELIGIBLE))
+
+
+async def test_offers_are_recorded_beside_the_walk_never_before_their_notification(
+    world: World,
+) -> None:
+    publisher = Recording()
+    recorded_when_sent: list[int] = []
+
+    async def count_recorded(already_sent: int) -> None:
+        recorded = await world.offers.offered_count(TENANT, APP, "1.1.0")
+        assert recorded <= already_sent  # an offer is recorded only once its push has left
+        recorded_when_sent.append(recorded)
+
+    publisher.on_send = count_recorded
+    # The recorder starts at 2 pending offers; the walk waits while 4 are.
+    push = world.replica("r1", publisher, offers_record_from=2, offers_pending_max=4)
+    await release(world, push)
+
+    assert await push.work_one() is True
+
+    assert publisher.endpoints() == ELIGIBLE  # each sent once, in walk order
+    # The walk waited at 4 pending: by the fifth send the first batch's offers were written.
+    assert recorded_when_sent[2 * BATCH] >= BATCH
+    assert await world.offers.offered_count(TENANT, APP, "1.1.0") == len(ELIGIBLE)
+    job = await world.job_document()
+    assert (job["state"], job["sent"]) == ("done", len(ELIGIBLE))
+    assert job["cursor"] == job["offersThrough"] != ""
+
+
+async def test_a_run_resumed_after_its_recorder_fell_behind_records_the_rest_and_resends_none(
+    world: World,
+) -> None:
+    crashed, resumed = Recording(), Recording()
+    sent_before_crash = 3 * BATCH
+
+    async def crash(already_sent: int) -> None:
+        if already_sent == sent_before_crash:
+            raise Crash
+
+    crashed.on_send = crash
+    r1 = world.replica("r1", crashed, offers_record_from=2, offers_pending_max=4)
+    r2 = world.replica("r2", resumed, at=T0 + LEASE + timedelta(seconds=1))
+    await release(world, r1)
+
+    with pytest.raises(Crash):
+        await r1.work_one()
+    job = await world.job_document()
+    assert (job["state"], job["sent"]) == ("pending", sent_before_crash)
+    # Recorded (and saved) up to a batch's end while sending, never past what was sent.
+    assert "" < str(job["offersThrough"]) < str(job["cursor"])
+    assert await world.offers.offered_count(TENANT, APP, "1.1.0") >= BATCH
+
+    assert await r2.work_one() is True
+
     assert resumed.endpoints() == ELIGIBLE[sent_before_crash:]  # no resend
     assert await world.offers.offered_count(TENANT, APP, "1.1.0") == len(ELIGIBLE)
     job = await world.job_document()
