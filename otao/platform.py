@@ -16,10 +16,8 @@ from otao.integrations.oidc import OidcProvider
 from otao.integrations.tekton import TektonClient
 from otao.integrations.tenant_manager import TenantManagerClient
 from otao.integrations.uma import UmaDecisionClient
-from otao.messaging.avro import AvroCodec
-from otao.messaging.connection import NatsConnection
+from otao.messaging.kaa import KaaBus
 from otao.messaging.platform import TenantEvents
-from otao.messaging.subjects import Subjects
 from otao.rpc.access import token_access
 from otao.rpc.interceptors import Authenticate
 from otao.security.permissions import Authorizer
@@ -32,13 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class Platform:
-    def __init__(
-        self,
-        settings: Settings,
-        nats: NatsConnection,
-        codec: AvroCodec,
-        subjects: Subjects,
-    ) -> None:
+    def __init__(self, settings: Settings, kaa: KaaBus) -> None:
         self._settings = settings
         security = settings.security
         self._initial: asyncio.Task[None] | None = None
@@ -59,7 +51,7 @@ class Platform:
             kid_refetch_interval=security.jwks_refetch_min_interval_seconds,
         )
         if security.enabled:
-            TenantEvents(nats, codec, subjects, self._tenant_updated, self._tenant_gone).register()
+            TenantEvents(kaa, self._tenant_updated, self._tenant_gone).register()
 
     def access(self) -> Authenticate:
         security = self._settings.security

@@ -55,7 +55,7 @@ def build(settings: Settings, on_catalog_loaded: Callable[[], None] | None = Non
     storage = build_storage(settings, database_listeners(observability))
     broker = build_broker(settings)
     watch = build_watch(settings, broker)
-    platform = Platform(settings, broker.nats, broker.codec, broker.subjects)
+    platform = Platform(settings, broker.kaa)
     services = build_services(
         settings, storage, broker, platform, utc_now, on_catalog_loaded, observability, watch=watch
     )

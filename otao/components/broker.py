@@ -12,6 +12,7 @@ from otao.messaging.catalog_sync import CatalogAnnouncer, CatalogSync
 from otao.messaging.cdtp import CdtpProvider, ConfigUpdatedPublisher
 from otao.messaging.connection import NatsConnection
 from otao.messaging.epr import FilterEvents, MembershipQueries
+from otao.messaging.kaa import KaaBus
 from otao.messaging.platform import ConfigurationEvents
 from otao.messaging.subjects import Subjects
 from otao.services.meters import NO_CDTP_METER, CdtpMeter
@@ -23,12 +24,18 @@ if TYPE_CHECKING:  # services are built from the broker: no import cycle at run 
 
 @dataclass(frozen=True, slots=True)
 class Broker:
-    nats: NatsConnection
-    codec: AvroCodec
-    subjects: Subjects
+    kaa: KaaBus
     config_updated: ConfigUpdatedPublisher
     catalog_announcer: CatalogAnnouncer
     membership: MembershipQueries
+
+    @property
+    def nats(self) -> NatsConnection:
+        return self.kaa.connection
+
+    @property
+    def codec(self) -> AvroCodec:
+        return self.kaa.codec
 
     async def start(self) -> None:
         self.nats.start()
@@ -44,18 +51,13 @@ def build_broker(settings: Settings) -> Broker:
         tekton=settings.kaa.tekton,
     )
     nats = NatsConnection(settings.nats_url, settings.replica_id)
+    kaa = KaaBus(nats, codec, subjects)
     membership = MembershipQueries(
-        nats,
-        codec,
-        subjects,
-        settings.kaa.efmp_timeout_seconds,
-        settings.kaa.efmp_absent_backoff_seconds,
+        kaa, settings.kaa.efmp_timeout_seconds, settings.kaa.efmp_absent_backoff_seconds
     )
     membership.register()
     return Broker(
-        nats,
-        codec,
-        subjects,
+        kaa,
         ConfigUpdatedPublisher(nats, codec, subjects),
         CatalogAnnouncer(nats, settings.kaa.otao, settings.replica_id),
         membership,
@@ -80,11 +82,12 @@ def register_handlers(
     settings: Settings, broker: Broker, services: Services, meter: CdtpMeter = NO_CDTP_METER
 ) -> Handlers:
     """Subscribe every handler on the connection (made when it connects)."""
-    nats, codec, subjects = broker.nats, broker.codec, broker.subjects
-    cdtp = CdtpProvider(nats, codec, subjects, services.delivery, meter=meter)
+    kaa = broker.kaa
+    nats = kaa.connection
+    cdtp = CdtpProvider(nats, kaa.codec, kaa.subjects, services.delivery, meter=meter)
     cdtp.register()
     CatalogSync(nats, services.catalogs, settings.kaa.otao, settings.replica_id).register()
-    FilterEvents(nats, codec, subjects, services.filters).register()
+    FilterEvents(kaa, services.filters).register()
     if services.tekton is not None:
-        ConfigurationEvents(nats, codec, subjects, services.tekton.reload).register()
+        ConfigurationEvents(kaa, services.tekton.reload).register()
     return Handlers(nats, cdtp)

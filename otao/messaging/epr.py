@@ -12,8 +12,8 @@ from nats.aio.msg import Msg
 
 from otao.domain.errors import InvalidArgument, OtaoError
 from otao.domain.models import EndpointKey
-from otao.messaging.avro import AvroCodec
-from otao.messaging.connection import NatsConnection, event_handler
+from otao.messaging.connection import event_handler
+from otao.messaging.kaa import KaaBus
 from otao.messaging.records import (
     EndpointFilterDeletedEvent,
     EndpointFiltersRequest,
@@ -21,7 +21,7 @@ from otao.messaging.records import (
     EndpointMatchedFilterEvent,
     EndpointUnmatchedFilterEvent,
 )
-from otao.messaging.subjects import EfeEventType, Subjects
+from otao.messaging.subjects import EfeEventType
 from otao.services.filters import FilterService
 
 log = logging.getLogger(__name__)
@@ -33,38 +33,30 @@ _NO_RESPONDERS = "503"
 class FilterEvents:
     """Keeps filter membership from EPR's broadcasts (one replica handles each event)."""
 
-    def __init__(
-        self,
-        connection: NatsConnection,
-        codec: AvroCodec,
-        subjects: Subjects,
-        filters: FilterService,
-    ) -> None:
-        self._connection = connection
-        self._codec = codec
-        self._subjects = subjects
+    def __init__(self, bus: KaaBus, filters: FilterService) -> None:
+        self._bus = bus
         self._filters = filters
 
     def register(self) -> None:
-        group = self._subjects.queue_group
-        subscribe = self._connection.subscribe
-        subscribe(self._subjects.efe(EfeEventType.EP_MATCHED), self._on_matched, queue=group)
-        subscribe(self._subjects.efe(EfeEventType.EP_UNMATCHED), self._on_unmatched, queue=group)
-        subscribe(self._subjects.efe(EfeEventType.DELETED), self._on_deleted, queue=group)
+        subjects, subscribe = self._bus.subjects, self._bus.connection.subscribe
+        group = subjects.queue_group
+        subscribe(subjects.efe(EfeEventType.EP_MATCHED), self._on_matched, queue=group)
+        subscribe(subjects.efe(EfeEventType.EP_UNMATCHED), self._on_unmatched, queue=group)
+        subscribe(subjects.efe(EfeEventType.DELETED), self._on_deleted, queue=group)
 
     @event_handler("ep-matched event")
     async def _on_matched(self, msg: Msg) -> None:
-        event = self._codec.decode(EndpointMatchedFilterEvent, msg.data)
+        event = self._bus.codec.decode(EndpointMatchedFilterEvent, msg.data)
         await self._filters.matched(event.app_version_name, event.endpoint_id, event.filter_id)
 
     @event_handler("ep-unmatched event")
     async def _on_unmatched(self, msg: Msg) -> None:
-        event = self._codec.decode(EndpointUnmatchedFilterEvent, msg.data)
+        event = self._bus.codec.decode(EndpointUnmatchedFilterEvent, msg.data)
         await self._filters.unmatched(event.app_version_name, event.endpoint_id, event.filter_id)
 
     @event_handler("filter deletion")
     async def _on_deleted(self, msg: Msg) -> None:
-        event = self._codec.decode(EndpointFilterDeletedEvent, msg.data)
+        event = self._bus.codec.decode(EndpointFilterDeletedEvent, msg.data)
         await self._filters.deleted(event.application_name, event.filter_id)
 
 
@@ -89,16 +81,9 @@ class MembershipQueries:
     """
 
     def __init__(
-        self,
-        connection: NatsConnection,
-        codec: AvroCodec,
-        subjects: Subjects,
-        timeout_seconds: float,
-        absent_backoff_seconds: float = 60.0,
+        self, bus: KaaBus, timeout_seconds: float, absent_backoff_seconds: float = 60.0
     ) -> None:
-        self._connection = connection
-        self._codec = codec
-        self._subjects = subjects
+        self._bus = bus
         self._timeout = timeout_seconds
         self._backoff = absent_backoff_seconds
         self._pending: dict[str, _Question] = {}  # by correlationId
@@ -111,7 +96,7 @@ class MembershipQueries:
         self.skipped_absent = 0
 
     def register(self) -> None:
-        self._connection.subscribe(self._subjects.efmp_reply, self._on_response)
+        self._bus.connection.subscribe(self._bus.subjects.efmp_reply, self._on_response)
 
     @property
     def epr_absent(self) -> bool:
@@ -122,7 +107,7 @@ class MembershipQueries:
             self._epr_is_absent()
             return
         try:
-            response = self._codec.decode(EndpointFiltersResponse, msg.data)
+            response = self._bus.codec.decode(EndpointFiltersResponse, msg.data)
         except InvalidArgument:
             log.warning("malformed EndpointFiltersResponse ignored")
             return
@@ -187,10 +172,10 @@ class MembershipQueries:
         self._pending[correlation] = _Question(key.endpoint_id, answer)
         self.asked += 1
         try:
-            await self._connection.publish(
-                self._subjects.efmp_request,
-                self._codec.encode(request),
-                reply=self._subjects.efmp_reply,
+            await self._bus.connection.publish(
+                self._bus.subjects.efmp_request,
+                self._bus.codec.encode(request),
+                reply=self._bus.subjects.efmp_reply,
             )
             response = await asyncio.wait_for(answer, self._timeout)
         except TimeoutError:

@@ -11,15 +11,15 @@ from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
 
-from otao.messaging.avro import AvroCodec
-from otao.messaging.connection import NatsConnection, event_handler
+from otao.messaging.connection import event_handler
+from otao.messaging.kaa import KaaBus
 from otao.messaging.records import (
     BroadcastConfigurationUpdateEvent,
     ServiceSpecificConfigurationUpdateEvent,
     TenantUnregisteredEvent,
     TenantUpdatedEvent,
 )
-from otao.messaging.subjects import ScmpAction, Subjects, TleEventType
+from otao.messaging.subjects import ScmpAction, TleEventType
 
 # (tenant id, application name, app version name, correlation id); None = any.
 Reload = Callable[[str | None, str | None, str | None, str], Awaitable[object]]
@@ -28,65 +28,53 @@ Reload = Callable[[str | None, str | None, str | None, str], Awaitable[object]]
 class TenantEvents:
     def __init__(
         self,
-        connection: NatsConnection,
-        codec: AvroCodec,
-        subjects: Subjects,
+        bus: KaaBus,
         updated: Callable[[str], Awaitable[None]],
         unregistered: Callable[[str], Awaitable[None]],
     ) -> None:
-        self._connection = connection
-        self._codec = codec
-        self._subjects = subjects
+        self._bus = bus
         self._updated = updated
         self._unregistered = unregistered
 
     def register(self) -> None:
-        self._connection.subscribe(self._subjects.tle(TleEventType.UPDATED), self._on_updated)
-        self._connection.subscribe(
-            self._subjects.tle(TleEventType.UNREGISTERED), self._on_unregistered
-        )
+        subjects, subscribe = self._bus.subjects, self._bus.connection.subscribe
+        subscribe(subjects.tle(TleEventType.UPDATED), self._on_updated)
+        subscribe(subjects.tle(TleEventType.UNREGISTERED), self._on_unregistered)
 
     @event_handler("tenant update")
     async def _on_updated(self, msg: Msg) -> None:
-        event = self._codec.decode(TenantUpdatedEvent, msg.data)
+        event = self._bus.codec.decode(TenantUpdatedEvent, msg.data)
         await self._updated(event.tenant_id)
 
     @event_handler("tenant unregistration")
     async def _on_unregistered(self, msg: Msg) -> None:
-        event = self._codec.decode(TenantUnregisteredEvent, msg.data)
+        event = self._bus.codec.decode(TenantUnregisteredEvent, msg.data)
         await self._unregistered(event.tenant_id)
 
 
 class ConfigurationEvents:
     """17/SCMP: reload exactly the scope an event names (never acknowledged)."""
 
-    def __init__(
-        self,
-        connection: NatsConnection,
-        codec: AvroCodec,
-        subjects: Subjects,
-        reload: Reload,
-    ) -> None:
-        self._connection = connection
-        self._codec = codec
-        self._subjects = subjects
+    def __init__(self, bus: KaaBus, reload: Reload) -> None:
+        self._bus = bus
         self._reload = reload
 
     def register(self) -> None:
+        subjects, subscribe = self._bus.subjects, self._bus.connection.subscribe
         for action in (ScmpAction.UPSERT, ScmpAction.DELETE):
-            self._connection.subscribe(self._subjects.scmp_broadcast(action), self._on_broadcast)
-            self._connection.subscribe(self._subjects.scmp_targeted(action), self._on_targeted)
+            subscribe(subjects.scmp_broadcast(action), self._on_broadcast)
+            subscribe(subjects.scmp_targeted(action), self._on_targeted)
 
     @event_handler("configuration reload")
     async def _on_broadcast(self, msg: Msg) -> None:
-        event = self._codec.decode(BroadcastConfigurationUpdateEvent, msg.data)
+        event = self._bus.codec.decode(BroadcastConfigurationUpdateEvent, msg.data)
         await self._reload(
             event.tenant_id, event.app_name, event.app_ver_name, event.correlation_id
         )
 
     @event_handler("configuration reload")
     async def _on_targeted(self, msg: Msg) -> None:
-        event = self._codec.decode(ServiceSpecificConfigurationUpdateEvent, msg.data)
+        event = self._bus.codec.decode(ServiceSpecificConfigurationUpdateEvent, msg.data)
         await self._reload(
             event.tenant_id, event.app_name, event.app_ver_name, event.correlation_id
         )
