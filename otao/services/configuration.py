@@ -18,6 +18,7 @@ from otao.domain.push import PushJob
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.push import PushService
+from otao.services.workers import when_woken
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,10 @@ class TektonConfiguration:
     async def run(self) -> None:
         """Load everything at start, then retry whenever a fetch failed."""
         self._retry.set()
-        while True:
-            await self._retry.wait()
-            if await self.reload(None, None, None, "start" if not self.loaded else "retry"):
-                self._retry.clear()
-            else:
-                await asyncio.sleep(self._retry_seconds)
+        await when_woken(self._retry, self._load_all, retry_after=self._retry_seconds)
+
+    async def _load_all(self) -> bool:
+        return await self.reload(None, None, None, "start" if not self.loaded else "retry")
 
     async def reload(
         self,
