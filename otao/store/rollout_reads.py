@@ -1,0 +1,119 @@
+"""What a rollout's status and gates read (docs/rollouts.md, "How fresh the counts are").
+
+Counting reads: the install records and offers of one version (an endpoint with neither has
+no outcome, so a gate never reads the rest of the fleet), and the fleet's endpoints for the
+eligible counts. Each is read in pages over ``_id`` index ranges, one bounded database call
+per page, so a count of 100,000 endpoints is never one call outlasting the database bound;
+between pages the reader rests as long as the page took, so a count competes with a push
+walk for at most half the database's time. (Plain totals, such as the offered count, are
+counted by the database: ``store.endpoints.counted``.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from otao.domain.models import EndpointState
+from otao.domain.rollout_state import InstallRecord
+from otao.store.endpoints import KNOWN, from_document, install_record
+from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, translated
+
+PAGE = 2_000
+# What EndpointFacts.of reads of an endpoint (eligibility), nothing more.
+_ELIGIBILITY: Document = {
+    "tenantId": 1,
+    "application": 1,
+    "endpointId": 1,
+    "currentVersion": 1,
+    "failedVersions": 1,
+    "consents": 1,
+    "filters": 1,
+    "filtersKnown": 1,
+    "filterFacts": 1,
+}
+
+
+class RolloutReads:
+    def __init__(self, mongo: Mongo, page: int = PAGE, rest: float = 1.0) -> None:
+        self._endpoints = mongo.collection(ENDPOINTS)
+        self._offers = mongo.collection(OFFERS)
+        self._page = page
+        # Pause after each page, as a multiple of the time the page took (0: none).
+        self._rest = rest
+
+    async def installs(
+        self, tenant_id: str, application: str, version: str
+    ) -> dict[str, InstallRecord]:
+        """Each endpoint's install record of ``version``, by endpoint id."""
+        # $elemMatch, not "installs.version": nx-27017 matches no dotted path into an array
+        # of documents (measured); on MongoDB both use the installs.version index.
+        query: Document = {
+            "tenantId": tenant_id,
+            "application": application,
+            "installs": {"$elemMatch": {"version": version}},
+        }
+        found: dict[str, InstallRecord] = {}
+        projection = {"endpointId": 1, "installs": 1}
+        async for page in self._pages(self._endpoints, query, projection, "install records"):
+            for doc in page:
+                for install in doc.get("installs") or ():
+                    if install["version"] == version:
+                        found[doc["endpointId"]] = install_record(install)
+        return found
+
+    async def offered_at(
+        self, tenant_id: str, application: str, version: str
+    ) -> dict[str, datetime]:
+        """When each endpoint (by id) was first offered ``version``."""
+        query = {"tenantId": tenant_id, "application": application, "version": version}
+        found: dict[str, datetime] = {}
+        projection = {"endpointId": 1, "at": 1}
+        async for page in self._pages(self._offers, query, projection, "offer listing"):
+            found.update((doc["endpointId"], doc["at"]) for doc in page)
+        return found
+
+    async def known(self, tenant_id: str, application: str) -> AsyncIterator[list[EndpointState]]:
+        """The application's known endpoints with what eligibility needs, a page at a time."""
+        query: Document = {"tenantId": tenant_id, "application": application, **KNOWN}
+        async for page in self._pages(self._endpoints, query, _ELIGIBILITY, "endpoint listing"):
+            yield [from_document(doc) for doc in page]
+
+    async def _pages(
+        self,
+        collection: AsyncCollection[Document],
+        query: Document,
+        projection: Document,
+        what: str,
+    ) -> AsyncIterator[list[Document]]:
+        """Documents matching ``query`` (which names tenantId and application) in ``_id``
+        order, a page per database call (the ``_id`` range technique of EndpointStore._after:
+        an index range on nx-27017, not a scan of the collection per page)."""
+        prefix = f"{query['tenantId']}/{query['application']}/"
+        upper = prefix[:-1] + "0"  # "0" follows "/": every _id with the prefix is below
+        lower, exclusive = prefix, False
+        while True:
+            started = time.monotonic()
+            cursor = (
+                collection.find(query, projection)
+                .sort("_id", 1)
+                .hint([("_id", 1)])
+                .min([("_id", lower)])
+                .max([("_id", upper)])
+                .limit(self._page + 1 if exclusive else self._page)
+            )
+            async with translated(what):
+                docs = [doc async for doc in cursor if not (exclusive and doc["_id"] == lower)]
+            took = time.monotonic() - started
+            docs = docs[: self._page]
+            if docs:
+                yield docs
+            if len(docs) < self._page:
+                return
+            lower, exclusive = docs[-1]["_id"], True
+            if self._rest:
+                await asyncio.sleep(self._rest * took)
