@@ -35,6 +35,7 @@ from otao.services.watch import announcing_changes, announcing_reports
 from otao.services.waves import WaveService
 from otao.settings import Settings
 from otao.store.offer_budgets import OfferBudgetStore
+from otao.store.rollout_reads import RolloutReads
 
 Clock = Callable[[], datetime]
 
@@ -101,8 +102,7 @@ def build_services(
         applications,
         catalogs,
         storage.software,
-        storage.endpoints,
-        storage.offers,
+        RolloutReads(storage.mongo),
         audit,
         push.enqueue,
         software.halt,

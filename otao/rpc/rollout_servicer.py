@@ -15,6 +15,8 @@ from otao.services.rollout import RolloutService, RolloutStatus
 from otao.services.waves import Progress, WaveService
 
 WaveAction = Callable[[Caller, str, str], Awaitable[Software]]
+# Seconds a wave action's reply waits for a recount before answering with the last counts.
+ACTION_REPLY_WAIT = 1.0
 _RolloutRequest = (
     rollout_pb2.AdvanceRolloutRequest
     | rollout_pb2.PauseRolloutRequest
@@ -38,6 +40,8 @@ def status_to_proto(status: RolloutStatus) -> rollout_pb2.RolloutStatus:
     if definition.halt is not None:
         reply.halt.reason = definition.halt.reason
         reply.halt.halted_at.FromDatetime(definition.halt.halted_at)
+    if status.counted_at is not None:
+        reply.counted_at.FromDatetime(status.counted_at)
     if status.progress is not None:
         _progress_to_proto(status.progress, reply)
     return reply
@@ -48,6 +52,8 @@ def _progress_to_proto(progress: Progress, reply: rollout_pb2.RolloutStatus) -> 
     reply.paused = progress.rollout.paused
     reply.gate.met = progress.gate.met
     reply.gate.reason = progress.gate.reason
+    if progress.counted_at is not None:
+        reply.outcomes_counted_at.FromDatetime(progress.counted_at)
     for wave in progress.waves:
         counts = wave.counts
         reply.waves.append(
@@ -99,12 +105,14 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
     async def _acted(
         self, action: WaveAction, request: _RolloutRequest
     ) -> rollout_pb2.RolloutStatus:
-        """An operator's wave action, answered with the rollout's status after it."""
+        """An operator's wave action, answered with the rollout's status after it: with the
+        last counts when recounting a large fleet would keep the answer waiting."""
         caller = current_caller()
         await action(caller, request.application_name, request.version)
-        return status_to_proto(
-            await self._service.status(caller, request.application_name, request.version)
+        status = await self._service.status(
+            caller, request.application_name, request.version, ACTION_REPLY_WAIT
         )
+        return status_to_proto(status)
 
     async def ListAuditEntries(
         self, request: rollout_pb2.ListAuditEntriesRequest, context: Context

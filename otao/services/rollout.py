@@ -7,18 +7,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from otao.domain import resolution, validation
+from otao.domain import validation
 from otao.domain.errors import NotFound
 from otao.domain.models import AppliedReport, Caller, EndpointKey, Software
-from otao.domain.resolution import EndpointFacts, VerdictKind
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
+from otao.services.rollout_counts import FleetCounts
 from otao.services.waves import Progress, WaveService
 from otao.services.workers import attempt, when_woken
 from otao.store.endpoints import EndpointStore
 from otao.store.offers import OfferStore
 
 Halt = Callable[[str, str, str, str], Awaitable[None]]
+
+# How long a status read waits for a recount of a large fleet before showing the last count.
+STATUS_WAIT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,8 @@ class RolloutStatus:
     not_yet_eligible: int
     # With a rollout plan: its waves and gate.
     progress: Progress | None = None
+    # When eligible, awaiting_consent and not_yet_eligible were counted (None: not yet).
+    counted_at: datetime | None = None
 
 
 class RolloutService:
@@ -51,35 +56,34 @@ class RolloutService:
         self._offers = offers
         self._clock = clock
 
-    async def status(self, caller: Caller, application: str, version: str) -> RolloutStatus:
+    async def status(
+        self, caller: Caller, application: str, version: str, wait: float | None = STATUS_WAIT
+    ) -> RolloutStatus:
+        """``wait`` bounds the wait for a recount of a large fleet (then the last count is
+        shown, with when it was made: docs/rollouts.md, "How fresh the counts are")."""
         self._applications.require(caller.tenant_id, application)
         validation.version(version)
         catalog = await self._catalogs.get(caller.tenant_id, application)
         definition = catalog.get(version)
         if definition is None:
             raise NotFound(f"application {application} has no version {version}")
-        now = self._clock()
-        consent_required = catalog.settings.consent_required
-        eligible = awaiting = pending = 0
-        states = await self._endpoints.all_for_application(caller.tenant_id, application)
-        for state in states:
-            facts = EndpointFacts.of(state, None)
-            if definition not in catalog.candidates(facts.current_version):
-                continue
-            blocked = resolution.eligibility_blocker(definition, facts, consent_required, now)
-            if blocked is None:
-                eligible += 1
-            elif blocked.kind is VerdictKind.AWAITING_CONSENT:
-                awaiting += 1
-            elif blocked.kind is VerdictKind.ROLLOUT_DATE_PENDING:
-                pending += 1
+        fleet = await self._waves.fleet(catalog, definition, wait)
+        counts = fleet.value if fleet is not None else FleetCounts()
         applied, failed = await self._endpoints.report_counts(
             caller.tenant_id, application, version
         )
         offered = await self._offers.offered_count(caller.tenant_id, application, version)
-        judged = await self._waves.progress(caller.tenant_id, application, version)
+        judged = await self._waves.progress(caller.tenant_id, application, version, wait, fleet)
         return RolloutStatus(
-            definition, eligible, offered, applied, failed, awaiting, pending, judged
+            definition,
+            counts.eligible,
+            offered,
+            applied,
+            failed,
+            counts.awaiting_consent,
+            counts.not_yet_eligible,
+            judged,
+            fleet.at if fleet is not None else None,
         )
 
 

@@ -15,11 +15,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from otao.domain import resolution
 from otao.domain.catalog import Catalog
 from otao.domain.errors import Aborted, FailedPrecondition, NotFound, OtaoError
 from otao.domain.models import (
@@ -27,14 +26,12 @@ from otao.domain.models import (
     AppliedReport,
     Caller,
     EndpointKey,
-    EndpointState,
     RolloutStrategy,
     Software,
 )
 from otao.domain.push import PushJob
-from otao.domain.resolution import EndpointFacts
 from otao.domain.retry import LostRace, until_written
-from otao.domain.rollout_plan import RolloutPlan, WaveState, wave_for, wave_state
+from otao.domain.rollout_plan import Advance, RolloutPlan, WaveState, wave_for, wave_state
 from otao.domain.rollout_progress import (
     GateState,
     InstallReport,
@@ -45,13 +42,13 @@ from otao.domain.rollout_progress import (
     outcome,
     should_advance,
 )
-from otao.domain.rollout_state import RolloutState
+from otao.domain.rollout_state import InstallRecord, RolloutState
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
 from otao.services.catalogs import CatalogCache
 from otao.services.ports import EventKind, RolloutEvents
-from otao.store.endpoints import EndpointStore
-from otao.store.offers import OfferStore
+from otao.services.rollout_counts import Counted, FleetCounts, FleetTally, Recounts
+from otao.store.rollout_reads import RolloutReads
 from otao.store.software import SoftwareStore
 
 log = logging.getLogger(__name__)
@@ -76,6 +73,10 @@ class Progress:
     rollout: RolloutState
     waves: tuple[WaveStatus, ...]
     gate: GateState
+    # When the waves' outcomes were counted, and their eligible endpoints (None: not yet;
+    # every wave's eligible is 0 then). See docs/rollouts.md, "How fresh the counts are".
+    counted_at: datetime | None = None
+    eligible_counted_at: datetime | None = None
 
     @property
     def open_counts(self) -> OutcomeCounts:
@@ -90,11 +91,10 @@ class Progress:
 def endpoint_outcome(
     plan: RolloutPlan,
     version: str,
-    state: EndpointState,
+    record: InstallRecord | None,
     offered_at: datetime | None,
     now: datetime,
 ) -> Outcome | None:
-    record = next((i for i in state.installs if i.version == version), None)
     polls = (
         [Poll(record.poll_config_id, record.poll_at)]
         if record is not None and record.poll_at is not None
@@ -112,38 +112,44 @@ def endpoint_outcome(
     )
 
 
-def progress(
-    catalog: Catalog,
+def wave_outcomes(
     definition: Software,
-    states: Iterable[EndpointState],
-    offered_at: dict[str, datetime],
+    plan: RolloutPlan,
+    installs: Mapping[str, InstallRecord],
+    offered_at: Mapping[str, datetime],
+    now: datetime,
+) -> tuple[OutcomeCounts, ...]:
+    """Each wave's outcome counts. Only endpoints offered or reporting the version have an
+    outcome, so these two are all that is read: never the rest of the fleet."""
+    outcomes: list[list[Outcome | None]] = [[] for _ in plan.waves]
+    version, application = definition.version, definition.application
+    for endpoint_id in offered_at.keys() | installs.keys():
+        wave = wave_for(plan, application, endpoint_id, version)
+        outcomes[wave].append(
+            endpoint_outcome(
+                plan, version, installs.get(endpoint_id), offered_at.get(endpoint_id), now
+            )
+        )
+    return tuple(OutcomeCounts.of(each) for each in outcomes)
+
+
+def progress(
+    definition: Software,
+    outcomes: tuple[OutcomeCounts, ...],
+    eligible: tuple[int, ...],
     now: datetime,
 ) -> Progress | None:
     """Every wave's eligible endpoints and outcomes, and the gate; None without a plan."""
     plan, rollout = definition.spec.rollout_plan, definition.rollout
     if plan is None or rollout is None:
         return None
-    version = definition.version
-    consent_required = catalog.settings.consent_required
-    eligible = [0] * len(plan.waves)
-    outcomes: list[list[Outcome | None]] = [[] for _ in plan.waves]
-    for state in states:
-        wave = wave_for(plan, definition.application, state.endpoint_id, version)
-        facts = EndpointFacts.of(state, None)
-        if definition in catalog.candidates(facts.current_version) and (
-            resolution.eligibility_blocker(definition, facts, consent_required, now) is None
-        ):
-            eligible[wave] += 1
-        outcomes[wave].append(
-            endpoint_outcome(plan, version, state, offered_at.get(state.endpoint_id), now)
-        )
     waves = tuple(
         WaveStatus(
             percent=w.percent,
             state=wave_state(index, rollout.current_wave),
             opened_at=rollout.opened_at[index] if index < len(rollout.opened_at) else None,
-            eligible=eligible[index],
-            counts=OutcomeCounts.of(outcomes[index]),
+            eligible=eligible[index] if index < len(eligible) else 0,
+            counts=outcomes[index] if index < len(outcomes) else OutcomeCounts(),
         )
         for index, w in enumerate(plan.waves)
     )
@@ -154,14 +160,30 @@ def progress(
     return Progress(definition, plan, rollout, waves, state_of_gate)
 
 
+def decides(definition: Software) -> bool:
+    """Whether judging the rollout could change anything: open a wave by itself, or halt it
+    by its rolloutPolicy. Otherwise its gate is not judged (nothing read)."""
+    plan, rollout = definition.spec.rollout_plan, definition.rollout
+    if plan is None or rollout is None:
+        return False
+    if definition.rollout_strategy is RolloutStrategy.SUSPENDED:
+        return False
+    advancing = (
+        plan.advance is Advance.AUTOMATIC
+        and not rollout.paused
+        and rollout.current_wave < plan.last_wave
+    )
+    halting = definition.spec.rollout_policy is not None and definition.halt is None
+    return advancing or halting
+
+
 class WaveService:
     def __init__(
         self,
         applications: ApplicationDirectory,
         catalogs: CatalogCache,
         software: SoftwareStore,
-        endpoints: EndpointStore,
-        offers: OfferStore,
+        reads: RolloutReads,
         audit: AuditLog,
         enqueue: Enqueue,
         halt: Halt,
@@ -173,8 +195,10 @@ class WaveService:
         self._applications = applications
         self._catalogs = catalogs
         self._software = software
-        self._endpoints = endpoints
-        self._offers = offers
+        self._reads = reads
+        # Outcome and eligible counts, recounted as their cost allows (services/rollout_counts).
+        self._outcome_counts: Recounts[tuple[OutcomeCounts, ...]] = Recounts(clock)
+        self._fleet_counts: Recounts[FleetCounts] = Recounts(clock)
         self._audit = audit
         self._enqueue = enqueue
         self._halt = halt
@@ -188,14 +212,74 @@ class WaveService:
         # Judgements completed so far (tests wait on it instead of sleeping).
         self.rounds = 0
 
-    async def progress(self, tenant_id: str, application: str, version: str) -> Progress | None:
+    async def progress(
+        self,
+        tenant_id: str,
+        application: str,
+        version: str,
+        wait: float | None = None,
+        fleet: Counted[FleetCounts] | None = None,
+    ) -> Progress | None:
+        """The rollout's waves and gate; ``wait`` bounds the wait for a recount (then the
+        last count is used), ``fleet`` gives the eligible counts (the status's)."""
         catalog = await self._catalogs.get(tenant_id, application)
         definition = catalog.get(version)
         if definition is None or definition.spec.rollout_plan is None:
             return None
-        states = await self._endpoints.all_for_application(tenant_id, application)
-        offered = await self._offers.offered_at(tenant_id, application, version)
-        return progress(catalog, definition, states, offered, self._clock())
+        counted = await self._outcomes(definition, wait)
+        outcomes = counted.value if counted is not None else ()
+        eligible = fleet.value.eligible_by_wave if fleet is not None else ()
+        found = progress(definition, outcomes, eligible, self._clock())
+        if found is None:
+            return None
+        return replace(
+            found,
+            counted_at=counted.at if counted is not None else None,
+            eligible_counted_at=fleet.at if fleet is not None else None,
+        )
+
+    async def _outcomes(
+        self, definition: Software, wait: float | None
+    ) -> Counted[tuple[OutcomeCounts, ...]] | None:
+        plan = _plan(definition)
+        tenant_id, application, version = (
+            definition.tenant_id,
+            definition.application,
+            definition.version,
+        )
+
+        async def count() -> tuple[OutcomeCounts, ...]:
+            installs = await self._reads.installs(tenant_id, application, version)
+            offered = await self._reads.offered_at(tenant_id, application, version)
+            return wave_outcomes(definition, plan, installs, offered, self._clock())
+
+        # The plan is in the key: a replaced plan (other waves, windows) is counted anew.
+        key = (tenant_id, application, version, plan)
+        return await self._outcome_counts.get(key, count, wait)
+
+    async def fleet(
+        self, catalog: Catalog, definition: Software, wait: float | None = None
+    ) -> Counted[FleetCounts] | None:
+        """The eligible counts of the status (every known endpoint read, a page at a time)."""
+
+        async def count() -> FleetCounts:
+            tally = FleetTally(catalog, definition, self._clock())
+            async for page in self._reads.known(definition.tenant_id, definition.application):
+                tally.add(page)
+            return tally.counts()
+
+        if definition.rollout_strategy is RolloutStrategy.SUSPENDED:
+            return Counted(FleetCounts(), self._clock(), 0.0, 0.0)  # nobody is a candidate
+        # What eligibility depends on, besides the endpoints and the time: not the rollout
+        # state, so opening a wave keeps the count.
+        key = (
+            definition.tenant_id,
+            definition.application,
+            definition.version,
+            definition.spec,
+            catalog.settings,
+        )
+        return await self._fleet_counts.get(key, count, wait)
 
     async def gates(self, tenant_id: str, application: str) -> dict[str, GateState]:
         """Every planned definition's gate, for explain's not_in_open_wave reasons."""
@@ -314,13 +398,18 @@ class WaveService:
     async def judge(self, tenant_id: str, application: str, version: str) -> bool:
         """Judge one rollout: halt it by its rolloutPolicy, or open its next wave when the
         gate is met and the plan advances by itself. True when a wave opened."""
-        judged = await self.progress(tenant_id, application, version)
-        if judged is None or judged.definition.rollout_strategy is RolloutStrategy.SUSPENDED:
+        catalog = await self._catalogs.get(tenant_id, application)
+        found = catalog.get(version)
+        if found is None or found.rollout_strategy is RolloutStrategy.SUSPENDED:
             return False
-        definition = judged.definition
         # A wave opened by an earlier judgement, on any replica: its push exists (the id
         # names the wave, so this is a duplicate insert, not a second push).
-        await self._push_wave(definition)
+        await self._push_wave(found)
+        if not decides(found):
+            return False  # manual, paused, the last wave open: nothing to count for
+        judged = await self.progress(tenant_id, application, version)
+        if judged is None:
+            return False
         if await self._halted(judged):
             return False
         if not should_advance(judged.plan, judged.gate, judged.rollout.paused):

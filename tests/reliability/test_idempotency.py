@@ -170,6 +170,7 @@ class World:
         status = await rollout.GetRolloutStatus(
             rollout_pb2.GetRolloutStatusRequest(application_name=self.app, version=version)
         )
+        status.ClearField("counted_at")  # when the counts were made, not what they say
         scope = {"tenantId": "default", "application": self.app}
         return {
             "endpoint": await self.doc(endpoint),

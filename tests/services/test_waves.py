@@ -153,6 +153,10 @@ async def test_a_manual_plan_waits_for_advance_and_pause_holds_every_offer(
     status = await rollout_status(rest, application.name, "1.1.0")
     assert status["gate"]["met"] is True
     assert "waits for rollout:advance" in status["gate"]["reason"]
+    # A fleet this small is counted for every read: the counts are as of now.
+    opened = datetime.fromisoformat(status["waves"][0]["openedAt"])
+    assert datetime.fromisoformat(status["countedAt"]) >= opened
+    assert datetime.fromisoformat(status["outcomesCountedAt"]) >= opened
     await otao.app.waves.judge("default", application.name, "1.1.0")
     assert await current_wave(rest, application.name) == 0  # met, but manual
 

@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from kaa.otao.v1 import software_pb2 as kaa_dot_otao_dot_v1_dot_software__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19kaa/otao/v1/rollout.proto\x12\x0bkaa.otao.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1akaa/otao/v1/software.proto\"D\n\x17GetRolloutStatusRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\xd7\x02\n\rRolloutStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x18\n\x10rollout_strategy\x18\x02 \x01(\t\x12&\n\x04halt\x18\x03 \x01(\x0b\x32\x18.kaa.otao.v1.RolloutHalt\x12\x10\n\x08\x65ligible\x18\x04 \x01(\x03\x12\x0f\n\x07offered\x18\x05 \x01(\x03\x12\x0f\n\x07\x61pplied\x18\x06 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x07 \x01(\x03\x12\x18\n\x10\x61waiting_consent\x18\x08 \x01(\x03\x12\x18\n\x10not_yet_eligible\x18\t \x01(\x03\x12\x14\n\x0c\x63urrent_wave\x18\n \x01(\x05\x12\x0e\n\x06paused\x18\x0b \x01(\x08\x12&\n\x04gate\x18\x0c \x01(\x0b\x32\x18.kaa.otao.v1.RolloutGate\x12-\n\x05waves\x18\r \x03(\x0b\x32\x1e.kaa.otao.v1.RolloutWaveStatus\"*\n\x0bRolloutGate\x12\x0b\n\x03met\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xf6\x01\n\x11RolloutWaveStatus\x12\x0f\n\x07percent\x18\x01 \x01(\x05\x12\r\n\x05state\x18\x02 \x01(\t\x12-\n\topened_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65ligible\x18\x04 \x01(\x03\x12\x0f\n\x07offered\x18\x05 \x01(\x03\x12\x0f\n\x07\x61pplied\x18\x06 \x01(\x03\x12\x11\n\tcommitted\x18\x07 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x08 \x01(\x03\x12\x13\n\x0brolled_back\x18\t \x01(\x03\x12\x11\n\ttimed_out\x18\n \x01(\x03\x12\x13\n\x0bunconfirmed\x18\x0b \x01(\x03\"B\n\x15\x41\x64vanceRolloutRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"@\n\x13PauseRolloutRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"A\n\x14ResumeRolloutRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"Z\n\x17ListAuditEntriesRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x18ListAuditEntriesResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.kaa.otao.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb0\x01\n\nAuditEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x11\n\ttenant_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x10\n\x08resource\x18\x06 \x01(\t\x12(\n\x07\x64\x65tails\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct2\xb8\x06\n\x0eRolloutService\x12\xa0\x01\n\x10GetRolloutStatus\x12$.kaa.otao.v1.GetRolloutStatusRequest\x1a\x1a.kaa.otao.v1.RolloutStatus\"J\x82\xd3\xe4\x93\x02\x44\x12\x42/api/v1/applications/{application_name}/software/{version}/rollout\x12\xa4\x01\n\x0e\x41\x64vanceRollout\x12\".kaa.otao.v1.AdvanceRolloutRequest\x1a\x1a.kaa.otao.v1.RolloutStatus\"R\x82\xd3\xe4\x93\x02L\"J/api/v1/applications/{application_name}/software/{version}/rollout:advance\x12\x9e\x01\n\x0cPauseRollout\x12 .kaa.otao.v1.PauseRolloutRequest\x1a\x1a.kaa.otao.v1.RolloutStatus\"P\x82\xd3\xe4\x93\x02J\"H/api/v1/applications/{application_name}/software/{version}/rollout:pause\x12\xa1\x01\n\rResumeRollout\x12!.kaa.otao.v1.ResumeRolloutRequest\x1a\x1a.kaa.otao.v1.RolloutStatus\"Q\x82\xd3\xe4\x93\x02K\"I/api/v1/applications/{application_name}/software/{version}/rollout:resume\x12\x96\x01\n\x10ListAuditEntries\x12$.kaa.otao.v1.ListAuditEntriesRequest\x1a%.kaa.otao.v1.ListAuditEntriesResponse\"5\x82\xd3\xe4\x93\x02/\x12-/api/v1/applications/{application_name}/auditb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19kaa/otao/v1/rollout.proto\x12\x0bkaa.otao.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1akaa/otao/v1/software.proto\"D\n\x17GetRolloutStatusRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\xc0\x03\n\rRolloutStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x18\n\x10rollout_strategy\x18\x02 \x01(\t\x12&\n\x04halt\x18\x03 \x01(\x0b\x32\x18.kaa.otao.v1.RolloutHalt\x12\x10\n\x08\x65ligible\x18\x04 \x01(\x03\x12\x0f\n\x07offered\x18\x05 \x01(\x03\x12\x0f\n\x07\x61pplied\x18\x06 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x07 \x01(\x03\x12\x18\n\x10\x61waiting_consent\x18\x08 \x01(\x03\x12\x18\n\x10not_yet_eligible\x18\t \x01(\x03\x12\x14\n\x0c\x63urrent_wave\x18\n \x01(\x05\x12\x0e\n\x06paused\x18\x0b \x01(\x08\x12&\n\x04gate\x18\x0c \x01(\x0b\x32\x18.kaa.otao.v1.RolloutGate\x12-\n\x05waves\x18\r \x03(\x0b\x32\x1e.kaa.otao.v1.RolloutWaveStatus\x12.\n\ncounted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13outcomes_counted_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\x0bRolloutGate\x12\x0b\n\x03met\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xf6\x01\n\x11RolloutWaveStatus\x12\x0f\n\x07percent\x18\x01 \x01(\x05\x12\r\n\x05state\x18\x02 \x01(\t\x12-\n\topened_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65ligible\x18\x04 \x01(\x03\x12\x0f\n\x07offered\x18\x05 \x01(\x03\x12\x0f\n\x07\x61pplied\x18\x06 \x01(\x03\x12\x11\n\tcommitted\x18\x07 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x08 \x01(\x03\x12\x13\n\x0brolled_back\x18\t \x01(\x03\x12\x11\n\ttimed_out\x18\n \x01(\x03\x12\x13\n\x0bunconfirmed\x18\x0b \x01(\x03\"B\n\x15\x41\x64vanceRolloutRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"@\n\x13PauseRolloutRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"A\n\x14ResumeRolloutRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"Z\n\x17ListAuditEntriesRequest\x12\x18\n\x10\x61pplication_name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x18ListAuditEntriesResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.kaa.otao.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb0\x01\n\nAuditEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x11\n\ttenant_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x10\n\x08resource\x18\x06 \x01(\t\x12(\n\x07\x64\x65tails\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct2\xb8\x06\n\x0eRolloutService\x12\xa0\x01\n\x10GetRolloutStatus\x12$.kaa.otao.v1.GetRolloutStatusRequest\x1a\x1a.kaa.otao.v1.RolloutStatus\"J\x82\xd3\xe4\x93\x02\x44\x12\x42/api/v1/applications/{application_name}/software/{version}/rollout\x12\xa4\x01\n\x0e\x41\x64vanceRollout\x12\".kaa.otao.v1.AdvanceRolloutRequest\x1a\x1a.kaa.otao.v1.RolloutStatus\"R\x82\xd3\xe4\x93\x02L\"J/api/v1/applications/{application_name}/software/{version}/rollout:advance\x12\x9e\x01\n\x0cPauseRollout\x12 .kaa.otao.v1.PauseRolloutRequest\x1a\x1a.kaa.otao.v1.RolloutStatus\"P\x82\xd3\xe4\x93\x02J\"H/api/v1/applications/{application_name}/software/{version}/rollout:pause\x12\xa1\x01\n\rResumeRollout\x12!.kaa.otao.v1.ResumeRolloutRequest\x1a\x1a.kaa.otao.v1.RolloutStatus\"Q\x82\xd3\xe4\x93\x02K\"I/api/v1/applications/{application_name}/software/{version}/rollout:resume\x12\x96\x01\n\x10ListAuditEntries\x12$.kaa.otao.v1.ListAuditEntriesRequest\x1a%.kaa.otao.v1.ListAuditEntriesResponse\"5\x82\xd3\xe4\x93\x02/\x12-/api/v1/applications/{application_name}/auditb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,23 +48,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETROLLOUTSTATUSREQUEST']._serialized_start=163
   _globals['_GETROLLOUTSTATUSREQUEST']._serialized_end=231
   _globals['_ROLLOUTSTATUS']._serialized_start=234
-  _globals['_ROLLOUTSTATUS']._serialized_end=577
-  _globals['_ROLLOUTGATE']._serialized_start=579
-  _globals['_ROLLOUTGATE']._serialized_end=621
-  _globals['_ROLLOUTWAVESTATUS']._serialized_start=624
-  _globals['_ROLLOUTWAVESTATUS']._serialized_end=870
-  _globals['_ADVANCEROLLOUTREQUEST']._serialized_start=872
-  _globals['_ADVANCEROLLOUTREQUEST']._serialized_end=938
-  _globals['_PAUSEROLLOUTREQUEST']._serialized_start=940
-  _globals['_PAUSEROLLOUTREQUEST']._serialized_end=1004
-  _globals['_RESUMEROLLOUTREQUEST']._serialized_start=1006
-  _globals['_RESUMEROLLOUTREQUEST']._serialized_end=1071
-  _globals['_LISTAUDITENTRIESREQUEST']._serialized_start=1073
-  _globals['_LISTAUDITENTRIESREQUEST']._serialized_end=1163
-  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_start=1165
-  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_end=1258
-  _globals['_AUDITENTRY']._serialized_start=1261
-  _globals['_AUDITENTRY']._serialized_end=1437
-  _globals['_ROLLOUTSERVICE']._serialized_start=1440
-  _globals['_ROLLOUTSERVICE']._serialized_end=2264
+  _globals['_ROLLOUTSTATUS']._serialized_end=682
+  _globals['_ROLLOUTGATE']._serialized_start=684
+  _globals['_ROLLOUTGATE']._serialized_end=726
+  _globals['_ROLLOUTWAVESTATUS']._serialized_start=729
+  _globals['_ROLLOUTWAVESTATUS']._serialized_end=975
+  _globals['_ADVANCEROLLOUTREQUEST']._serialized_start=977
+  _globals['_ADVANCEROLLOUTREQUEST']._serialized_end=1043
+  _globals['_PAUSEROLLOUTREQUEST']._serialized_start=1045
+  _globals['_PAUSEROLLOUTREQUEST']._serialized_end=1109
+  _globals['_RESUMEROLLOUTREQUEST']._serialized_start=1111
+  _globals['_RESUMEROLLOUTREQUEST']._serialized_end=1176
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_start=1178
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_end=1268
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_start=1270
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_end=1363
+  _globals['_AUDITENTRY']._serialized_start=1366
+  _globals['_AUDITENTRY']._serialized_end=1542
+  _globals['_ROLLOUTSERVICE']._serialized_start=1545
+  _globals['_ROLLOUTSERVICE']._serialized_end=2369
 # @@protoc_insertion_point(module_scope)

@@ -60,6 +60,8 @@ class RolloutStatus(_message.Message):
     PAUSED_FIELD_NUMBER: _builtins.int
     GATE_FIELD_NUMBER: _builtins.int
     WAVES_FIELD_NUMBER: _builtins.int
+    COUNTED_AT_FIELD_NUMBER: _builtins.int
+    OUTCOMES_COUNTED_AT_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     rollout_strategy: _builtins.str
     eligible: _builtins.int
@@ -79,6 +81,18 @@ class RolloutStatus(_message.Message):
     def gate(self) -> Global___RolloutGate: ...
     @_builtins.property
     def waves(self) -> _containers.RepeatedCompositeFieldContainer[Global___RolloutWaveStatus]: ...
+    @_builtins.property
+    def counted_at(self) -> _timestamp_pb2.Timestamp:
+        """When eligible, awaiting_consent, not_yet_eligible and the waves' eligible were counted
+        (they read every known endpoint). Unset: not counted yet, and those counts are 0. A count
+        that took long (a large fleet) is shown again for up to 20 times what it took, at most a
+        minute, and a wave action's reply does not wait for a new one (docs/rollouts.md).
+        """
+
+    @_builtins.property
+    def outcomes_counted_at(self) -> _timestamp_pb2.Timestamp:
+        """When the waves' outcome counts, and so the gate, were counted; on the same terms."""
+
     def __init__(
         self,
         *,
@@ -95,10 +109,12 @@ class RolloutStatus(_message.Message):
         paused: _builtins.bool = ...,
         gate: Global___RolloutGate | None = ...,
         waves: _abc.Iterable[Global___RolloutWaveStatus] | None = ...,
+        counted_at: _timestamp_pb2.Timestamp | None = ...,
+        outcomes_counted_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["gate", b"gate", "halt", b"halt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["counted_at", b"counted_at", "gate", b"gate", "halt", b"halt", "outcomes_counted_at", b"outcomes_counted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "awaiting_consent", b"awaiting_consent", "current_wave", b"current_wave", "eligible", b"eligible", "failed", b"failed", "gate", b"gate", "halt", b"halt", "not_yet_eligible", b"not_yet_eligible", "offered", b"offered", "paused", b"paused", "rollout_strategy", b"rollout_strategy", "version", b"version", "waves", b"waves"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "awaiting_consent", b"awaiting_consent", "counted_at", b"counted_at", "current_wave", b"current_wave", "eligible", b"eligible", "failed", b"failed", "gate", b"gate", "halt", b"halt", "not_yet_eligible", b"not_yet_eligible", "offered", b"offered", "outcomes_counted_at", b"outcomes_counted_at", "paused", b"paused", "rollout_strategy", b"rollout_strategy", "version", b"version", "waves", b"waves"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
