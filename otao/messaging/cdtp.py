@@ -43,6 +43,7 @@ _SEQUENCE_MASK = (1 << 64) - 1
 # ConfigRequest.configName: absent (every Kaa 1.0-1.5 CMX) or "default" is the OTA software.
 _OTA_CONFIG_NAMES = frozenset({None, "default"})
 _CONTENT_TYPE = "application/json"  # ConfigResponse.contentType's default (records.py)
+_NOTHING_NEW = PollResult.NOTHING_NEW
 
 
 def _now_ms() -> int:
@@ -72,13 +73,15 @@ class CdtpProvider:
 
     def register(self) -> None:
         group = self._subjects.queue_group
-        self._connection.subscribe(self._subjects.cdtp_request, self._on_request, queue=group)
+        # Traced or not is decided here, before the connection subscribes (tests and the
+        # entry point configure tracing before otao is built).
+        on_request = tracing.handler("cdtp ConfigRequest", "CONSUMER", self._on_request)
+        self._connection.subscribe(self._subjects.cdtp_request, on_request, queue=group)
         self._connection.subscribe(self._subjects.config_applied, self._on_applied, queue=group)
         self._connection.subscribe(
             self._subjects.elce_unregistered, self._on_unregistered, queue=group
         )
 
-    @tracing.traced("cdtp ConfigRequest", "CONSUMER")
     async def _on_request(self, msg: Msg) -> None:
         started = time.perf_counter()
         reply = msg.reply
@@ -103,14 +106,19 @@ class CdtpProvider:
         # The common poll is decided from the in-memory catalog: answered right here, with
         # no task and no suspension. Anything that needs the database gets a task.
         try:
-            offer = self._delivery.poll_from_catalog(
+            steady = self._delivery.poll_from_catalog(
                 request.app_version_name, request.endpoint_id, request.config_id
             )
         except Exception as error:
             await self._answered(reply, _error_response(request, error), started)
             return
-        if offer is not None:
-            await self._answered_from_catalog(reply, request, offer, started)
+        if steady:
+            try:
+                await self._connection.publish(reply, self._nothing_new(request))
+            except OtaoError as error:
+                log.warning("ConfigResponse not sent: %s", error.message)
+            self._polls.done("200", started)
+            self._meter.poll(_NOTHING_NEW)
             return
         await self._slots.acquire()
         task = asyncio.create_task(self._answer(reply, request, started))
@@ -143,30 +151,22 @@ class CdtpProvider:
         self._polls.done(str(status), started)
         self._meter.poll(_poll_result(status, response.config_id))
 
-    async def _answered_from_catalog(
-        self, subject: str, request: ConfigRequest, offer: Offer, started: float
-    ) -> None:
-        """``_answered(subject, _success(request, offer), started)`` without building the
-        ConfigResponse (the steady-state poll; values in the schema's order)."""
+    def _nothing_new(self, request: ConfigRequest) -> bytes:
+        """``encode(_success(request, Offer(known)))`` for a steady-state poll, encoded from its
+        values (in the schema's order) without building the ConfigResponse."""
         values = (
             request.correlation_id,
             _now_ms(),
             0,  # timeout
             request.app_version_name,
             request.endpoint_id,
-            offer.version,
+            None,  # configId: nothing new
             _CONTENT_TYPE,
-            offer.content,
+            None,  # content
             200,
             None,
         )
-        try:
-            payload = self._codec.encode_values(ConfigResponse, values)
-            await self._connection.publish(subject, payload)
-        except OtaoError as error:
-            log.warning("ConfigResponse not sent: %s", error.message)
-        self._polls.done("200", started)
-        self._meter.poll(PollResult.NOTHING_NEW if offer.version is None else PollResult.UPDATE)
+        return self._codec.encode_values(ConfigResponse, values)
 
     async def _reply(self, subject: str, response: ConfigResponse) -> None:
         try:

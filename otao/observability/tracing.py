@@ -104,6 +104,16 @@ def traced(
     return wrap
 
 
+def handler(name: str, kind: str, handle: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """``handle`` run in a span of its own when tracing is on now, else ``handle`` itself.
+
+    For a door that decides once, where it subscribes (as the gRPC server decides when it is
+    built): with tracing off a steady-state CDTP poll then pays no wrapper coroutine (about
+    0.4 µs of otao's 13 µs a poll, measured in-process).
+    """
+    return traced(name, kind)(handle) if enabled() else handle
+
+
 def set_attribute(current: Span | None, key: str, value: str) -> None:
     if current is not None:
         current.set_attribute(key, value)
