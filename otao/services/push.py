@@ -44,16 +44,63 @@ log = logging.getLogger(__name__)
 # Offers (which endpoint was offered which version; rollout status counts them) are recorded
 # after their notifications leave, never before, by a recorder task beside the sender. Up to
 # OFFERS_RECORD_FROM they wait in memory for the walk's end: recording them meanwhile would
-# pace the notifications by the database's insert rate (on nx-27017 about 5,000 documents a
-# second, against 10,000-25,000 endpoint documents read; MongoDB does both at once). Past it
-# the recorder works while the walk goes on, one write in flight; the walk waits only when
-# OFFERS_PENDING_MAX are pending, which bounds the memory (about 15 bytes an offer, kept as
-# joined endpoint ids: 15 MB at a million).
-OFFERS_RECORD_FROM = 100_000
-OFFERS_PENDING_MAX = 1_000_000
+# pace the notifications by the database's insert rate (nx-27017, which answers one request
+# at a time, writes 5,000-15,000 offers a second against 15,000-30,000 endpoints read; a
+# MongoDB does both at once, and a lower value costs it nothing). Past it the recorder works
+# while the walk goes on, one write in flight; the walk waits only when OFFERS_PENDING_MAX
+# are pending, which bounds the memory: an offer is kept as its endpoint id joined with the
+# batch's others, the id's length plus about one byte (12 MB a million for the bench's ids).
+OFFERS_RECORD_FROM = 1_000_000
+OFFERS_PENDING_MAX = 2_000_000
 OFFER_CHUNK = 5_000  # offers per write at most
 # Endpoints are read in pages of at least this many (the next while the current is worked).
-READ_PAGE = 2_000
+READ_PAGE = 500
+# Sends between two turns of the event loop (the walk's next read, the NATS flusher).
+YIELD_EVERY = 100
+# Batches read ahead of the one being sent (beside the page the walk itself reads ahead), so
+# that the database always has the next read queued: on nx-27017, which answers one request
+# at a time, the reads and the progress writes then follow each other without a gap.
+READ_AHEAD = 2
+
+
+async def _read_ahead(
+    batches: AsyncGenerator[EndpointBatch, None], depth: int
+) -> AsyncGenerator[EndpointBatch, None]:
+    """``batches``, read by a task of their own up to ``depth`` ahead of the consumer."""
+    ready: asyncio.Queue[EndpointBatch | Exception | None] = asyncio.Queue(depth)
+    closing = False
+
+    async def read() -> None:
+        try:
+            async for batch in batches:
+                if closing:
+                    return
+                await ready.put(batch)
+        except Exception as error:  # the consumer raises it, in order
+            await ready.put(error)
+            return
+        await ready.put(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            item = await ready.get()
+            if isinstance(item, Exception):
+                raise item
+            if item is None:
+                return
+            yield item
+    finally:
+        closing = True
+        reader.cancel()
+        while not reader.done():
+            # Should the driver absorb the cancel, the reader must not block on a full queue.
+            while not ready.empty():
+                ready.get_nowait()
+            await asyncio.wait({reader}, timeout=0.05)
+        if not reader.cancelled():
+            reader.result()
+        await batches.aclose()
 
 
 @dataclass(slots=True)
@@ -79,6 +126,7 @@ class _Run:
     unrecorded: deque[_Sent] = field(default_factory=deque)
     pending: int = 0
     walked: bool = False  # nothing more will be queued
+    abandoned: bool = False  # the run failed: record nothing more
     recorder: asyncio.Task[None] | None = None
     queued: asyncio.Event = field(default_factory=asyncio.Event)
     room: asyncio.Event = field(default_factory=asyncio.Event)
@@ -109,6 +157,7 @@ class RateLimiter:
 
     def __init__(self, rate: float) -> None:
         self._rate = rate
+        self.limited = rate > 0
         self._tokens = rate
         self._last = time.monotonic()
 
@@ -242,6 +291,10 @@ class PushService:
             await self._recorded(run)
         finally:
             if run.recorder is not None and not run.recorder.done():
+                # A flag as well as the cancel: the driver may absorb a cancellation that
+                # lands inside one of its operations (seen with pymongo's inserts).
+                run.abandoned = True
+                run.queued.set()
                 run.recorder.cancel()
                 with contextlib.suppress(asyncio.CancelledError, LeaseLost, OtaoError):
                     await run.recorder
@@ -263,7 +316,7 @@ class PushService:
         batches = self._endpoints.walk(
             job.tenant_id, job.application, after, through, self._batch_size, READ_PAGE
         )
-        return contextlib.aclosing(batches)
+        return contextlib.aclosing(_read_ahead(batches, READ_AHEAD))
 
     async def _recover_offers(self, run: _Run) -> None:
         """First pass: queue (to be recorded) the offers of the endpoints an earlier run sent
@@ -281,13 +334,28 @@ class PushService:
             async for batch in batches:
                 self.endpoints_walked += len(batch.states)
                 offers = self._deliveries(run, batch.states)
-                for state, offered in offers:
-                    await self._limiter.take()
+                # Per endpoint only what differs: the content is the same for every endpoint
+                # offered a version, and an unlimited rate needs no token.
+                contents: dict[str, bytes] = {}
+                publish, limited = self._publisher.config_updated, self._limiter.limited
+                for sent, (state, offered) in enumerate(offers):
+                    if sent % YIELD_EVERY == 0:
+                        # Publishing does not suspend: without this, the walk's next page
+                        # would not even be asked for until the batch is flushed.
+                        await asyncio.sleep(0)
+                    if limited:
+                        await self._limiter.take()
                     if self._budget is not None and capped(offered):
                         # A rollout plan's maxOffersPerMinute paces its pushes too.
                         key = EndpointKey(state.tenant_id, state.application, state.endpoint_id)
                         await self._budget.wait(key, offered, lambda: self._renew_if_due(run))
-                    await self._send(state, offered)
+                    content = contents.get(offered.version)
+                    if content is None:
+                        content = offered.spec.specification_json.encode()
+                        contents[offered.version] = content
+                    app_version = state.app_version or self._default_app_version(state)
+                    assert app_version is not None  # _deliveries leaves out those without
+                    await publish(app_version, state.endpoint_id, offered.version, content)
                 await self._publisher.flush()
                 run.progress = replace(
                     run.progress,
@@ -350,7 +418,7 @@ class PushService:
         write: the sender's, a lease renewal, or the end's)."""
         job = run.job
         try:
-            while run.unrecorded or not run.walked:
+            while not run.abandoned and (run.unrecorded or not run.walked):
                 if not run.unrecorded:
                     run.queued.clear()
                     await run.queued.wait()
