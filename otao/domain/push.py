@@ -27,6 +27,7 @@ from otao.domain.models import (
     Software,
 )
 from otao.domain.resolution import EndpointFacts
+from otao.domain.rollout_plan import wave_for
 
 # Before its date, a filter behaves as if its date were this far away.
 _NOT_YET = timedelta(days=365 * 100)
@@ -199,7 +200,7 @@ def catalog_before(job: PushJob, after: Catalog) -> Catalog:
 
 # What EndpointFacts.of(state, None) depends on: endpoints alike in these get one decision.
 _Signature = tuple[
-    str | None, frozenset[str] | None, frozenset[str], tuple[Consent, ...], str | None
+    str | None, frozenset[str] | None, frozenset[str], tuple[Consent, ...], tuple[int, ...]
 ]
 
 
@@ -211,15 +212,23 @@ def deliveries(
     (a fleet has few), since resolution is the cost of a push walk."""
     decided: dict[_Signature, Software | None] = {}
     pushed: list[tuple[EndpointState, Software]] = []
-    # A rollout plan places each endpoint by its own id: no two endpoints are alike then.
-    planned = any(d.spec.rollout_plan for c in (before, after) for d in c.definitions)
+    # A rollout plan places each endpoint by its id, in a wave: the endpoint's waves under
+    # every plan are part of its facts (a wave opening: two kinds of endpoint, not 100,000).
+    plans = list(
+        dict.fromkeys(  # once each: before and after mostly hold the same plan
+            (d.spec.rollout_plan, d.application, d.version)
+            for c in (before, after)
+            for d in c.definitions
+            if d.spec.rollout_plan is not None
+        )
+    )
     for state in states:
         signature = (
             state.current_version,
             state.filters,
             state.failed_versions,
             state.consents,
-            state.endpoint_id if planned else None,
+            tuple(wave_for(p, a, state.endpoint_id, v) for p, a, v in plans),
         )
         if signature in decided:
             offered = decided[signature]

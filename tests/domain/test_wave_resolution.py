@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from otao.domain.models import Software
+from otao.domain.models import EndpointState, Software
+from otao.domain.push import deliveries
 from otao.domain.resolution import EndpointFacts, VerdictKind, explain, select
 from otao.domain.rollout_plan import RolloutPlan, Wave, wave_for
 from otao.domain.rollout_progress import GateState
@@ -65,3 +66,15 @@ def test_an_endpoint_of_a_later_wave_is_told_its_wave_the_open_wave_and_the_gate
         "the endpoint is in wave 1 (100%), which opens next; open: wave 0 (10%); "
         "gate: 3 of 5 reports needed"
     )
+
+
+def test_a_wave_opening_pushes_exactly_the_endpoints_it_newly_includes() -> None:
+    # Endpoints alike in every fact but their wave: deliveries must tell them apart.
+    state = RolloutState.started(NOW)
+    states = [EndpointState("t", "app", e, current_version="1.0.0") for e in ENDPOINTS]
+    pushed = deliveries(
+        catalog(planned(state)), catalog(planned(state.advanced("alice", NOW))), states, NOW
+    )
+    assert {s.endpoint_id for s, _ in pushed} == {
+        e for e in ENDPOINTS if wave_for(PLAN, "app", e, "2.0.0") == 1
+    }
