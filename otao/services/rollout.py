@@ -67,13 +67,15 @@ class RolloutService:
         definition = catalog.get(version)
         if definition is None:
             raise NotFound(f"application {application} has no version {version}")
-        fleet = await self._waves.fleet(catalog, definition, wait)
-        counts = fleet.value if fleet is not None else FleetCounts()
-        applied, failed = await self._endpoints.report_counts(
-            caller.tenant_id, application, version
+        # The reads at once: a reply waits for the slowest, not their sum.
+        fleet, outcomes, (applied, failed), offered = await asyncio.gather(
+            self._waves.fleet(catalog, definition, wait),
+            self._waves.outcomes(definition, wait),
+            self._endpoints.report_counts(caller.tenant_id, application, version),
+            self._offers.offered_count(caller.tenant_id, application, version),
         )
-        offered = await self._offers.offered_count(caller.tenant_id, application, version)
-        judged = await self._waves.progress(caller.tenant_id, application, version, wait, fleet)
+        counts = fleet.value if fleet is not None else FleetCounts()
+        judged = self._waves.assemble(definition, outcomes, fleet)
         return RolloutStatus(
             definition,
             counts.eligible,

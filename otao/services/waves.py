@@ -224,9 +224,17 @@ class WaveService:
         last count is used), ``fleet`` gives the eligible counts (the status's)."""
         catalog = await self._catalogs.get(tenant_id, application)
         definition = catalog.get(version)
-        if definition is None or definition.spec.rollout_plan is None:
+        if definition is None:
             return None
-        counted = await self._outcomes(definition, wait)
+        return self.assemble(definition, await self.outcomes(definition, wait), fleet)
+
+    def assemble(
+        self,
+        definition: Software,
+        counted: Counted[tuple[OutcomeCounts, ...]] | None,
+        fleet: Counted[FleetCounts] | None,
+    ) -> Progress | None:
+        """The progress from its counts (None: not counted yet, shown as 0)."""
         outcomes = counted.value if counted is not None else ()
         eligible = fleet.value.eligible_by_wave if fleet is not None else ()
         found = progress(definition, outcomes, eligible, self._clock())
@@ -238,10 +246,13 @@ class WaveService:
             eligible_counted_at=fleet.at if fleet is not None else None,
         )
 
-    async def _outcomes(
-        self, definition: Software, wait: float | None
+    async def outcomes(
+        self, definition: Software, wait: float | None = None
     ) -> Counted[tuple[OutcomeCounts, ...]] | None:
-        plan = _plan(definition)
+        """Each wave's outcome counts (None without a plan, or not counted within ``wait``)."""
+        plan = definition.spec.rollout_plan
+        if plan is None:
+            return None
         tenant_id, application, version = (
             definition.tenant_id,
             definition.application,
@@ -287,7 +298,8 @@ class WaveService:
         found: dict[str, GateState] = {}
         for definition in catalog.definitions:
             if definition.spec.rollout_plan is not None:
-                judged = await self.progress(tenant_id, application, definition.version)
+                # Explain answers promptly: with the last count while a recount is long.
+                judged = await self.progress(tenant_id, application, definition.version, 1.0)
                 if judged is not None:
                     found[definition.version] = judged.gate
         return found
