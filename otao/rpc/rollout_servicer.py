@@ -110,7 +110,7 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
         caller = current_caller()
         await action(caller, request.application_name, request.version)
         status = await self._service.status(
-            caller, request.application_name, request.version, ACTION_REPLY_WAIT
+            caller, request.application_name, request.version, ACTION_REPLY_WAIT, recount=False
         )
         return status_to_proto(status)
 

@@ -57,10 +57,16 @@ class RolloutService:
         self._clock = clock
 
     async def status(
-        self, caller: Caller, application: str, version: str, wait: float | None = STATUS_WAIT
+        self,
+        caller: Caller,
+        application: str,
+        version: str,
+        wait: float | None = STATUS_WAIT,
+        recount: bool = True,
     ) -> RolloutStatus:
         """``wait`` bounds the wait for a recount of a large fleet (then the last count is
-        shown, with when it was made: docs/rollouts.md, "How fresh the counts are")."""
+        shown, with when it was made: docs/rollouts.md, "How fresh the counts are"). A wave
+        action's reply does not ``recount`` a large fleet (WaveService.fleet)."""
         self._applications.require(caller.tenant_id, application)
         validation.version(version)
         catalog = await self._catalogs.get(caller.tenant_id, application)
@@ -69,7 +75,7 @@ class RolloutService:
             raise NotFound(f"application {application} has no version {version}")
         # The reads at once: a reply waits for the slowest, not their sum.
         fleet, outcomes, (applied, failed), offered = await asyncio.gather(
-            self._waves.fleet(catalog, definition, wait),
+            self._waves.fleet(catalog, definition, wait, recount),
             self._waves.outcomes(definition, wait),
             self._endpoints.report_counts(caller.tenant_id, application, version),
             self._offers.offered_count(caller.tenant_id, application, version),

@@ -65,15 +65,20 @@ class Recounts(Generic[T]):
         return 0.0 if took < self._cheap else min(self._ceiling, self._factor * took)
 
     async def get(
-        self, key: Hashable, count: Callable[[], Awaitable[T]], wait: float | None = None
+        self,
+        key: Hashable,
+        count: Callable[[], Awaitable[T]],
+        wait: float | None = None,
+        reuse_costly: bool = False,
     ) -> Counted[T] | None:
-        """The count for ``key``: the last one while it is fresh enough, else a new one.
-        ``wait`` bounds how long to wait for a new one (None: until done); past it, the
-        last count is returned (None if there is none) and the new one finishes alone."""
+        """The count for ``key``: the last one while it is fresh enough (a costly one
+        however old with ``reuse_costly``), else a new one. ``wait`` bounds how long to wait
+        for a new one (None: until done); past it, the last count is returned (None if there
+        is none) and the new one finishes alone."""
         last = self._entries.get(key)
         running = self._running.get(key)
         if last is not None and last.took >= self._cheap:
-            if time.monotonic() - last.started <= self.max_age(last.took):
+            if reuse_costly or time.monotonic() - last.started <= self.max_age(last.took):
                 return last
             task = running or self._start(key, count)
         elif last is None and running is not None:
@@ -84,6 +89,10 @@ class Recounts(Generic[T]):
             return await asyncio.wait_for(asyncio.shield(task), wait)
         except TimeoutError:
             return last
+
+    def last(self, key: Hashable) -> Counted[T] | None:
+        """The last count made for ``key``, however old; nothing is counted."""
+        return self._entries.get(key)
 
     def _start(
         self, key: Hashable, count: Callable[[], Awaitable[T]]

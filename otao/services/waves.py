@@ -54,6 +54,8 @@ from otao.store.software import SoftwareStore
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[PushJob], Awaitable[bool]]
+# Known endpoints up to which a wave action's reply makes a first eligible count itself.
+SMALL_FLEET = 10_000
 Halt = Callable[[str, str, str, str], Awaitable[None]]
 
 
@@ -269,9 +271,16 @@ class WaveService:
         return await self._outcome_counts.get(key, count, wait)
 
     async def fleet(
-        self, catalog: Catalog, definition: Software, wait: float | None = None
+        self,
+        catalog: Catalog,
+        definition: Software,
+        wait: float | None = None,
+        recount: bool = True,
     ) -> Counted[FleetCounts] | None:
-        """The eligible counts of the status (every known endpoint read, a page at a time)."""
+        """The eligible counts of the status (every known endpoint read, a page at a time).
+        Without ``recount`` (a wave action's reply) a costly count is shown however old, and
+        a first count is made only for a small fleet: on a large one it would compete with
+        the push the action just started."""
 
         async def count() -> FleetCounts:
             tally = FleetTally(catalog, definition, self._clock())
@@ -290,7 +299,13 @@ class WaveService:
             definition.spec,
             catalog.settings,
         )
-        return await self._fleet_counts.get(key, count, wait)
+        if recount:
+            return await self._fleet_counts.get(key, count, wait)
+        if self._fleet_counts.last(key) is None:
+            known = await self._reads.known_count(definition.tenant_id, definition.application)
+            if known > SMALL_FLEET:
+                return None
+        return await self._fleet_counts.get(key, count, wait, reuse_costly=True)
 
     async def gates(self, tenant_id: str, application: str) -> dict[str, GateState]:
         """Every planned definition's gate, for explain's not_in_open_wave reasons."""

@@ -20,7 +20,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from otao.domain.models import EndpointState
 from otao.domain.rollout_state import InstallRecord
-from otao.store.endpoints import KNOWN, from_document, install_record
+from otao.store.endpoints import KNOWN, counted, from_document, install_record
 from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, translated
 
 PAGE = 2_000
@@ -82,6 +82,11 @@ class RolloutReads:
         query: Document = {"tenantId": tenant_id, "application": application, **KNOWN}
         async for page in self._pages(self._endpoints, query, _ELIGIBILITY, "endpoint listing"):
             yield [from_document(doc) for doc in page]
+
+    async def known_count(self, tenant_id: str, application: str) -> int:
+        """How many known endpoints the application has (counted by the database)."""
+        scope = {"tenantId": tenant_id, "application": application, **KNOWN}
+        return await counted(self._endpoints, scope, "endpoint counts")
 
     async def _pages(
         self,

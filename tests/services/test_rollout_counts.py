@@ -77,3 +77,12 @@ async def test_a_first_count_that_is_not_done_in_time_gives_nothing_yet() -> Non
     done = await waiting
     assert done is not None and done.value == 1
     assert counter.made == 1  # the reader joined the first count rather than making another
+
+
+async def test_a_costly_count_may_be_reused_however_old() -> None:
+    counts: Recounts[int] = Recounts(clock, cheap=0.0, ceiling=0.0)
+    counter = Counter()
+    first = await counts.get("k", counter)
+    assert await counts.get("k", counter, reuse_costly=True) is first
+    assert counter.made == 1
+    assert counts.last("k") is first and counts.last("other") is None

@@ -88,3 +88,4 @@ async def test_the_known_endpoints_are_read_in_pages_without_the_unseen(
     states = [state for page in pages for state in page]
     assert [s.endpoint_id for s in states] == known
     assert {s.current_version for s in states} == {"1.0.0"}
+    assert await reads.known_count(TENANT, APP) == len(known)
