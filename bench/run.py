@@ -111,6 +111,14 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def _per_request(measured: Measurement) -> dict[str, float]:
+    """Microseconds of CPU each server process spent per counted request."""
+    rps = measured.rps
+    return {
+        k: round(cores * 1e6 / rps, 1) if rps else 0.0 for k, cores in measured.server_cpu.items()
+    }
+
+
 def _push_rate(result: ReceiveResult) -> float:
     """Notifications a second between the first and the last that arrived."""
     if result.count < 2 or result.first is None or result.last is None:
@@ -382,6 +390,10 @@ class Bench:
             "baseline_errors": base.errors,
             "server_cpu_cores": ours.server_cpu,
             "baseline_server_cpu_cores": base.server_cpu,
+            # CPU of each server process per counted request: on this shared machine it moves
+            # far less between runs than throughput does (issue 16's comparisons use it).
+            "server_cpu_us_per_request": _per_request(ours),
+            "baseline_server_cpu_us_per_request": _per_request(base),
             "client_cpu_cores": ours.client_cpu,
             "baseline_client_cpu_cores": base.client_cpu,
             "machine_busy_cores": ours.machine_busy,
