@@ -63,6 +63,8 @@ async def test_seeded_endpoints_have_the_shape_the_store_writes_and_their_own_id
         assert await endpoints.count_documents({"application": {"$ne": fleet.FLEET.name}}) == 0
         # otao's indexes cover the seeded documents (SQLite keeps them on a direct write too).
         on_current = {"tenantId": TENANT, "application": fleet.FLEET.name}
-        assert await endpoints.count_documents({**on_current, "currentVersion": current}) == len(
-            [i for i in range(250) if fleet.version_index(i) == fleet.version_index(index)]
-        ) + 1
+        assert (
+            await endpoints.count_documents({**on_current, "currentVersion": current})
+            == len([i for i in range(250) if fleet.version_index(i) == fleet.version_index(index)])
+            + 1
+        )
