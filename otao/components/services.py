@@ -103,6 +103,7 @@ def build_services(
         catalogs,
         storage.software,
         RolloutReads(storage.mongo),
+        storage.offers,
         audit,
         push.enqueue,
         software.halt,

@@ -48,6 +48,7 @@ from otao.services.audit import AuditLog
 from otao.services.catalogs import CatalogCache
 from otao.services.ports import EventKind, RolloutEvents
 from otao.services.rollout_counts import Counted, FleetCounts, FleetTally, Recounts
+from otao.store.offers import OfferStore
 from otao.store.rollout_reads import RolloutReads
 from otao.store.software import SoftwareStore
 
@@ -186,6 +187,7 @@ class WaveService:
         catalogs: CatalogCache,
         software: SoftwareStore,
         reads: RolloutReads,
+        offers: OfferStore,
         audit: AuditLog,
         enqueue: Enqueue,
         halt: Halt,
@@ -198,6 +200,7 @@ class WaveService:
         self._catalogs = catalogs
         self._software = software
         self._reads = reads
+        self._offers = offers
         # Outcome and eligible counts, recounted as their cost allows (services/rollout_counts).
         self._outcome_counts: Recounts[tuple[OutcomeCounts, ...]] = Recounts(clock)
         self._fleet_counts: Recounts[FleetCounts] = Recounts(clock)
@@ -262,8 +265,8 @@ class WaveService:
         )
 
         async def count() -> tuple[OutcomeCounts, ...]:
-            installs = await self._reads.installs(tenant_id, application, version)
             offered = await self._reads.offered_at(tenant_id, application, version)
+            installs = await self._reads.installs(tenant_id, application, version, offered)
             return wave_outcomes(definition, plan, installs, offered, self._clock())
 
         # The plan is in the key: a replaced plan (other waves, windows) is counted anew.
@@ -399,6 +402,13 @@ class WaveService:
     # --- the gate worker --------------------------------------------------------------
 
     async def on_report(self, key: EndpointKey, report: AppliedReport) -> None:
+        catalog = await self._catalogs.get(key.tenant_id, key.application)
+        definition = catalog.get(report.config_id)
+        if definition is not None and definition.spec.rollout_plan is not None:
+            # A report implies an offer: recorded now if it was not (an offer recorded off
+            # the poll's path can be lost in a crash), so counting the version's outcomes
+            # finds every endpoint that reported it among those offered it.
+            await self._offers.mark_offered([key], report.config_id, report.reported_at)
         self._wake.set()
 
     async def run(self) -> None:

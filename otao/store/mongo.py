@@ -59,8 +59,6 @@ _INDEXES: Mapping[str, list[IndexModel]] = {
         IndexModel([("filters", ASCENDING)], name="filters"),
         IndexModel([("appliedVersions", ASCENDING)], name="applied_versions"),
         IndexModel([("failedVersions", ASCENDING)], name="failed_versions"),
-        # A rollout's install records (store/rollout_reads.py): its gates read only these.
-        IndexModel([("installs.version", ASCENDING)], name="installs_version"),
     ],
     PUSH_JOBS: [IndexModel([("state", ASCENDING)], name="state")],
     OFFERS: [

@@ -1,19 +1,20 @@
 """What a rollout's status and gates read (docs/rollouts.md, "How fresh the counts are").
 
-Counting reads: the install records and offers of one version (an endpoint with neither has
-no outcome, so a gate never reads the rest of the fleet), and the fleet's endpoints for the
-eligible counts. Each is read in pages over ``_id`` index ranges, one bounded database call
-per page, so a count of 100,000 endpoints is never one call outlasting the database bound;
-between pages the reader rests as long as the page took, so a count competes with a push
-walk for at most half the database's time. (Plain totals, such as the offered count, are
-counted by the database: ``store.endpoints.counted``.)
+Counting reads: the offers of one version and the install records of the endpoints offered
+it (an endpoint with neither has no outcome, so a gate never reads the rest of the fleet),
+and the fleet's endpoints for the eligible counts. Each is read in pages (``_id`` index
+ranges, or ``_id`` lookups), one bounded database call per page, so a count of 100,000
+endpoints is never one call outlasting the database bound; between pages the reader rests
+as long as the page took, so a count competes with a push walk for at most half the
+database's time. (Plain totals, such as the offered count, are counted by the database:
+``store.endpoints.counted``.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -24,6 +25,7 @@ from otao.store.endpoints import KNOWN, counted, from_document, install_record
 from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, translated
 
 PAGE = 2_000
+LOOKUP = 500
 # What EndpointFacts.of reads of an endpoint (eligibility), nothing more.
 _ELIGIBILITY: Document = {
     "tenantId": 1,
@@ -39,31 +41,43 @@ _ELIGIBILITY: Document = {
 
 
 class RolloutReads:
-    def __init__(self, mongo: Mongo, page: int = PAGE, rest: float = 1.0) -> None:
+    def __init__(
+        self, mongo: Mongo, page: int = PAGE, lookup: int = LOOKUP, rest: float = 1.0
+    ) -> None:
         self._endpoints = mongo.collection(ENDPOINTS)
         self._offers = mongo.collection(OFFERS)
         self._page = page
+        self._lookup = lookup
         # Pause after each page, as a multiple of the time the page took (0: none).
         self._rest = rest
 
     async def installs(
-        self, tenant_id: str, application: str, version: str
+        self, tenant_id: str, application: str, version: str, endpoint_ids: Iterable[str]
     ) -> dict[str, InstallRecord]:
-        """Each endpoint's install record of ``version``, by endpoint id."""
-        # $elemMatch, not "installs.version": nx-27017 matches no dotted path into an array
-        # of documents (measured); on MongoDB both use the installs.version index.
-        query: Document = {
-            "tenantId": tenant_id,
-            "application": application,
-            "installs": {"$elemMatch": {"version": version}},
-        }
+        """The install records of ``version`` of these endpoints (those offered it: every
+        endpoint that reported it was, see WaveService.on_report), by endpoint id.
+
+        Read by ``_id`` (the primary key; ``lookup`` ids per call), not by a query on
+        the install records: nx-27017 matches no dotted path into an array of documents and
+        answers ``$elemMatch`` by decoding every endpoint of the application (measured: 1 s
+        in one call over 100,000, holding up the push walk); this is work in proportion to
+        the endpoints offered the version."""
+        prefix = f"{tenant_id}/{application}/"
+        ids = [prefix + e for e in endpoint_ids]
         found: dict[str, InstallRecord] = {}
-        projection = {"endpointId": 1, "installs": 1}
-        async for page in self._pages(self._endpoints, query, projection, "install records"):
-            for doc in page:
+        for first in range(0, len(ids), self._lookup):
+            started = time.monotonic()
+            cursor = self._endpoints.find(
+                {"_id": {"$in": ids[first : first + self._lookup]}},
+                {"endpointId": 1, "installs": 1},
+            )
+            async with translated("install records"):
+                docs = [doc async for doc in cursor]
+            for doc in docs:
                 for install in doc.get("installs") or ():
                     if install["version"] == version:
                         found[doc["endpointId"]] = install_record(install)
+            await self._rest_after(time.monotonic() - started)
         return found
 
     async def offered_at(
@@ -120,5 +134,8 @@ class RolloutReads:
             if len(docs) < self._page:
                 return
             lower, exclusive = docs[-1]["_id"], True
-            if self._rest:
-                await asyncio.sleep(self._rest * took)
+            await self._rest_after(took)
+
+    async def _rest_after(self, took: float) -> None:
+        if self._rest:
+            await asyncio.sleep(self._rest * took)

@@ -198,6 +198,22 @@ async def test_success_then_a_poll_with_the_old_version_is_a_rollback_never_offe
     assert (await cmx.request(app_version, "kettle-1", "1.0.0")).config_id == "1.1.0"
 
 
+async def test_a_report_from_an_endpoint_whose_offer_went_unrecorded_still_counts(
+    otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
+) -> None:
+    app_version = application.app_versions[0]
+    await create_planned(rest, application.name, {"waves": [{"percent": 100}]})
+    await settled(otao, cmx)
+    # It reports 1.1.0 without otao having recorded an offer of it (lost in a crash).
+    await cmx.applied(app_version, "stray-1", "1.1.0")
+
+    async def counted() -> bool:
+        status = await rollout_status(rest, application.name, "1.1.0")
+        return int(status["waves"][0]["applied"]) == 1
+
+    await until(counted, "the report counted as the wave's", 10)
+
+
 async def test_an_offered_endpoint_without_a_report_in_time_has_timed_out(
     otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:

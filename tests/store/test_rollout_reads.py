@@ -1,6 +1,6 @@
 """otao.store.rollout_reads against a real MongoDB-compatible server: a version's install
-records and offers, and the known endpoints, read a page at a time (pages of 3 here, so
-every read crosses page boundaries).
+records and offers, and the known endpoints, read a page at a time (pages and lookups of 3
+here, so every read crosses page boundaries).
 
 Each test has a database of its own (tests/store/conftest.py).
 """
@@ -27,7 +27,7 @@ NEIGHBOURS = ("kettle-2", "kettle0")
 
 @pytest.fixture
 def reads(mongo: Mongo) -> RolloutReads:
-    return RolloutReads(mongo, page=3, rest=0.0)
+    return RolloutReads(mongo, page=3, lookup=3, rest=0.0)
 
 
 def key(endpoint: str, application: str = APP) -> EndpointKey:
@@ -48,12 +48,14 @@ async def test_the_install_records_of_a_version_are_read_across_pages(
         report = AppliedReport("1.1.0", 200, None, T0)
         await endpoints.apply_report(key("ep-00", application), APP_VERSION, report)
 
-    found = await reads.installs(TENANT, APP, "1.1.0")
+    asked = [*reporting, "other", "never-heard-of"]
+    found = await reads.installs(TENANT, APP, "1.1.0", asked)
 
     assert sorted(found) == reporting
     assert [found[e].succeeded for e in reporting] == [n % 2 == 0 for n in range(8)]
     assert found["ep-03"].reported_at == T0 + timedelta(seconds=3)
-    assert await reads.installs(TENANT, APP, "2.0.0") == {}
+    assert sorted(await reads.installs(TENANT, APP, "1.1.0", reporting[2:5])) == reporting[2:5]
+    assert await reads.installs(TENANT, APP, "2.0.0", asked) == {}
 
 
 async def test_the_offers_of_a_version_are_read_across_pages(
