@@ -34,7 +34,7 @@ from otao.domain.resolution import EndpointFacts
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.offer_budget import OfferBudget, capped
-from otao.store.endpoints import EndpointBatch, EndpointStore
+from otao.store.endpoints import EndpointBatch, EndpointStore, endpoint_doc_id
 from otao.store.offers import OfferStore
 from otao.store.push_jobs import PushJobStore
 
@@ -53,54 +53,10 @@ log = logging.getLogger(__name__)
 OFFERS_RECORD_FROM = 1_000_000
 OFFERS_PENDING_MAX = 2_000_000
 OFFER_CHUNK = 5_000  # offers per write at most
-# Endpoints are read in pages of at least this many (the next while the current is worked).
-READ_PAGE = 500
 # Sends between two turns of the event loop (the walk's next read, the NATS flusher).
 YIELD_EVERY = 100
-# Batches read ahead of the one being sent (beside the page the walk itself reads ahead), so
-# that the database always has the next read queued: on nx-27017, which answers one request
-# at a time, the reads and the progress writes then follow each other without a gap.
+# Batches read ahead of the one being sent, by a task of the job's own.
 READ_AHEAD = 2
-
-
-async def _read_ahead(
-    batches: AsyncGenerator[EndpointBatch, None], depth: int
-) -> AsyncGenerator[EndpointBatch, None]:
-    """``batches``, read by a task of their own up to ``depth`` ahead of the consumer."""
-    ready: asyncio.Queue[EndpointBatch | Exception | None] = asyncio.Queue(depth)
-    closing = False
-
-    async def read() -> None:
-        try:
-            async for batch in batches:
-                if closing:
-                    return
-                await ready.put(batch)
-        except Exception as error:  # the consumer raises it, in order
-            await ready.put(error)
-            return
-        await ready.put(None)
-
-    reader = asyncio.create_task(read())
-    try:
-        while True:
-            item = await ready.get()
-            if isinstance(item, Exception):
-                raise item
-            if item is None:
-                return
-            yield item
-    finally:
-        closing = True
-        reader.cancel()
-        while not reader.done():
-            # Should the driver absorb the cancel, the reader must not block on a full queue.
-            while not ready.empty():
-                ready.get_nowait()
-            await asyncio.wait({reader}, timeout=0.05)
-        if not reader.cancelled():
-            reader.result()
-        await batches.aclose()
 
 
 @dataclass(slots=True)
@@ -130,9 +86,12 @@ class _Run:
     recorder: asyncio.Task[None] | None = None
     queued: asyncio.Event = field(default_factory=asyncio.Event)
     room: asyncio.Event = field(default_factory=asyncio.Event)
-    # One job-document write at a time (the sender's and the recorder's), each of the
-    # progress as it is when written.
-    saving: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # One database request of the job at a time: its reads, its progress writes (each of the
+    # progress as it is when written) and its offer writes. nx-27017 answers requests in
+    # threads of one Python process: two at once slow each other down (the GIL), so that the
+    # walk's read and the batch's progress write overlapping took 30-45 ms each where one
+    # alone takes 25 and 3 (measured). The read still overlaps the sending.
+    database: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def queue(self, cursor: str, offered: list[tuple[EndpointState, Software]]) -> None:
         ids: dict[str, list[str]] = {}
@@ -312,11 +271,65 @@ class PushService:
     def _walk(
         self, run: _Run, after: str, through: str | None
     ) -> contextlib.aclosing[AsyncGenerator[EndpointBatch, None]]:
+        return contextlib.aclosing(self._batches(run, after, through))
+
+    async def _batches(
+        self, run: _Run, after: str, through: str | None
+    ) -> AsyncGenerator[EndpointBatch, None]:
+        """The application's known endpoints after the cursor ``after`` ("": from the first)
+        and, with ``through``, up to that cursor, in batches, each with the cursor of its last
+        endpoint (its document id, as EndpointStore.walk's). Read by a task of their own up to
+        READ_AHEAD batches ahead, one read at a time under ``run.database``."""
         job = run.job
-        batches = self._endpoints.walk(
-            job.tenant_id, job.application, after, through, self._batch_size, READ_PAGE
-        )
-        return contextlib.aclosing(_read_ahead(batches, READ_AHEAD))
+        prefix = endpoint_doc_id(EndpointKey(job.tenant_id, job.application, ""))
+        assert not after or after.startswith(prefix), after
+        ready: asyncio.Queue[EndpointBatch | Exception | None] = asyncio.Queue(READ_AHEAD)
+        closing = False
+
+        async def read() -> None:
+            endpoint = after.removeprefix(prefix) or None
+            try:
+                while not closing:
+                    async with run.database:
+                        states = await self._endpoints.page(
+                            job.tenant_id, job.application, None, endpoint, self._batch_size
+                        )
+                    more = len(states) == self._batch_size
+                    if (
+                        through is not None
+                        and states
+                        and prefix + states[-1].endpoint_id >= through
+                    ):
+                        states = [s for s in states if prefix + s.endpoint_id <= through]
+                        more = False
+                    if states:
+                        endpoint = states[-1].endpoint_id
+                        await ready.put(EndpointBatch(states, prefix + endpoint))
+                    if not more:
+                        break
+            except Exception as error:  # the consumer raises it, in order
+                await ready.put(error)
+                return
+            await ready.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while True:
+                item = await ready.get()
+                if isinstance(item, Exception):
+                    raise item
+                if item is None:
+                    return
+                yield item
+        finally:
+            closing = True
+            reader.cancel()
+            while not reader.done():
+                # Should the driver absorb the cancel, the reader must not block on a full
+                # queue.
+                while not ready.empty():
+                    ready.get_nowait()
+                await asyncio.wait({reader}, timeout=0.05)
 
     async def _recover_offers(self, run: _Run) -> None:
         """First pass: queue (to be recorded) the offers of the endpoints an earlier run sent
@@ -379,7 +392,7 @@ class PushService:
 
     async def _save(self, run: _Run) -> None:
         """Save the progress, renewing the lease; LeaseLost when another replica has it."""
-        async with run.saving:
+        async with run.database:
             await self._jobs.advance(run.job.id, self._owner, run.progress, self._lease_end())
             run.renewed = time.monotonic()
 
@@ -431,7 +444,8 @@ class PushService:
                     ]
                     for start in range(0, len(keys), OFFER_CHUNK):
                         chunk = keys[start : start + OFFER_CHUNK]
-                        await self._offers.mark_offered(chunk, version, self._clock())
+                        async with run.database:
+                            await self._offers.mark_offered(chunk, version, self._clock())
                         await self._renew_if_due(run)
                 run.unrecorded.popleft()
                 run.pending -= done.count
