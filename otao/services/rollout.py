@@ -73,13 +73,15 @@ class RolloutService:
         definition = catalog.get(version)
         if definition is None:
             raise NotFound(f"application {application} has no version {version}")
-        # The reads at once: a reply waits for the slowest, not their sum.
-        fleet, outcomes, (applied, failed), offered = await asyncio.gather(
-            self._waves.fleet(catalog, definition, wait, recount),
-            self._waves.outcomes(definition, wait),
-            self._endpoints.report_counts(caller.tenant_id, application, version),
-            self._offers.offered_count(caller.tenant_id, application, version),
+        # One read after the other, not at once: nx-27017 answers a database's calls one at
+        # a time, and a burst of them would hold up the push a wave action has just started
+        # (measured: its first notification 1.2-1.8 s late at 100,000 endpoints).
+        fleet = await self._waves.fleet(catalog, definition, wait, recount)
+        outcomes = await self._waves.outcomes(definition, wait)
+        applied, failed = await self._endpoints.report_counts(
+            caller.tenant_id, application, version
         )
+        offered = await self._offers.offered_count(caller.tenant_id, application, version)
         counts = fleet.value if fleet is not None else FleetCounts()
         judged = self._waves.assemble(definition, outcomes, fleet)
         return RolloutStatus(
