@@ -34,19 +34,19 @@ async def test_seeded_endpoints_have_the_shape_the_store_writes_and_their_own_id
             await seeder.close()
         index = 123
         store = EndpointStore(mongo)
-        direct = EndpointKey(TENANT, fleet.FLEET.name, "written-by-the-store")
+        by_store = EndpointKey(TENANT, fleet.FLEET.name, "written-by-the-store")
         current = fleet.version(fleet.version_index(index))
         now = datetime.now(UTC)
-        await store.record_sighting(direct, fleet.FLEET.app_version, current, now)
+        await store.record_sighting(by_store, fleet.FLEET.app_version, current, now)
         await store.apply_report(
-            direct, fleet.FLEET.app_version, AppliedReport(current, 200, None, now)
+            by_store, fleet.FLEET.app_version, AppliedReport(current, 200, None, now)
         )
-        await store.set_filters(direct, frozenset({fleet.filter_id(index)}), now)
+        await store.set_filters(by_store, frozenset({fleet.filter_id(index)}), now)
 
         endpoints = mongo.collection(ENDPOINTS)
         seeded_key = EndpointKey(TENANT, fleet.FLEET.name, fleet.endpoint_id(index))
         seeded = await endpoints.find_one({"_id": endpoint_doc_id(seeded_key)})
-        written = await endpoints.find_one({"_id": endpoint_doc_id(direct)})
+        written = await endpoints.find_one({"_id": endpoint_doc_id(by_store)})
         assert seeded is not None and written is not None
         assert seeded.keys() == written.keys()
         # The same values as the store's document, but for its own ids and times.
