@@ -256,17 +256,13 @@ def _count(value: int, path: str, bad: Reporter) -> None:
 BUCKET_CACHE_SIZE = 1 << 16
 
 
+@functools.lru_cache(maxsize=BUCKET_CACHE_SIZE)
 def bucket(application: str, endpoint_id: str, cohort_key: str) -> int:
     """The endpoint's stable place in [0, 10000) for a cohort.
 
     sha256, not hash(): Python salts str hashes per process, and every replica (and every
     restart) must agree. Each part is length-prefixed so ("ab", "c") and ("a", "bc") differ.
     """
-    return _bucket(application, endpoint_id, cohort_key)
-
-
-@functools.lru_cache(maxsize=BUCKET_CACHE_SIZE)
-def _bucket(application: str, endpoint_id: str, cohort_key: str) -> int:
     app = application.encode("utf-8", "surrogatepass")
     endpoint = endpoint_id.encode("utf-8", "surrogatepass")
     cohort = cohort_key.encode("utf-8", "surrogatepass")
@@ -297,7 +293,10 @@ def wave_of(plan: RolloutPlan, endpoint_bucket: int) -> int:
 
 def wave_for(plan: RolloutPlan, application: str, endpoint_id: str, version: str) -> int:
     """The wave an endpoint of the application is in for this version's plan."""
-    return wave_of(plan, bucket(application, endpoint_id, plan.cohort(version)))
+    # wave_of inlined: this runs on every poll with a candidate under a plan.
+    cohort = version if plan.cohort_key is None else plan.cohort_key
+    found = bisect.bisect_right(plan.bucket_limits, bucket(application, endpoint_id, cohort))
+    return min(found, len(plan.waves) - 1)
 
 
 def is_open_for(plan: RolloutPlan, endpoint_bucket: int, current_wave: int) -> bool:
