@@ -31,10 +31,12 @@ from otao.domain.errors import OtaoError
 from otao.domain.models import Change, EndpointKey, EndpointState, Software
 from otao.domain.push import LeaseLost, PushJob, PushProgress, catalog_before, deliveries
 from otao.domain.resolution import EndpointFacts
+from otao.services import push_walk
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.offer_budget import OfferBudget, capped
-from otao.store.endpoints import EndpointBatch, EndpointStore, endpoint_doc_id
+from otao.services.push_walk import RateLimiter
+from otao.store.endpoints import EndpointBatch, EndpointStore
 from otao.store.offers import OfferStore
 from otao.store.push_jobs import PushJobStore
 
@@ -53,8 +55,6 @@ log = logging.getLogger(__name__)
 OFFERS_RECORD_FROM = 1_000_000
 OFFERS_PENDING_MAX = 2_000_000
 OFFER_CHUNK = 5_000  # offers per write at most
-# Batches read ahead of the one being sent, by a task of the job's own.
-READ_AHEAD = 2
 
 
 @dataclass(slots=True)
@@ -107,28 +107,6 @@ class ConfigPublisher(Protocol):
     ) -> None: ...
 
     async def flush(self) -> None: ...
-
-
-class RateLimiter:
-    """A token bucket: at most ``rate`` notifications per second; 0 means no limit."""
-
-    def __init__(self, rate: float) -> None:
-        self._rate = rate
-        self.limited = rate > 0
-        self._tokens = rate
-        self._last = time.monotonic()
-
-    async def take(self) -> None:
-        if self._rate <= 0:
-            return
-        while True:
-            now = time.monotonic()
-            self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
-            self._last = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return
-            await asyncio.sleep((1 - self._tokens) / self._rate)
 
 
 class PushService:
@@ -269,65 +247,17 @@ class PushService:
     def _walk(
         self, run: _Run, after: str, through: str | None
     ) -> contextlib.aclosing[AsyncGenerator[EndpointBatch, None]]:
-        return contextlib.aclosing(self._batches(run, after, through))
-
-    async def _batches(
-        self, run: _Run, after: str, through: str | None
-    ) -> AsyncGenerator[EndpointBatch, None]:
-        """The application's known endpoints after the cursor ``after`` ("": from the first)
-        and, with ``through``, up to that cursor, in batches, each with the cursor of its last
-        endpoint (its document id, as EndpointStore.walk's). Read by a task of their own up to
-        READ_AHEAD batches ahead, one read at a time under ``run.database``."""
         job = run.job
-        prefix = endpoint_doc_id(EndpointKey(job.tenant_id, job.application, ""))
-        assert not after or after.startswith(prefix), after
-        ready: asyncio.Queue[EndpointBatch | Exception | None] = asyncio.Queue(READ_AHEAD)
-        closing = False
-
-        async def read() -> None:
-            endpoint = after.removeprefix(prefix) or None
-            try:
-                while not closing:
-                    async with run.database:
-                        states = await self._endpoints.page(
-                            job.tenant_id, job.application, None, endpoint, self._batch_size
-                        )
-                    more = len(states) == self._batch_size
-                    if (
-                        through is not None
-                        and states
-                        and prefix + states[-1].endpoint_id >= through
-                    ):
-                        states = [s for s in states if prefix + s.endpoint_id <= through]
-                        more = False
-                    if states:
-                        endpoint = states[-1].endpoint_id
-                        await ready.put(EndpointBatch(states, prefix + endpoint))
-                    if not more:
-                        break
-            except Exception as error:  # the consumer raises it, in order
-                await ready.put(error)
-                return
-            await ready.put(None)
-
-        reader = asyncio.create_task(read())
-        try:
-            while True:
-                item = await ready.get()
-                if isinstance(item, Exception):
-                    raise item
-                if item is None:
-                    return
-                yield item
-        finally:
-            closing = True
-            reader.cancel()
-            while not reader.done():
-                # Should the driver absorb the cancel, the reader must not block on a full
-                # queue.
-                while not ready.empty():
-                    ready.get_nowait()
-                await asyncio.wait({reader}, timeout=0.05)
+        batches = push_walk.walk(
+            self._endpoints,
+            job.tenant_id,
+            job.application,
+            after,
+            through,
+            self._batch_size,
+            run.database,
+        )
+        return contextlib.aclosing(batches)
 
     async def _recover_offers(self, run: _Run) -> None:
         """First pass: queue (to be recorded) the offers of the endpoints an earlier run sent
