@@ -28,8 +28,10 @@ Sighting = tuple[str, str | None]
 
 # Offers recorded per write. Small on purpose: the database serves the polls' reads between
 # these writes, and on nx-27017 (one writer at a time, about 6,000 documents a second) a
-# write of 500 held every read behind it for almost 0.1 s, the polls' p99.
-OFFER_BATCH = 50
+# write of 500 held every read behind it for almost 0.1 s, the polls' p99. 50 still did:
+# bench --only endpoints, p99 at 10,000 known endpoints 173-424 ms in four runs with 50 a
+# write, 53-117 ms in three with 10 (29 ms with no offers recorded), throughput no lower.
+OFFER_BATCH = 10
 
 
 class SightingRecorder:
