@@ -76,8 +76,15 @@ class RolloutService:
         # One read after the other, not at once: nx-27017 answers a database's calls one at
         # a time, and a burst of them would hold up the push a wave action has just started
         # (measured: its first notification 1.2-1.8 s late at 100,000 endpoints).
-        fleet = await self._waves.fleet(catalog, definition, wait, recount)
-        outcomes = await self._waves.outcomes(definition, wait)
+        # ``wait`` is for the whole read: the two recounts share it.
+        clock = asyncio.get_running_loop().time
+        until = None if wait is None else clock() + wait
+
+        def left() -> float | None:
+            return None if until is None else max(0.0, until - clock())
+
+        fleet = await self._waves.fleet(catalog, definition, left(), recount)
+        outcomes = await self._waves.outcomes(definition, left())
         applied, failed = await self._endpoints.report_counts(
             caller.tenant_id, application, version
         )
