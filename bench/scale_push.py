@@ -95,6 +95,31 @@ async def _wave_job_seconds(stack: Stack, timeout: float) -> float | None:
         await client.close()
 
 
+async def _status_reads(bench: Bench) -> dict[str, Any]:
+    """--wave, after the push: how long GetRolloutStatus answers take on the whole fleet,
+    and how long until its eligible counts are counted (docs/rollouts.md, "How fresh")."""
+    assert bench.channel is not None
+    stub = rollout_pb2_grpc.RolloutServiceStub(bench.channel)
+    request = rollout_pb2.GetRolloutStatusRequest(
+        application_name=fleet.FLEET.name, version=fleet.PUSHED
+    )
+    started = time.monotonic()
+    replies: list[float] = []
+    while time.monotonic() - started < 120:
+        asked = time.monotonic()
+        status = await stub.GetRolloutStatus(request, timeout=60)
+        replies.append(round(time.monotonic() - asked, 3))
+        if status.HasField("counted_at") and status.HasField("outcomes_counted_at"):
+            break
+        await asyncio.sleep(1)
+    return {
+        "reply_s": replies,
+        "counted_after_s": round(time.monotonic() - started, 2),
+        "eligible": sum(w.eligible for w in status.waves),
+        "offered": sum(w.offered for w in status.waves),
+    }
+
+
 async def measure(
     bench: Bench, stack: Stack, size: int, job_wait: float, wave: bool = False
 ) -> dict[str, Any]:
@@ -166,7 +191,9 @@ async def measure(
     sampler.start()
     changed_at = time.time()
     advance_reply = "OK"
+    advance_seconds = None
     if wave:
+        asked = time.monotonic()
         try:
             await rollout_pb2_grpc.RolloutServiceStub(bench.channel).AdvanceRollout(
                 rollout_pb2.AdvanceRolloutRequest(
@@ -179,6 +206,7 @@ async def measure(
             # that count scans the fleet and may outlast the database bound on a large one.
             # Recorded, and the push still measured.
             advance_reply = error.code().name
+        advance_seconds = round(time.monotonic() - asked, 3)
     else:
         await stub.CreateSoftware(
             software_pb2.CreateSoftwareRequest(application_name=fleet.FLEET.name, software=created),
@@ -192,6 +220,7 @@ async def measure(
         if wave
         else await bench._push_job_seconds(job_wait)
     )
+    status_reads = await _status_reads(bench) if wave else None
     sampler.stopped.set()
     await asyncio.to_thread(sampler.join)
     hwm = proc_status(stack.otao_pid)["VmHWM"]
@@ -207,6 +236,8 @@ async def measure(
         {
             "expected_notifications": expected,
             "advance_reply": advance_reply if wave else None,
+            "advance_reply_s": advance_seconds,
+            "status_reads": status_reads,
             # None: the job (offers recorded after the notifications) had not finished
             # job_wait seconds after the last notification.
             "job_seconds": job_seconds,
