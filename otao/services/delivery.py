@@ -76,7 +76,7 @@ class DeliveryService:
         no endpoint record.
         """
         key = self.endpoint_of(app_version_name, endpoint_id)
-        if self._resolution.decide_from_catalog(key, known) is None:
+        if not self._resolution.steady_from_catalog(key, known):
             return False
         self._recorder.seen(key, app_version_name, known)
         return True
