@@ -25,7 +25,6 @@ Every child:
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import http.client
@@ -325,16 +324,6 @@ class ManagedProcess:
     def kill(self) -> None:
         """SIGKILL at once (a crash, not a shutdown)."""
         self.stop(timeout=0)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
-
-    async def astop(self) -> int | None:
-        return await asyncio.to_thread(self.stop)
 
     def __enter__(self) -> Self:
         if not self.running:

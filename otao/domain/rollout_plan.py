@@ -78,9 +78,6 @@ class RolloutPlan:
     def __post_init__(self) -> None:
         object.__setattr__(self, "bucket_limits", tuple(w.bucket_limit for w in self.waves))
 
-    def cohort(self, version: str) -> str:
-        return self.cohort_key if self.cohort_key is not None else version
-
     @property
     def last_wave(self) -> int:
         return len(self.waves) - 1
@@ -297,17 +294,6 @@ def wave_for(plan: RolloutPlan, application: str, endpoint_id: str, version: str
     cohort = version if plan.cohort_key is None else plan.cohort_key
     found = bisect.bisect_right(plan.bucket_limits, bucket(application, endpoint_id, cohort))
     return min(found, len(plan.waves) - 1)
-
-
-def is_open_for(plan: RolloutPlan, endpoint_bucket: int, current_wave: int) -> bool:
-    """Whether waves 0..current_wave include the bucket (waves only ever open in order)."""
-    return wave_of(plan, endpoint_bucket) <= current_wave
-
-
-def bucket_range(plan: RolloutPlan, wave: int) -> range:
-    """The buckets of exactly this wave (what opening it newly includes)."""
-    start = plan.waves[wave - 1].bucket_limit if wave > 0 else 0
-    return range(start, plan.waves[wave].bucket_limit)
 
 
 class WaveState(StrEnum):

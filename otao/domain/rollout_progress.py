@@ -229,12 +229,6 @@ def budget_window_end(window: int) -> datetime:
     return datetime.fromtimestamp((window + 1) * 60, UTC)
 
 
-def offer_allowed(max_offers_per_minute: int, offered_this_window: int) -> bool:
-    """Whether one more first offer fits the budget (0 means no cap). Repeat offers to an
-    endpoint already offered this version never count and are always allowed."""
-    return max_offers_per_minute == 0 or offered_this_window < max_offers_per_minute
-
-
 # --- explain --------------------------------------------------------------------------------
 
 

@@ -13,17 +13,15 @@ incompletely (measured: a top-level date in ``$set`` became a string; ``$addToSe
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from otao.domain.errors import Aborted, OtaoError
+from otao.domain.errors import Aborted
 from otao.domain.models import (
     AppliedReport,
     Consent,
@@ -50,10 +48,6 @@ def endpoint_doc_id(key: EndpointKey) -> str:
 
 
 _NONE: frozenset[str] = frozenset()
-
-
-def _reaches(page: list[tuple[str, EndpointState]], through: str | None) -> bool:
-    return through is not None and bool(page) and page[-1][0] >= through
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,53 +447,6 @@ class EndpointStore:
             docs = await self._after(query, after, limit)
         return [from_document(doc) for doc in docs]
 
-    async def walk(
-        self,
-        tenant_id: str,
-        application: str,
-        after: str,
-        through: str | None,
-        batch_size: int,
-        read_size: int,
-    ) -> AsyncGenerator[EndpointBatch, None]:
-        """The application's endpoints after the cursor ``after`` ("": from the first) and, with
-        ``through``, up to that cursor, in batches of ``batch_size``, each with the cursor of
-        its last endpoint.
-
-        Read in pages of at least ``read_size`` (fewer round trips), the next page while the
-        caller works the current one. Whole documents are read: a projection would save bytes
-        on MongoDB, but nx-27017 applies it in Python, document by document, and reads about a
-        third fewer a second with it. Close it (``contextlib.aclosing``) when leaving early.
-        """
-        query: Document = {"tenantId": tenant_id, "application": application, **KNOWN}
-        page_size = max(batch_size, read_size)
-
-        async def read(start: str | None) -> list[tuple[str, EndpointState]]:
-            async with translated("endpoint listing"):
-                docs = await self._after(query, start, page_size)
-            return [(doc["_id"], from_document(doc)) for doc in docs]
-
-        pending = asyncio.ensure_future(read(after or None))
-        try:
-            while True:
-                page = await pending
-                more = len(page) == page_size
-                if _reaches(page, through):
-                    page = [entry for entry in page if entry[0] <= str(through)]
-                    more = False
-                if more:
-                    pending = asyncio.ensure_future(read(page[-1][0]))
-                for first in range(0, len(page), batch_size):
-                    batch = page[first : first + batch_size]
-                    yield EndpointBatch([state for _, state in batch], batch[-1][0])
-                if not more:
-                    return
-        finally:
-            if not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, OtaoError):
-                    await pending
-
     async def _after(
         self,
         query: Document,
@@ -530,13 +477,6 @@ class EndpointStore:
         )
         docs = [doc async for doc in cursor if not (exclusive and doc["_id"] == lower)]
         return docs[:limit]
-
-    async def all_for_application(self, tenant_id: str, application: str) -> list[EndpointState]:
-        async with translated("endpoint listing"):
-            cursor = self._collection.find(
-                {"tenantId": tenant_id, "application": application, **KNOWN}
-            )
-            return [from_document(doc) async for doc in cursor]
 
     async def distribution(self, tenant_id: str, application: str) -> dict[str, int]:
         pipeline: list[Document] = [

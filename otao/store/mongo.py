@@ -38,7 +38,6 @@ ENDPOINTS = "endpoints"
 PUSH_JOBS = "push_jobs"
 AUDIT = "audit"
 OFFERS = "offers"
-LEASES = "leases"
 OFFER_BUDGETS = "offer_budgets"
 
 # Inside Mongo.fail_fast: tells translated() whether the database is known to be down.

@@ -45,16 +45,6 @@ class OfferStore:
         scope = {"tenantId": tenant_id, "application": application, "version": version}
         return await counted(self._collection, scope, "offer counts")
 
-    async def offered_at(
-        self, tenant_id: str, application: str, version: str
-    ) -> dict[str, datetime]:
-        """When each endpoint (by id) was first offered ``version``."""
-        async with translated("offer listing"):
-            cursor = self._collection.find(
-                {"tenantId": tenant_id, "application": application, "version": version}
-            )
-            return {doc["endpointId"]: doc["at"] async for doc in cursor}
-
     async def forget(self, key: EndpointKey) -> None:
         """Forget every offer made to the endpoint (it was unregistered)."""
         async with translated("offer deletion"):

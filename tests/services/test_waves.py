@@ -126,7 +126,7 @@ async def test_a_first_wave_of_ten_percent_offers_to_the_same_tenth_and_opens_th
 
 
 async def _committable(otao: RunningOtao, application: str, reports: int) -> bool:
-    states = await otao.app.endpoint_store.all_for_application("default", application)
+    states = await otao.app.endpoint_store.page("default", application, None, None, len(FLEET))
     return sum(1 for s in states for i in s.installs if i.version == "1.1.0") >= reports
 
 

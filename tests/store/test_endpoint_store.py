@@ -351,47 +351,6 @@ async def test_distribution_counts_endpoints_per_version_with_unknown_as_empty(
     assert await store.distribution(TENANT, "toaster") == {}
 
 
-# ---------------------------------------------------------------------------------------------
-# Walks (push jobs)
-
-
-async def _walked(
-    store: EndpointStore, after: str, through: str | None, batch: int = 2, read: int = 3
-) -> list[tuple[list[str], str]]:
-    walk = store.walk(TENANT, APP, after, through, batch, read)
-    return [([s.endpoint_id for s in b.states], b.cursor) async for b in walk]
-
-
-async def test_a_walk_hands_out_batches_with_cursors_a_later_walk_resumes_after(
-    store: EndpointStore,
-) -> None:
-    ids = [f"ep-{i:02d}" for i in range(7)]
-    for endpoint in reversed(ids):
-        await store.apply_report(key(endpoint), APP_VERSION, report("1.0.0"))
-    await store.apply_report(key("x", application="toaster"), "toaster-v1", report("1.0.0"))
-
-    batches = await _walked(store, "", None)
-    resumed = await _walked(store, batches[1][1], None)
-
-    # Pages of 3 read, batches of 2 handed out: batches never span a page.
-    assert [b for b, _ in batches] == [ids[0:2], ids[2:3], ids[3:5], ids[5:6], ids[6:7]]
-    assert [b for b, _ in resumed] == [ids[3:5], ids[5:6], ids[6:7]]
-
-
-async def test_a_walk_through_a_cursor_stops_at_it(store: EndpointStore) -> None:
-    ids = [f"ep-{i:02d}" for i in range(7)]
-    for endpoint in ids:
-        await store.apply_report(key(endpoint), APP_VERSION, report("1.0.0"))
-    cursors = [cursor for _, cursor in await _walked(store, "", None, batch=1, read=1)]
-
-    between = await _walked(store, cursors[1], cursors[4])
-
-    assert [e for b, _ in between for e in b] == ids[2:5]
-    assert between[-1][1] == cursors[4]
-    assert await _walked(store, cursors[4], cursors[4]) == []
-    assert await _walked(store, cursors[5], cursors[4]) == []
-
-
 # --- install records (staged rollouts, docs/rollouts.md): the report, the version before it,
 # and the first poll after a success naming either.
 
