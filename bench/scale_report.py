@@ -106,9 +106,12 @@ def markdown(results: dict[str, Any]) -> str:
             else f"the job (recording offers) had not finished {p['job_wait_s']:.0f} s after"
             " the last notification"
         )
+        # The run's mode, as scale_push names the scenario: "... (general release)" or
+        # "... (second wave opened, 1% -> 100%)" with --wave.
+        mode = p["name"].rpartition("(")[2].rstrip(")")
         lines += [
             "",
-            f"Push (general release): {p['notifications']:,} notifications at "
+            f"Push ({mode}): {p['notifications']:,} notifications at "
             f"{p['notifications_per_s']:,.0f}/s (walk-and-publish baseline "
             f"{p['baseline_rps']:,.0f}/s, ratio {p['ratio']}); first after "
             f"{p['time_to_first_ms']:,.0f} ms, last after {p['seconds_to_last']} s; {job}. "
