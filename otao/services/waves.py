@@ -12,7 +12,6 @@ the write and the job loses no push.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from otao.domain.catalog import Catalog
-from otao.domain.errors import Aborted, FailedPrecondition, NotFound, OtaoError
+from otao.domain.errors import Aborted, FailedPrecondition, NotFound
 from otao.domain.models import (
     SYSTEM_ACTOR,
     AppliedReport,
@@ -48,6 +47,7 @@ from otao.services.audit import AuditLog
 from otao.services.catalogs import CatalogCache
 from otao.services.ports import EventKind, RolloutEvents
 from otao.services.rollout_counts import Counted, FleetCounts, FleetTally, Recounts
+from otao.services.workers import every
 from otao.store.offers import OfferStore
 from otao.store.rollout_reads import RolloutReads
 from otao.store.software import SoftwareStore
@@ -214,8 +214,6 @@ class WaveService:
         self._on_wave_opened = on_wave_opened
         self._interval = interval
         self._wake = asyncio.Event()
-        # Judgements completed so far (tests wait on it instead of sleeping).
-        self.rounds = 0
 
     async def progress(
         self,
@@ -412,18 +410,9 @@ class WaveService:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.judge_all()
-            except OtaoError as error:
-                log.warning("rollout gates postponed: %s", error.message)
-            self.rounds += 1
-            # A burst of reports costs one judgement per second at most, not one each.
-            coalesce = min(1.0, self._interval)
-            await asyncio.sleep(coalesce)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval - coalesce)
-            self._wake.clear()
+        # A burst of reports costs one judgement per second at most, not one each.
+        settle = min(1.0, self._interval)
+        await every(self._interval, self.judge_all, "rollout gates", wake=self._wake, settle=settle)
 
     async def judge_all(self) -> None:
         for app in self._applications.all():

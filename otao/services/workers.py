@@ -7,6 +7,7 @@ the broker is away) is logged as postponed, and the work is tried again later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
@@ -26,11 +27,26 @@ async def attempt(work: Awaitable[object], what: str) -> bool:
     return True
 
 
-async def every(seconds: float, work: Callable[[], Awaitable[object]], what: str) -> NoReturn:
-    """``work`` now and then every ``seconds`` after the last round ended."""
+async def every(
+    seconds: float,
+    work: Callable[[], Awaitable[object]],
+    what: str,
+    *,
+    wake: asyncio.Event | None = None,
+    settle: float = 0.0,
+) -> NoReturn:
+    """``work`` now and then every ``seconds`` after the last round ended; with ``wake``,
+    sooner when it is set, though not before ``settle`` seconds (a burst of wake-ups, also
+    those during a round, is one round)."""
     while True:
         await attempt(work(), what)
-        await asyncio.sleep(seconds)
+        if wake is None:
+            await asyncio.sleep(seconds)
+            continue
+        await asyncio.sleep(settle)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), seconds - settle)
+        wake.clear()
 
 
 async def when_woken(

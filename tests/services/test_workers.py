@@ -12,6 +12,7 @@ import pytest
 
 from otao.domain.errors import Unavailable
 from otao.services.workers import attempt, every, when_woken
+from tests.support.eventually import eventually
 
 
 @asynccontextmanager
@@ -72,6 +73,17 @@ async def test_every_runs_the_next_round_after_one_that_failed() -> None:
     async with running(every(0.0, work, "the check")):
         await asyncio.wait_for(done.wait(), 10)
     assert calls[:2] == [1, 2]
+
+
+async def test_every_with_a_wake_up_runs_the_next_round_before_its_period() -> None:
+    calls, done, work = rounds_that(True, True)
+    wake = asyncio.Event()
+    # A period no test outlasts: only the wake-up can start the second round.
+    async with running(every(3600.0, work, "the check", wake=wake)):
+        await eventually(lambda: len(calls) == 1, "the first round")
+        wake.set()
+        await asyncio.wait_for(done.wait(), 10)
+    assert calls == [1, 2]
 
 
 async def test_a_woken_round_that_left_work_runs_again_without_another_wake_up() -> None:
