@@ -121,19 +121,18 @@ def _parse(deserialize: Deserialize | None, raw: Any) -> Any:
 _GATEWAY_HEADERS = ("x-envoy-", "x-forwarded-", "x-request-id")
 
 
-def _client_metadata_bytes(context: Context) -> int:
-    return sum(
-        len(key) + len(value)
-        for key, value in context.invocation_metadata() or ()
-        if not key.startswith(_GATEWAY_HEADERS)
-    )
-
-
-def _original_path(context: Context) -> str:
+def _read_metadata(context: Context) -> tuple[int, str]:
+    """The size of the client's own metadata, and the REST request's original path ("" for a
+    gRPC call), in one pass: grpc builds the metadata tuple anew on every
+    ``invocation_metadata()`` (2.6 µs a call, measured in-process), and a call read it twice."""
+    size = 0
+    path: str | None = None
     for key, value in context.invocation_metadata() or ():
-        if key == ORIGINAL_PATH:
-            return value.decode("latin-1") if isinstance(value, bytes) else value
-    return ""
+        if key == ORIGINAL_PATH and path is None:
+            path = value.decode("latin-1") if isinstance(value, bytes) else value
+        if not key.startswith(_GATEWAY_HEADERS):
+            size += len(key) + len(value)
+    return size, path or ""
 
 
 class _Guard:
@@ -157,7 +156,8 @@ class _Guard:
         # The same limit as Envoy's max_request_headers_kb, exactly: grpc's own limit (a little
         # higher, see server.build_server) would answer with its transport's text.
         limit = self._max_metadata_bytes
-        if limit is not None and _client_metadata_bytes(context) > limit:
+        metadata_bytes, original_path = _read_metadata(context)
+        if limit is not None and metadata_bytes > limit:
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the request metadata exceeds {limit // 1024} KiB",
@@ -167,7 +167,7 @@ class _Guard:
             _caller.set(await self._authenticate(self.method, request, context))
         # After authentication: an unauthenticated caller learns nothing about the API.
         if self._rest_query is not None:
-            self._rest_query.check(_original_path(context))
+            self._rest_query.check(original_path)
         refuse_unknown_fields(request)
         fill_from_json_body(request)
         return request
