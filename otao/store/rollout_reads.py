@@ -22,7 +22,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from otao.domain.models import EndpointState
 from otao.domain.rollout_state import InstallRecord
 from otao.store.endpoints import KNOWN, counted, from_document, install_record
-from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, translated
+from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, id_range, translated
 
 PAGE = 2_000
 LOOKUP = 500
@@ -110,30 +110,19 @@ class RolloutReads:
         what: str,
     ) -> AsyncIterator[list[Document]]:
         """Documents matching ``query`` (which names tenantId and application) in ``_id``
-        order, a page per database call (the ``_id`` range technique of EndpointStore._after:
-        an index range on nx-27017, not a scan of the collection per page)."""
-        prefix = f"{query['tenantId']}/{query['application']}/"
-        upper = prefix[:-1] + "0"  # "0" follows "/": every _id with the prefix is below
-        lower, exclusive = prefix, False
+        order, a page per database call (``store.mongo.id_range``: an index range on
+        nx-27017, not a scan of the collection per page)."""
+        after: str | None = None
         while True:
             started = time.monotonic()
-            cursor = (
-                collection.find(query, projection)
-                .sort("_id", 1)
-                .hint([("_id", 1)])
-                .min([("_id", lower)])
-                .max([("_id", upper)])
-                .limit(self._page + 1 if exclusive else self._page)
-            )
             async with translated(what):
-                docs = [doc async for doc in cursor if not (exclusive and doc["_id"] == lower)]
+                docs = await id_range(collection, query, after, self._page, projection)
             took = time.monotonic() - started
-            docs = docs[: self._page]
             if docs:
                 yield docs
             if len(docs) < self._page:
                 return
-            lower, exclusive = docs[-1]["_id"], True
+            after = docs[-1]["_id"]
             await self._rest_after(took)
 
     async def _rest_after(self, took: float) -> None:
