@@ -4,7 +4,7 @@ request anything (the doors get the do-nothing meters)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,6 +87,12 @@ class _CountedPublisher:
     ) -> None:
         await self._publisher.config_updated(app_version, endpoint_id, version, content)
         self._sent.inc()
+
+    async def config_updated_many(
+        self, version: str, content: bytes, targets: Sequence[tuple[str, str]]
+    ) -> None:
+        await self._publisher.config_updated_many(version, content, targets)
+        self._sent.inc(len(targets))
 
     async def flush(self) -> None:
         await self._publisher.flush()

@@ -15,10 +15,11 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 
 from otao.domain.errors import OtaoError, Unavailable
 from otao.messaging.avro import AvroCodec, MalformedPayload
@@ -292,6 +293,8 @@ class ConfigUpdatedPublisher:
         # counter (a push sends thousands a second; uuid4 costs a system call each).
         self._id_prefix = secrets.token_hex(8)
         self._sequence = itertools.count(secrets.randbits(48))
+        # config_updated_many's: the correlation id's length (32) and its random half.
+        self._id_head = _avro_long(32) + self._id_prefix.encode()
 
     async def config_updated(
         self, app_version: str, endpoint_id: str, version: str, content: bytes
@@ -307,5 +310,79 @@ class ConfigUpdatedPublisher:
         )
         await self._connection.publish(self._subject, self._codec.encode(event))
 
+    async def config_updated_many(
+        self, version: str, content: bytes, targets: Sequence[tuple[str, str]]
+    ) -> None:
+        """A ConfigUpdated of ``version`` to each (app version name, endpoint id), the bytes
+        ``config_updated`` would publish, from what the messages share encoded once: a push
+        publishes 10,000s a second, and building and encoding each record was an eighth of the
+        process (py-spy). One timestamp for the batch: it is published in one go."""
+        # Every field but the correlation id, the app version and the endpoint id is the
+        # same in each message; its encoding is cut from the codec's own (so it cannot drift
+        # from the schema): with those three and the timestamp empty, they encode as zeros.
+        template = self._codec.encode(
+            ConfigUpdated(
+                correlation_id="",
+                timestamp=0,
+                app_version_name="",
+                endpoint_id="",
+                config_id=version,
+                content=content,
+                originator_replica_id=self._replica,
+            )
+        )
+        assert template.startswith(_FIVE_EMPTY), "ConfigUpdated's schema order changed"
+        tail = template[len(_FIVE_EMPTY) :]
+        stamp = _avro_long(_now_ms()) + b"\x00"  # and the timeout, 0
+        names: dict[str, bytes] = {}
+        ids, sequence, subject = self._id_head, self._sequence, self._subject
+        connection = self._connection
+        # The connection's publish only when tracing (its span); else straight to the client.
+        publish = connection.publish if tracing.enabled() else connection.client.publish
+        try:
+            for app_version, endpoint_id in targets:
+                name = names.get(app_version)
+                if name is None:
+                    name = names[app_version] = _avro_string(app_version)
+                payload = b"".join(
+                    (
+                        ids,
+                        b"%016x" % (next(sequence) & _SEQUENCE_MASK),
+                        stamp,
+                        name,
+                        _avro_string(endpoint_id),
+                        tail,
+                    )
+                )
+                await publish(subject, payload)
+        except NatsError as exc:
+            raise Unavailable("the message broker is unavailable") from exc
+
     async def flush(self) -> None:
         await self._connection.flush()
+
+
+# A ConfigUpdated's first five fields (correlation id, timestamp, timeout, app version name,
+# endpoint id) when all are empty or 0.
+_FIVE_EMPTY = b"\x00" * 5
+
+
+def _avro_long(value: int) -> bytes:
+    """Avro's zigzag varint of a value >= 0 (a length, a timestamp)."""
+    z = value << 1
+    out = bytearray()
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _avro_string(value: str) -> bytes:
+    encoded = value.encode()
+    size = len(encoded)
+    # Nearly every id is shorter than 64 bytes: a one-byte length.
+    return (_ONE_BYTE_LENGTHS[size] if size < 64 else _avro_long(size)) + encoded
+
+
+_ONE_BYTE_LENGTHS = tuple(bytes((size << 1,)) for size in range(64))

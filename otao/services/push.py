@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -105,6 +105,12 @@ class ConfigPublisher(Protocol):
     async def config_updated(
         self, app_version: str, endpoint_id: str, version: str, content: bytes
     ) -> None: ...
+
+    async def config_updated_many(
+        self, version: str, content: bytes, targets: Sequence[tuple[str, str]]
+    ) -> None:
+        """``config_updated`` of ``version`` to each (app version name, endpoint id)."""
+        ...
 
     async def flush(self) -> None: ...
 
@@ -275,30 +281,16 @@ class PushService:
             async for batch in batches:
                 self.endpoints_walked += len(batch.states)
                 offers = self._deliveries(run, batch.states)
-                # Per endpoint only what differs: the content is the same for every endpoint
-                # offered a version, and an unlimited rate needs no token.
-                contents: dict[str, bytes] = {}
-                publish, limited = self._publisher.config_updated, self._limiter.limited
                 # Publishing does not suspend: without this turn of the event loop, the walk's
                 # reader would not even ask for the next page until the batch is flushed.
                 # Only one: each turn also lets nats-py write what is pending, and a socket
                 # write per 100 notifications instead of one per batch cost a third of the
                 # process' time (py-spy).
                 await asyncio.sleep(0)
-                for state, offered in offers:
-                    if limited:
-                        await self._limiter.take()
-                    if self._budget is not None and capped(offered):
-                        # A rollout plan's maxOffersPerMinute paces its pushes too.
-                        key = EndpointKey(state.tenant_id, state.application, state.endpoint_id)
-                        await self._budget.wait(key, offered, lambda: self._renew_if_due(run))
-                    content = contents.get(offered.version)
-                    if content is None:
-                        content = offered.spec.specification_json.encode()
-                        contents[offered.version] = content
-                    app_version = state.app_version or self._default_app_version(state)
-                    assert app_version is not None  # _deliveries leaves out those without
-                    await publish(app_version, state.endpoint_id, offered.version, content)
+                if self._limiter.limited or self._paced(offers):
+                    await self._send_each(run, offers)
+                else:
+                    await self._send_grouped(offers)
                 await self._publisher.flush()
                 run.progress = replace(
                     run.progress,
@@ -308,6 +300,46 @@ class PushService:
                 await self._save(run)
                 run.queue(batch.cursor, offers)  # only now: an offer is never recorded unsent
                 await self._make_room(run)
+
+    def _paced(self, offers: list[tuple[EndpointState, Software]]) -> bool:
+        """Whether a rollout plan's maxOffersPerMinute paces any of these (its pushes too)."""
+        budget = self._budget
+        return budget is not None and any(capped(offered) for _, offered in offers)
+
+    async def _send_grouped(self, offers: list[tuple[EndpointState, Software]]) -> None:
+        """An unpaced batch: per version offered, its endpoints in one call, the publisher
+        encoding once what their messages share (the content, the version...)."""
+        groups: dict[str, tuple[Software, list[tuple[str, str]]]] = {}
+        for state, offered in offers:
+            group = groups.get(offered.version)
+            if group is None:
+                group = groups[offered.version] = (offered, [])
+            app_version = state.app_version or self._default_app_version(state)
+            assert app_version is not None  # _deliveries leaves out those without
+            group[1].append((app_version, state.endpoint_id))
+        for offered, targets in groups.values():
+            content = offered.spec.specification_json.encode()
+            await self._publisher.config_updated_many(offered.version, content, targets)
+
+    async def _send_each(self, run: _Run, offers: list[tuple[EndpointState, Software]]) -> None:
+        """A batch paced by the rate limit or a rollout plan's budget: one at a time."""
+        # Per endpoint only what differs: the content is the same for every endpoint offered
+        # a version.
+        contents: dict[str, bytes] = {}
+        publish, limited = self._publisher.config_updated, self._limiter.limited
+        for state, offered in offers:
+            if limited:
+                await self._limiter.take()
+            if self._budget is not None and capped(offered):
+                key = EndpointKey(state.tenant_id, state.application, state.endpoint_id)
+                await self._budget.wait(key, offered, lambda: self._renew_if_due(run))
+            content = contents.get(offered.version)
+            if content is None:
+                content = offered.spec.specification_json.encode()
+                contents[offered.version] = content
+            app_version = state.app_version or self._default_app_version(state)
+            assert app_version is not None  # _deliveries leaves out those without
+            await publish(app_version, state.endpoint_id, offered.version, content)
 
     def _deliveries(
         self, run: _Run, states: list[EndpointState]

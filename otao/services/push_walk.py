@@ -38,9 +38,7 @@ async def walk(
         try:
             while not closing:
                 async with database:
-                    states = await endpoints.page(
-                        tenant_id, application, None, endpoint, batch_size
-                    )
+                    states = await endpoints.push_page(tenant_id, application, endpoint, batch_size)
                 more = len(states) == batch_size
                 if through is not None and states and prefix + states[-1].endpoint_id >= through:
                     states = [s for s in states if prefix + s.endpoint_id <= through]

@@ -107,6 +107,39 @@ def from_document(doc: Document) -> EndpointState:
     )
 
 
+def push_state(doc: Document) -> EndpointState:
+    """The state ``otao.domain.push.deliveries`` decides by and the push sends to: the
+    versions, consents, filters and app version name; none of the history (last report,
+    install records, where each filter belief came from), which only polls, reports and
+    explanations read. A push walks every endpoint: the full state was 18% of its time."""
+    get = doc.get
+    failed = get("failedVersions")
+    consents = get("consents")
+    filters = get("filters")
+    return EndpointState(
+        doc["tenantId"],
+        doc["application"],
+        doc["endpointId"],
+        get("currentVersion"),
+        failed_versions=frozenset(failed) if failed else _NONE,
+        consents=(
+            tuple(
+                Consent(c.get("version"), bool(c.get("allVersions")), c["grantedAt"])
+                for c in consents
+            )
+            if consents
+            else ()
+        ),
+        # As from_document: any fact counts.
+        filters=(
+            frozenset(filters or ())
+            if filters or get("filtersKnown") or get("filterFacts")
+            else None
+        ),
+        app_version=get("appVersionName"),
+    )
+
+
 # Install records kept per endpoint (the newest versions it reported on): enough for every
 # rollout still judged, bounded so the document stays small.
 MAX_INSTALLS = 8
@@ -446,6 +479,23 @@ class EndpointStore:
         async with translated("endpoint listing"):
             docs = await self._after(query, after, limit)
         return [from_document(doc) for doc in docs]
+
+    async def push_page(
+        self, tenant_id: str, application: str, after_endpoint: str | None, limit: int
+    ) -> list[EndpointState]:
+        """``page`` (every version) for a push's walk: each state only what a push decides
+        by and sends to (``push_state``). The documents are read whole, as by any reader: a
+        projection would save bytes on MongoDB, but nx-27017 applies it in Python, document
+        by document, and reads a page of 500 in 16 ms with it against 12-13 ms without."""
+        query: Document = {"tenantId": tenant_id, "application": application, **KNOWN}
+        after = (
+            endpoint_doc_id(EndpointKey(tenant_id, application, after_endpoint))
+            if after_endpoint
+            else None
+        )
+        async with translated("endpoint listing"):
+            docs = await self._after(query, after, limit)
+        return [push_state(doc) for doc in docs]
 
     async def _after(
         self,

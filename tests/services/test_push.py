@@ -8,7 +8,7 @@ Each job is worked by ``PushService.work_one`` (what the worker loop calls), so 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -60,6 +60,12 @@ class Recording:
         if self.on_send is not None:
             await self.on_send(len(self.sent))
         self.sent.append((app_version, endpoint_id, version))
+
+    async def config_updated_many(
+        self, version: str, content: bytes, targets: Sequence[tuple[str, str]]
+    ) -> None:
+        for app_version, endpoint_id in targets:
+            await self.config_updated(app_version, endpoint_id, version, content)
 
     async def flush(self) -> None:
         self.flushes += 1
