@@ -256,10 +256,10 @@ async def target(nats_server: NatsServer, mongo_server: MongoServer) -> AsyncIte
     ) as (otao, names):
         application = otao.add_application()
         app, app_version = application.name, application.app_versions[0]
-        await otao.app.software.create(
+        await otao.app.components.services.software.create(
             _system(), app, _input("1.1.0", ["1.0.0"], RolloutStrategy.GENERAL)
         )
-        await otao.app.software.create(
+        await otao.app.components.services.software.create(
             _system(),
             app,
             _input("0.9.0", ["0.8.0"], RolloutStrategy.TARGETED, filters=[("beta", "")]),
@@ -448,7 +448,7 @@ async def good_catalog_changed(t: Target) -> None:
     version = f"5.0.{next(t.counter)}"
     now = datetime.now(UTC)
     spec = SoftwareSpec(version, ("4.0.0",), "{}", "{}", RolloutStrategy.GENERAL)
-    await SoftwareStore(t.otao.app.mongo).insert(
+    await SoftwareStore(t.otao.app.components.storage.mongo).insert(
         Software("default", t.app, spec, now, now, uuid.uuid4().hex)
     )
     payload = f'{{"tenantId":"default","application":"{t.app}","replica":"other"}}'.encode()
@@ -530,7 +530,7 @@ async def _send(t: Target, name: str, data: bytes) -> None:
 
 def _alive(t: Target, caplog: pytest.LogCaptureFixture) -> None:
     assert not [task.get_name() for task in t.otao.app.tasks if task.done()]
-    assert t.otao.app.nats.connected
+    assert t.otao.app.components.broker.nats.connected
     _no_escaped_exception(caplog)
 
 
@@ -631,7 +631,9 @@ async def platform(
             )
             await eventually(lambda: tekton.total() >= 1, 10, "Tekton read at start")
             await eventually(
-                lambda: otao.app.platform.tenants.by_id("t1") is not None, 10, "tenants read"
+                lambda: otao.app.components.platform.tenants.by_id("t1") is not None,
+                10,
+                "tenants read",
             )
             yield target
             await close_quietly(target.client)
@@ -669,7 +671,9 @@ async def good_tle_updated(p: PlatformTarget) -> None:
     await p.publish(tle_subject("tm", TleEventType.UPDATED), _tle(TenantUpdatedEvent))
     await eventually(lambda: p.tenant_manager.total() > before, 5, "a good TLE updated refreshes")
     await eventually(
-        lambda: p.otao.app.platform.tenants.by_id("t1") is not None, 5, "tenant known again"
+        lambda: p.otao.app.components.platform.tenants.by_id("t1") is not None,
+        5,
+        "tenant known again",
     )
 
 
@@ -677,7 +681,7 @@ async def good_tle_unregistered(p: PlatformTarget) -> None:
     await good_tle_updated(p)
     await p.publish(tle_subject("tm", TleEventType.UNREGISTERED), _tle(TenantUnregisteredEvent))
     await eventually(
-        lambda: p.otao.app.platform.tenants.by_id("t1") is None, 5, "a good TLE forgets"
+        lambda: p.otao.app.components.platform.tenants.by_id("t1") is None, 5, "a good TLE forgets"
     )
     await good_tle_updated(p)
 
@@ -723,7 +727,7 @@ PLATFORM_SUBJECTS: dict[str, PlatformSubject] = {
 
 def _platform_alive(p: PlatformTarget, caplog: pytest.LogCaptureFixture) -> None:
     assert not [task.get_name() for task in p.otao.app.tasks if task.done()]
-    assert p.otao.app.nats.connected
+    assert p.otao.app.components.broker.nats.connected
     _no_escaped_exception(caplog)
 
 
@@ -757,6 +761,6 @@ async def test_random_bad_input_on_every_platform_subject(
 
 async def test_nothing_was_left_half_done(target: Target) -> None:
     """After all of it: the CDTP provider has no request stuck in flight."""
-    cdtp = target.otao.app.cdtp
+    cdtp = target.otao.app.components.handlers.cdtp
     await eventually(lambda: not cdtp._in_flight, 10, "no CDTP request left in flight")
     await good_cdtp(target)

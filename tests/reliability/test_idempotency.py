@@ -261,7 +261,7 @@ async def test_replayed_config_applied_changes_nothing(world: World) -> None:
 
 async def health_checked(world: World) -> None:
     """The rollout health monitor judged every report handled so far."""
-    halts = world.otao.app.halts
+    halts = world.otao.app.components.services.halts
     await eventually(lambda: halts.idle, "the rollout health checked")
 
 

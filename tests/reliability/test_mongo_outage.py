@@ -258,7 +258,7 @@ async def _while_down_every_door_is_unavailable(world: World) -> None:
     assert (up_to_date.status_code, up_to_date.config_id) == (200, None)
 
     await eventually(lambda: _healthz(rest, 503), 5, "Envoy's /healthz reflects the outage")
-    assert otao.app.health.serving is False
+    assert otao.app.components.health.serving is False
 
 
 async def _the_same_process_serves_again(world: World) -> None:

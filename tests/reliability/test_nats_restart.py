@@ -164,7 +164,9 @@ async def _restart_nats_mid_push(
         10,
         "the push job under way",
     )
-    assert await otao.app.push_jobs.pending_count() == 1, "the job must be mid-way"
+    assert await otao.app.components.storage.push_jobs.pending_count() == 1, (
+        "the job must be mid-way"
+    )
 
     start = time.monotonic()
     await nats_server.astop()
@@ -180,7 +182,7 @@ async def _restart_nats_mid_push(
 
 
 async def _wait_for_recovery(otao: RunningOtao, load: Load, outage: Outage) -> None:
-    await eventually(lambda: otao.app.health.serving, 15, "otao serving again")
+    await eventually(lambda: otao.app.components.health.serving, 15, "otao serving again")
     await eventually(
         lambda: sum(1 for t, s, _ in load.answers if t > outage.end and s == 200) >= 20,
         15,
@@ -231,7 +233,7 @@ async def _the_push_completed_once(
     for endpoint in set(endpoints) - {u.endpoint_id for u in pushes}:
         response = await cmx.request(rollout_av, endpoint)
         assert (response.status_code, response.config_id) == (200, "2.0.0"), endpoint
-    job_docs = otao.app.push_jobs._collection.find(
+    job_docs = otao.app.components.storage.push_jobs._collection.find(
         {"application": rollout.name, "version": "2.0.0"}
     )
     jobs = [
@@ -246,11 +248,13 @@ async def _the_push_completed_once(
 
 async def _all_on(otao: RunningOtao, application: str, endpoints: list[str], version: str) -> bool:
     for endpoint in endpoints:
-        state = await otao.app.endpoint_store.get(EndpointKey("default", application, endpoint))
+        state = await otao.app.components.storage.endpoints.get(
+            EndpointKey("default", application, endpoint)
+        )
         if state is None or state.current_version != version:
             return False
     return True
 
 
 async def _no_pending_job(otao: RunningOtao) -> bool:
-    return await otao.app.push_jobs.pending_count() == 0
+    return await otao.app.components.storage.push_jobs.pending_count() == 0

@@ -28,18 +28,20 @@ async def test_reports_sent_during_a_database_outage_are_recorded_after_it(
         application = otao.add_application()
         app_version = application.app_versions[0]
         cmx = await connect_cmx(nats_server.url, names)
-        store = otao.app.endpoint_store
+        store = otao.app.components.storage.endpoints
         try:
             await mongo_server.akill()
-            await eventually(lambda: not otao.app.health.serving, 10, "health not serving")
+            await eventually(
+                lambda: not otao.app.components.health.serving, 10, "health not serving"
+            )
             subject = config_applied_subject(names.consumer)
-            before = received(otao.app.nats.client, subject)
+            before = received(otao.app.components.broker.nats.client, subject)
             for endpoint in ("ep-ok", "ep-bad"):
                 status = 200 if endpoint == "ep-ok" else 500
                 await cmx.applied(app_version, endpoint, "1.1.0", status_code=status)
             # The reports reach otao while the database is down (and wait there for it).
             await eventually(
-                lambda: received(otao.app.nats.client, subject) == before + 2,
+                lambda: received(otao.app.components.broker.nats.client, subject) == before + 2,
                 10,
                 "otao holding both reports",
             )

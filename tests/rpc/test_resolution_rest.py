@@ -117,7 +117,7 @@ async def test_explain_names_failed_targeted_pending_and_consent_blockers(
     await create_software(
         rest, name, "1.4.0", ["1.0.0"], "targeted", [{"filterId": "beta", "rolloutDate": past}]
     )
-    await otao.app.endpoint_store.set_filters(
+    await otao.app.components.storage.endpoints.set_filters(
         EndpointKey("default", name, "ep-t"), frozenset({"beta"}), datetime.now(UTC)
     )
     await cmx.applied(application.app_versions[0], "ep-t", "1.4.0", status_code=500)
@@ -200,7 +200,9 @@ async def test_resolve_records_nothing_about_the_endpoint(
 
     ok(await rest.get(resolve_path(application.name, "ep-q"), params={"currentVersion": "1.0.0"}))
     # A sighting is queued before the answer goes out: once none is pending, all are written.
-    await eventually(lambda: otao.app.recorder.pending == 0, "every queued sighting written")
+    await eventually(
+        lambda: otao.app.components.services.recorder.pending == 0, "every queued sighting written"
+    )
 
     assert ok(await rest.get(f"{APPS}/{application.name}/endpoints"))["endpoints"] == []
 

@@ -197,7 +197,7 @@ async def test_a_watch_stream_ends_cleanly_on_shutdown_after_health_says_not_ser
         assert opened.kind == "opened"
         stopping = asyncio.create_task(replica.stop())
         ended = await asyncio.wait_for(call.read(), WAIT)
-        serving_when_ended = replica.app.health.serving
+        serving_when_ended = replica.app.components.health.serving
         await stopping
     assert ended is grpc.aio.EOF  # type: ignore[attr-defined]  # missing from grpc-stubs
     assert await call.code() is grpc.StatusCode.OK

@@ -253,7 +253,7 @@ class Secured:
         return rest_result(response)
 
     async def wait_for_tenants(self, *tenant_ids: str, timeout: float = 10.0) -> None:
-        directory = self.otao.app.platform.tenants
+        directory = self.otao.app.components.platform.tenants
         await shared_eventually(
             lambda: all(directory.by_id(t) for t in tenant_ids),
             f"otao learning tenants {tenant_ids}",

@@ -22,7 +22,7 @@ async def epr(otao: RunningOtao, nats_server: NatsServer) -> AsyncIterator[EprPe
     peer = await EprPeer.connect(nats_server.url, otao.settings.kaa.epr)
     # An earlier test without EPR may have left the session's otao in its "EPR is absent"
     # backoff (NATS answered "no responders"): EPR is back now.
-    otao.app.membership.forget_absence()
+    otao.app.components.broker.membership.forget_absence()
     yield peer
     await peer.close()
 

@@ -47,7 +47,7 @@ class Replica:
 
     def count_cdtp_answers(self) -> None:
         """Count the polls this replica's CDTP provider answers (each goes through here)."""
-        delivery = self.otao.app.delivery
+        delivery = self.otao.app.components.services.delivery
         answer = delivery.poll_from_catalog
 
         def counted(*args: Any) -> Any:
@@ -139,7 +139,7 @@ async def both_answer(cmx: CmxPeer, app_version: str, a: Replica, b: Replica) ->
 async def pushes_done(replica: Replica) -> None:
     """Wait until the push jobs of the changes made so far are finished (either replica may
     work them), so that each step starts from a settled state."""
-    jobs = replica.otao.app.push_jobs
+    jobs = replica.otao.app.components.storage.push_jobs
     await eventually(lambda: _none(jobs.pending_count()), "push jobs worked")
 
 
@@ -149,7 +149,7 @@ async def _none(count: Awaitable[int]) -> bool:
 
 def cached_versions(replica: Replica, application: str) -> Callable[[], list[str] | None]:
     def versions() -> list[str] | None:
-        catalog = replica.otao.app.catalogs.cached("default", application)
+        catalog = replica.otao.app.components.services.catalogs.cached("default", application)
         return None if catalog is None else [d.version for d in catalog.definitions]
 
     return versions

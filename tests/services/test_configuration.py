@@ -158,7 +158,7 @@ async def platform(
                 nats_server.url, otao=f"otao-{suffix}", consumer=f"cmx-{suffix}"
             )
             try:
-                tekton_config = stack.otao.app.tekton
+                tekton_config = stack.otao.app.components.services.tekton
                 assert tekton_config is not None
                 await eventually(lambda: tekton_config.loaded)
                 yield Platform(stack, tekton, cmx)

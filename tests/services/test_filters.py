@@ -258,7 +258,7 @@ async def test_without_efmp_ep_matched_alone_pushes_and_no_poll_waits_for_epr(
 ) -> None:
     otao = otao_without_epr_queries
     names = otao.settings.kaa
-    membership = otao.app.membership
+    membership = otao.app.components.broker.membership
     application = otao.add_application()
     app_version = application.app_versions[0]
     cmx = await CmxPeer.connect(nats_server.url, otao=names.otao)

@@ -51,7 +51,7 @@ async def reported(
 
 async def health_checked(otao: RunningOtao, reports: int) -> None:
     """The rollout health monitor has seen ``reports`` reports in all and judged them."""
-    halts = otao.app.halts
+    halts = otao.app.components.services.halts
     await eventually(
         lambda: halts.reports_seen >= reports and halts.idle, "the rollout health checked"
     )
@@ -85,7 +85,7 @@ async def _below_min_reports_the_rollout_goes_on(
     outcomes: dict[str, int],
 ) -> None:
     # Four reports, half failed: below minReports, so the rollout goes on.
-    seen = otao.app.halts.reports_seen
+    seen = otao.app.components.services.halts.reports_seen
     for endpoint_id in ("ep-1", "ep-2", "ep-3", "ep-4"):
         code = outcomes[endpoint_id]
         await cmx.applied(application.app_versions[0], endpoint_id, "1.1.0", status_code=code)
@@ -147,7 +147,7 @@ async def _resuming_restarts_delivery_and_lasts(
 
     # The resume lasts: the policy judges only reports made after it, so one more report
     # (the old failures still on record) does not halt the rollout again.
-    seen = otao.app.halts.reports_seen
+    seen = otao.app.components.services.halts.reports_seen
     await cmx.applied(app_version, "ep-late", "1.1.0")
     await reported(otao, application.name, "ep-late", "1.1.0", failed=False)
     await health_checked(otao, seen + 1)

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(40)
 
 async def scheduler_rounds(otao: RunningOtao, rounds: int) -> None:
     """Wait until the replica's rollout date scheduler completed ``rounds`` more rounds."""
-    scheduler = otao.app.scheduler
+    scheduler = otao.app.components.services.scheduler
     target = scheduler.rounds + rounds
     await eventually(lambda: scheduler.rounds >= target, f"{rounds} scheduler rounds")
 
@@ -143,7 +143,7 @@ async def test_rollout_date_push_happens_exactly_once_with_two_replicas_and_a_re
         await pushes_done(replicas[0])
         await cmx.delivered()
         assert len(cmx.updates) == len(endpoints)
-        jobs = replicas[1].app.mongo.collection("push_jobs")
+        jobs = replicas[1].app.components.storage.mongo.collection("push_jobs")
         dated = [doc async for doc in jobs.find({}) if str(doc["_id"]).startswith("date:")]
         assert len(dated) == 1
         assert dated[0]["state"] == "done" and dated[0]["sent"] == len(endpoints)

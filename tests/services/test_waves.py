@@ -126,7 +126,9 @@ async def test_a_first_wave_of_ten_percent_offers_to_the_same_tenth_and_opens_th
 
 
 async def _committable(otao: RunningOtao, application: str, reports: int) -> bool:
-    states = await otao.app.endpoint_store.page("default", application, None, None, len(FLEET))
+    states = await otao.app.components.storage.endpoints.page(
+        "default", application, None, None, len(FLEET)
+    )
     return sum(1 for s in states for i in s.installs if i.version == "1.1.0") >= reports
 
 
@@ -157,7 +159,7 @@ async def test_a_manual_plan_waits_for_advance_and_pause_holds_every_offer(
     opened = datetime.fromisoformat(status["waves"][0]["openedAt"])
     assert datetime.fromisoformat(status["countedAt"]) >= opened
     assert datetime.fromisoformat(status["outcomesCountedAt"]) >= opened
-    await otao.app.waves.judge("default", application.name, "1.1.0")
+    await otao.app.components.services.waves.judge("default", application.name, "1.1.0")
     assert await current_wave(rest, application.name) == 0  # met, but manual
 
     paused = ok(await rest.post(f"{rollout}:pause", json={}))
@@ -256,7 +258,7 @@ async def test_two_replicas_open_each_wave_once_and_a_restart_keeps_the_rollout(
         name = f"app-{secrets.token_hex(4)}"
         for replica in replicas:
             replica.add_application(name)
-        caller = replicas[0].app.software
+        caller = replicas[0].app.components.services.software
         plan = RolloutPlanInput(waves=[WaveInput(10), WaveInput(50), WaveInput(100)])
         await caller.create(
             Caller("default", "alice"),
@@ -272,7 +274,9 @@ async def test_two_replicas_open_each_wave_once_and_a_restart_keeps_the_rollout(
         )
         # Both replicas judge the same gates (no reports needed, no soak) at once.
         for _ in range(3):
-            await asyncio.gather(*(r.app.waves.judge("default", name, "1.1.0") for r in replicas))
+            await asyncio.gather(
+                *(r.app.components.services.waves.judge("default", name, "1.1.0") for r in replicas)
+            )
         entries, _ = await replicas[0].app.components.services.audit.page(
             Caller("default", "alice"), name, 100, ""
         )
@@ -285,7 +289,7 @@ async def test_two_replicas_open_each_wave_once_and_a_restart_keeps_the_rollout(
         restarted = await start_otao(nats_server.url, mongo_server.uri, database)
         replicas.append(restarted)
         restarted.add_application(name)
-        progress = await restarted.app.waves.progress("default", name, "1.1.0")
+        progress = await restarted.app.components.services.waves.progress("default", name, "1.1.0")
         assert progress is not None and progress.rollout.current_wave == 2
         assert len(progress.rollout.opened_at) == 3
     finally:

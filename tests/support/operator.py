@@ -103,7 +103,9 @@ async def until(
 
 
 async def stored(otao: RunningOtao, application: str, endpoint_id: str) -> EndpointState | None:
-    return await otao.app.endpoint_store.get(EndpointKey("default", application, endpoint_id))
+    return await otao.app.components.storage.endpoints.get(
+        EndpointKey("default", application, endpoint_id)
+    )
 
 
 async def recorded(
@@ -126,7 +128,7 @@ async def pushes_done(otao: RunningOtao, timeout: float = 8.0) -> None:
     """Wait until otao worked every push job queued so far (a change's pushes were sent)."""
 
     async def check() -> bool:
-        return await otao.app.push_jobs.pending_count() == 0
+        return await otao.app.components.storage.push_jobs.pending_count() == 0
 
     await until(check, "push jobs worked", timeout)
 
@@ -141,4 +143,4 @@ async def settled(otao: RunningOtao, cmx: CmxPeer, timeout: float = 8.0) -> None
 
 
 async def _recorder_idle(otao: RunningOtao) -> bool:
-    return otao.app.recorder.pending == 0
+    return otao.app.components.services.recorder.pending == 0

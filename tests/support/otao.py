@@ -37,7 +37,7 @@ class RunningOtao:
         application = ApplicationConfig(
             name, tenant_id, app_versions or (f"{name}-v1",), consent_required
         )
-        directory = self.app.applications
+        directory = self.app.components.services.applications
         directory.replace_all([*directory.all(), application])
         return application
 
@@ -70,7 +70,9 @@ async def start_otao(
     app = App(settings)
     await app.start()
     try:
-        await eventually(lambda: app.health.serving, "otao ready (MongoDB and NATS reachable?)")
+        await eventually(
+            lambda: app.components.health.serving, "otao ready (MongoDB and NATS reachable?)"
+        )
     except AssertionError:
         await app.stop()
         raise
