@@ -15,10 +15,16 @@ from kaa.otao.v1 import endpoint_pb2, endpoint_pb2_grpc, software_pb2, software_
 
 from otao.domain.applications import ApplicationConfig
 from otao.domain.models import AppliedReport, EndpointKey
+from otao.messaging.avro import AvroCodec
+from otao.messaging.cdtp import ConfigUpdatedPublisher
+from otao.messaging.connection import NatsConnection
+from otao.messaging.records import ConfigUpdated
+from otao.messaging.subjects import Subjects
 from tests.support.cmx import CmxPeer
 from tests.support.eventually import eventually
 from tests.support.otao import RunningOtao
 from tests.support.software import define
+from tests.support.stack import NatsServer
 
 
 async def test_endpoint_walks_a_multi_hop_graph_by_pulling_and_reporting(
@@ -388,3 +394,34 @@ async def test_a_pre_2020_report_without_a_status_code_counts_as_applied(
     await publish_applied(cmx, written_by_fastavro(CONFIG_APPLIED_PRE_2020, datum))
     report = await last_report(otao, application.name, "ep-older")
     assert (report.config_id, report.status_code, report.reason_phrase) == ("1.1.0", 200, None)
+
+
+async def test_a_push_batch_publishes_exactly_what_the_codec_encodes(
+    nats_server: NatsServer,
+) -> None:
+    codec = AvroCodec()
+    subjects = Subjects(otao="otao", replica="r-7", consumer="cmx", epr="epr", tekton="tekton")
+    connection = NatsConnection(nats_server.url, "config-updated-test")
+    connection.start()
+    received: list[bytes] = []
+    try:
+        await eventually(lambda: connection.connected, "connected", 10)
+        subscription = await connection.client.subscribe(subjects.config_updated)
+        publisher = ConfigUpdatedPublisher(connection, codec, subjects)
+        # An id of 64 bytes and more takes a two-byte length; a non-ASCII one more bytes
+        # than characters.
+        targets = [("kettle-v1", "e-1"), ("kettle-v2", "ü" * 40), ("kettle-v1", "x" * 200)]
+        await publisher.config_updated_many("2.0.0", b'{"url": "https://a/b"}', targets)
+        await publisher.flush()
+        for _ in targets:
+            received.append((await subscription.next_msg(timeout=5)).data)
+    finally:
+        await connection.close()
+    events = [codec.decode(ConfigUpdated, data) for data in received]
+    assert [(e.app_version_name, e.endpoint_id) for e in events] == targets
+    assert {(e.config_id, e.content, e.originator_replica_id) for e in events} == {
+        ("2.0.0", b'{"url": "https://a/b"}', "r-7")
+    }
+    assert len({e.correlation_id for e in events}) == 3
+    assert all(len(e.correlation_id) == 32 and e.timestamp > 0 for e in events)
+    assert [codec.encode(e) for e in events] == received  # byte for byte
