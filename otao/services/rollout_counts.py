@@ -61,7 +61,7 @@ class Recounts(Generic[T]):
         self._entries: dict[Hashable, Counted[T]] = {}
         self._running: dict[Hashable, asyncio.Future[Counted[T]]] = {}
 
-    def max_age(self, took: float) -> float:
+    def _max_age(self, took: float) -> float:
         return 0.0 if took < self._cheap else min(self._ceiling, self._factor * took)
 
     async def get(
@@ -78,7 +78,7 @@ class Recounts(Generic[T]):
         last = self._entries.get(key)
         running = self._running.get(key)
         if last is not None and last.took >= self._cheap:
-            if reuse_costly or time.monotonic() - last.started <= self.max_age(last.took):
+            if reuse_costly or time.monotonic() - last.started <= self._max_age(last.took):
                 return last
             task = running or self._start(key, count)
         elif last is None and running is not None:
