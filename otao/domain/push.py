@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import NamedTuple, Protocol, TypeVar
 
 from otao.domain import resolution
 from otao.domain.catalog import Catalog
@@ -198,6 +199,36 @@ def catalog_before(job: PushJob, after: Catalog) -> Catalog:
     return Catalog.build(job.tenant_id, job.application, settings, definitions.values())
 
 
+class Walked(NamedTuple):
+    """One endpoint as a push's walk reads it: what ``deliveries`` decides by and what the
+    push sends to. A tuple: a push builds one per endpoint (a frozen EndpointState of fifteen
+    fields cost 9% of the push's process, py-spy)."""
+
+    endpoint_id: str
+    current_version: str | None
+    failed_versions: frozenset[str]
+    consents: tuple[Consent, ...]
+    filters: frozenset[str] | None
+    app_version: str | None
+
+
+class _Decided(Protocol):
+    """What ``deliveries`` reads of an endpoint (an EndpointState or a Walked)."""
+
+    @property
+    def endpoint_id(self) -> str: ...
+    @property
+    def current_version(self) -> str | None: ...
+    @property
+    def failed_versions(self) -> frozenset[str]: ...
+    @property
+    def consents(self) -> tuple[Consent, ...]: ...
+    @property
+    def filters(self) -> frozenset[str] | None: ...
+
+
+E = TypeVar("E", bound=_Decided)
+
 # What EndpointFacts.of(state, None) depends on: endpoints alike in these get one decision.
 _Signature = tuple[
     str | None, frozenset[str] | None, frozenset[str], tuple[Consent, ...], tuple[int, ...]
@@ -205,13 +236,13 @@ _Signature = tuple[
 
 
 def deliveries(
-    before: Catalog, after: Catalog, states: Iterable[EndpointState], now: datetime
-) -> list[tuple[EndpointState, Software]]:
+    before: Catalog, after: Catalog, states: Iterable[E], now: datetime
+) -> list[tuple[E, Software]]:
     """The endpoints to push, each with what it gets: eligible for an update now, and that
     update differs from the one before the change. Decided once per distinct set of facts
     (a fleet has few), since resolution is the cost of a push walk."""
     decided: dict[_Signature, Software | None] = {}
-    pushed: list[tuple[EndpointState, Software]] = []
+    pushed: list[tuple[E, Software]] = []
     # A rollout plan places each endpoint by its id, in a wave: the endpoint's waves under
     # every plan are part of its facts (a wave opening: two kinds of endpoint, not 100,000).
     plans = list(
@@ -239,10 +270,20 @@ def deliveries(
     return pushed
 
 
-def _offered(
-    before: Catalog, after: Catalog, state: EndpointState, now: datetime
-) -> Software | None:
-    facts = EndpointFacts.of(state, None)
+def _offered(before: Catalog, after: Catalog, state: _Decided, now: datetime) -> Software | None:
+    # Once per kind of endpoint: the facts from a state of only what they are made of.
+    facts = EndpointFacts.of(
+        EndpointState(
+            "",
+            "",
+            state.endpoint_id,
+            state.current_version,
+            failed_versions=state.failed_versions,
+            consents=state.consents,
+            filters=state.filters,
+        ),
+        None,
+    )
     offered = resolution.select(after, facts, now)
     if offered is None or not resolution.delivery_changed(
         resolution.select(before, facts, now), offered

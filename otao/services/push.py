@@ -29,7 +29,14 @@ from otao.domain import resolution
 from otao.domain.catalog import Catalog
 from otao.domain.errors import OtaoError
 from otao.domain.models import Change, EndpointKey, EndpointState, Software
-from otao.domain.push import LeaseLost, PushJob, PushProgress, catalog_before, deliveries
+from otao.domain.push import (
+    LeaseLost,
+    PushJob,
+    PushProgress,
+    Walked,
+    catalog_before,
+    deliveries,
+)
 from otao.domain.resolution import EndpointFacts
 from otao.services import push_walk
 from otao.services.applications import ApplicationDirectory
@@ -91,7 +98,7 @@ class _Run:
     # alone takes 25 and 3 (measured). The read still overlaps the sending.
     database: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def queue(self, cursor: str, offered: list[tuple[EndpointState, Software]]) -> None:
+    def queue(self, cursor: str, offered: list[tuple[Walked, Software]]) -> None:
         ids: dict[str, list[str]] = {}
         for state, software in offered:
             ids.setdefault(software.version, []).append(state.endpoint_id)
@@ -290,7 +297,7 @@ class PushService:
                 if self._limiter.limited or self._paced(offers):
                     await self._send_each(run, offers)
                 else:
-                    await self._send_grouped(offers)
+                    await self._send_grouped(run, offers)
                 await self._publisher.flush()
                 run.progress = replace(
                     run.progress,
@@ -301,56 +308,55 @@ class PushService:
                 run.queue(batch.cursor, offers)  # only now: an offer is never recorded unsent
                 await self._make_room(run)
 
-    def _paced(self, offers: list[tuple[EndpointState, Software]]) -> bool:
+    def _paced(self, offers: list[tuple[Walked, Software]]) -> bool:
         """Whether a rollout plan's maxOffersPerMinute paces any of these (its pushes too)."""
         budget = self._budget
         return budget is not None and any(capped(offered) for _, offered in offers)
 
-    async def _send_grouped(self, offers: list[tuple[EndpointState, Software]]) -> None:
+    async def _send_grouped(self, run: _Run, offers: list[tuple[Walked, Software]]) -> None:
         """An unpaced batch: per version offered, its endpoints in one call, the publisher
         encoding once what their messages share (the content, the version...)."""
         groups: dict[str, tuple[Software, list[tuple[str, str]]]] = {}
+        default = self._default_app_version(run.job.tenant_id, run.job.application)
         for state, offered in offers:
             group = groups.get(offered.version)
             if group is None:
                 group = groups[offered.version] = (offered, [])
-            app_version = state.app_version or self._default_app_version(state)
+            app_version = state.app_version or default
             assert app_version is not None  # _deliveries leaves out those without
             group[1].append((app_version, state.endpoint_id))
         for offered, targets in groups.values():
             content = offered.spec.specification_json.encode()
             await self._publisher.config_updated_many(offered.version, content, targets)
 
-    async def _send_each(self, run: _Run, offers: list[tuple[EndpointState, Software]]) -> None:
+    async def _send_each(self, run: _Run, offers: list[tuple[Walked, Software]]) -> None:
         """A batch paced by the rate limit or a rollout plan's budget: one at a time."""
         # Per endpoint only what differs: the content is the same for every endpoint offered
         # a version.
         contents: dict[str, bytes] = {}
+        default = self._default_app_version(run.job.tenant_id, run.job.application)
         publish, limited = self._publisher.config_updated, self._limiter.limited
         for state, offered in offers:
             if limited:
                 await self._limiter.take()
             if self._budget is not None and capped(offered):
-                key = EndpointKey(state.tenant_id, state.application, state.endpoint_id)
+                key = EndpointKey(run.job.tenant_id, run.job.application, state.endpoint_id)
                 await self._budget.wait(key, offered, lambda: self._renew_if_due(run))
             content = contents.get(offered.version)
             if content is None:
                 content = offered.spec.specification_json.encode()
                 contents[offered.version] = content
-            app_version = state.app_version or self._default_app_version(state)
+            app_version = state.app_version or default
             assert app_version is not None  # _deliveries leaves out those without
             await publish(app_version, state.endpoint_id, offered.version, content)
 
-    def _deliveries(
-        self, run: _Run, states: list[EndpointState]
-    ) -> list[tuple[EndpointState, Software]]:
+    def _deliveries(self, run: _Run, states: list[Walked]) -> list[tuple[Walked, Software]]:
         """Who gets what in this batch; an endpoint without an app version name cannot be
         sent to, so it is not offered anything either."""
-        return [
-            (state, offered)
-            for state, offered in deliveries(run.before, run.after, states, self._clock())
-            if self._app_version(state) is not None
-        ]
+        offers = deliveries(run.before, run.after, states, self._clock())
+        if self._default_app_version(run.job.tenant_id, run.job.application) is not None:
+            return offers
+        return [(state, offered) for state, offered in offers if state.app_version]
 
     async def _save(self, run: _Run) -> None:
         """Save the progress, renewing the lease; LeaseLost when another replica has it."""
@@ -417,7 +423,7 @@ class PushService:
             run.room.set()  # a sender waiting for room learns of the end (or the failure)
 
     def _app_version(self, state: EndpointState) -> str | None:
-        return state.app_version or self._default_app_version(state)
+        return state.app_version or self._default_app_version(state.tenant_id, state.application)
 
     async def _send(self, state: EndpointState, offered: Software) -> bool:
         app_version = self._app_version(state)
@@ -431,8 +437,8 @@ class PushService:
         )
         return True
 
-    def _default_app_version(self, state: EndpointState) -> str | None:
-        application = self._applications.find(state.tenant_id, state.application)
+    def _default_app_version(self, tenant_id: str, application_name: str) -> str | None:
+        application = self._applications.find(tenant_id, application_name)
         if application is None or not application.app_versions:
             return None
         return application.app_versions[0]

@@ -30,6 +30,7 @@ from otao.domain.models import (
     FilterBelief,
     FilterSource,
 )
+from otao.domain.push import Walked
 from otao.domain.rollout_state import InstallRecord
 from otao.store.mongo import ENDPOINTS, Document, Mongo, id_range, translated
 
@@ -54,7 +55,7 @@ _NONE: frozenset[str] = frozenset()
 class EndpointBatch:
     """Endpoints of a walk, and the opaque cursor a later walk resumes after."""
 
-    states: list[EndpointState]
+    states: list[Walked]
     cursor: str
 
 
@@ -107,22 +108,20 @@ def from_document(doc: Document) -> EndpointState:
     )
 
 
-def push_state(doc: Document) -> EndpointState:
-    """The state ``otao.domain.push.deliveries`` decides by and the push sends to: the
-    versions, consents, filters and app version name; none of the history (last report,
-    install records, where each filter belief came from), which only polls, reports and
-    explanations read. A push walks every endpoint: the full state was 18% of its time."""
+def push_state(doc: Document) -> Walked:
+    """What ``otao.domain.push.deliveries`` decides by and the push sends to: the versions,
+    consents, filters and app version name; none of the history (last report, install
+    records, where each filter belief came from), which only polls, reports and explanations
+    read. A push walks every endpoint: the full state was 18% of its time."""
     get = doc.get
     failed = get("failedVersions")
     consents = get("consents")
     filters = get("filters")
-    return EndpointState(
-        doc["tenantId"],
-        doc["application"],
+    return Walked(
         doc["endpointId"],
         get("currentVersion"),
-        failed_versions=frozenset(failed) if failed else _NONE,
-        consents=(
+        frozenset(failed) if failed else _NONE,
+        (
             tuple(
                 Consent(c.get("version"), bool(c.get("allVersions")), c["grantedAt"])
                 for c in consents
@@ -131,12 +130,12 @@ def push_state(doc: Document) -> EndpointState:
             else ()
         ),
         # As from_document: any fact counts.
-        filters=(
+        (
             frozenset(filters or ())
             if filters or get("filtersKnown") or get("filterFacts")
             else None
         ),
-        app_version=get("appVersionName"),
+        get("appVersionName"),
     )
 
 
@@ -482,7 +481,7 @@ class EndpointStore:
 
     async def push_page(
         self, tenant_id: str, application: str, after_endpoint: str | None, limit: int
-    ) -> list[EndpointState]:
+    ) -> list[Walked]:
         """``page`` (every version) for a push's walk: each state only what a push decides
         by and sends to (``push_state``). The documents are read whole, as by any reader: a
         projection would save bytes on MongoDB, but nx-27017 applies it in Python, document
