@@ -79,26 +79,6 @@ def efe_subject(epr: str, event_type: EfeEventType | str, filter_id: str = ANY) 
     return f"kaa.v1.events.{epr}.endpoint-filter.{filter_id}.{event_type}"
 
 
-@dataclass(frozen=True, slots=True)
-class EfeSubject:
-    filter_id: str
-    event_type: EfeEventType
-
-
-def parse_efe_subject(subject: str) -> EfeSubject | None:
-    """The filter id and event type of a concrete 18/EFE subject, or None if it is not one."""
-    tokens = subject.split(".")
-    if len(tokens) != 7 or tokens[:3] != ["kaa", "v1", "events"]:
-        return None
-    _, _, _, originator, entity, filter_id, event_type = tokens
-    if entity != "endpoint-filter" or not originator or not filter_id or filter_id == ANY:
-        return None
-    try:
-        return EfeSubject(filter_id, EfeEventType(event_type))
-    except ValueError:
-        return None
-
-
 def efmp_request_subject(epr: str) -> str:
     return f"kaa.v1.service.{epr}.efmp.ep-filters-request"
 
@@ -168,7 +148,7 @@ class Subjects:
         return elce_unregistered_subject(self.epr)
 
     def efe(self, event_type: EfeEventType) -> str:
-        """Events of ``event_type`` for every filter; see ``parse_efe_subject``."""
+        """Events of ``event_type`` for every filter."""
         return efe_subject(self.epr, event_type)
 
     @property

@@ -3,19 +3,15 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from otao.messaging.subjects import (
     ANY,
     EfeEventType,
-    EfeSubject,
     ScmpAction,
     Subjects,
     TleEventType,
     check_token,
     efe_subject,
-    parse_efe_subject,
 )
 
 SUBJECTS = Subjects(otao="otao", replica="r-42", consumer="cmx-ota", epr="epr", tekton="tekton")
@@ -62,39 +58,6 @@ def test_filter_events_are_subscribed_per_type_for_every_filter(
 def test_a_filter_event_subject_names_its_filter_and_type() -> None:
     subject = efe_subject("epr", EfeEventType.EP_MATCHED, "f-1")
     assert subject == "kaa.v1.events.epr.endpoint-filter.f-1.ep-matched"
-    assert parse_efe_subject(subject) == EfeSubject("f-1", EfeEventType.EP_MATCHED)
-
-
-tokens = st.text(
-    alphabet=st.characters(exclude_characters=".*>", exclude_categories=["Cs", "Cc", "Z"]),
-    min_size=1,
-    max_size=20,
-)
-
-
-@given(tokens, tokens, st.sampled_from(EfeEventType))
-def test_parsing_a_built_filter_event_subject_gives_back_its_parts(
-    epr: str, filter_id: str, event_type: EfeEventType
-) -> None:
-    parsed = parse_efe_subject(efe_subject(epr, event_type, filter_id))
-    assert parsed == EfeSubject(filter_id, event_type)
-
-
-@pytest.mark.parametrize(
-    "subject",
-    [
-        "kaa.v1.events.epr.endpoint-filter.f1.renamed",
-        "kaa.v1.events.epr.endpoint-filter.*.ep-matched",
-        "kaa.v1.events.epr.endpoint-filter..ep-matched",
-        "kaa.v1.events.epr.endpoint.f1.ep-matched",
-        "kaa.v1.service.epr.endpoint-filter.f1.ep-matched",
-        "kaa.v1.events.epr.endpoint-filter.f1.ep-matched.extra",
-        "kaa.v1.events.endpoint-filter.f1.ep-matched",
-        "",
-    ],
-)
-def test_subjects_that_are_not_concrete_filter_events_do_not_parse(subject: str) -> None:
-    assert parse_efe_subject(subject) is None
 
 
 def test_filter_membership_requests_go_to_the_register_and_replies_to_this_replica() -> None:
