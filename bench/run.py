@@ -713,7 +713,7 @@ async def _run(options: Options, run_dir: Path) -> dict[str, Any]:
         stack.start_infrastructure()
         # Definitions first: otao caches catalogs and learns of changes made through it (or
         # another replica), not of documents written behind its back.
-        seeder = seed.Seeder(stack.mongo_uri, DATABASE)
+        seeder = seed.Seeder(stack.mongo_uri, DATABASE, stack.database_file)
         mark = time.monotonic()
         await seeder.basic()
         for count in options.definitions:
