@@ -259,7 +259,8 @@ def deliveries(
             state.filters,
             state.failed_versions,
             state.consents,
-            tuple(wave_for(p, a, state.endpoint_id, v) for p, a, v in plans),
+            # No plan (most pushes): no generator per endpoint either.
+            tuple(wave_for(p, a, state.endpoint_id, v) for p, a, v in plans) if plans else (),
         )
         if signature in decided:
             offered = decided[signature]
