@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from otao.domain.models import AuditEntry
-from otao.store.mongo import AUDIT, Document, Mongo, translated
+from otao.store.mongo import AUDIT, Document, Mongo
 
 
 class AuditStore:
     def __init__(self, mongo: Mongo) -> None:
+        self._mongo = mongo
         self._collection = mongo.collection(AUDIT)
 
     async def append(self, entry: AuditEntry) -> None:
-        async with translated("audit entry"):
+        async with self._mongo.call("audit entry"):
             await self._collection.insert_one(
                 {
                     "_id": entry.id,
@@ -32,7 +33,7 @@ class AuditStore:
         query: Document = {"tenantId": tenant_id, "application": application}
         if before_id:
             query["_id"] = {"$lt": before_id}
-        async with translated("audit listing"):
+        async with self._mongo.call("audit listing"):
             cursor = self._collection.find(query).sort("_id", -1).limit(limit)
             return [
                 AuditEntry(

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from otao.domain.errors import Aborted
@@ -32,7 +31,7 @@ from otao.domain.models import (
 )
 from otao.domain.push import Walked
 from otao.domain.rollout_state import InstallRecord
-from otao.store.mongo import ENDPOINTS, Document, Mongo, id_range, translated
+from otao.store.mongo import ENDPOINTS, Document, Mongo, id_range
 
 Change = Callable[[Document], bool]
 
@@ -238,10 +237,11 @@ def _remove(doc: Document, field: str, value: str) -> bool:
 
 class EndpointStore:
     def __init__(self, mongo: Mongo) -> None:
+        self._mongo = mongo
         self._collection = mongo.collection(ENDPOINTS)
 
     async def get(self, key: EndpointKey) -> EndpointState | None:
-        async with translated("endpoint lookup"):
+        async with self._mongo.call("endpoint lookup"):
             doc = await self._collection.find_one({"_id": endpoint_doc_id(key)})
         return from_document(doc) if doc else None
 
@@ -251,7 +251,7 @@ class EndpointStore:
         """Apply ``change`` to the endpoint's document; False when it changed nothing."""
         doc_id = endpoint_doc_id(key)
         for _ in range(10):
-            async with translated("endpoint lookup"):
+            async with self._mongo.call("endpoint lookup"):
                 current = await self._collection.find_one({"_id": doc_id})
             if current is None and not create:
                 return False
@@ -271,7 +271,7 @@ class EndpointStore:
             revision = int(doc.get("rev", 0))
             doc["rev"] = revision + 1
             doc["updatedAt"] = now
-            async with translated("endpoint update"):
+            async with self._mongo.call("endpoint update"):
                 if fresh:
                     try:
                         await self._collection.insert_one(doc)
@@ -441,7 +441,7 @@ class EndpointStore:
         """Endpoint ids of the application's endpoints known to match ``filter_id``."""
         # "$in" rather than array-element equality ({"filters": id}): the same on MongoDB,
         # and nx-27017 matches only the former (measured: equality found no document).
-        async with translated("filter members"):
+        async with self._mongo.call("filter members"):
             cursor = self._collection.find(
                 {
                     "tenantId": tenant_id,
@@ -453,7 +453,7 @@ class EndpointStore:
             return [doc["endpointId"] async for doc in cursor]
 
     async def delete(self, key: EndpointKey) -> bool:
-        async with translated("endpoint deletion"):
+        async with self._mongo.call("endpoint deletion"):
             result = await self._collection.delete_one({"_id": endpoint_doc_id(key)})
         return result.deleted_count > 0
 
@@ -475,7 +475,7 @@ class EndpointStore:
             if after_endpoint
             else None
         )
-        async with translated("endpoint listing"):
+        async with self._mongo.call("endpoint listing"):
             docs = await self._after(query, after, limit)
         return [from_document(doc) for doc in docs]
 
@@ -492,7 +492,7 @@ class EndpointStore:
             if after_endpoint
             else None
         )
-        async with translated("endpoint listing"):
+        async with self._mongo.call("endpoint listing"):
             docs = await self._after(query, after, limit)
         return [push_state(doc) for doc in docs]
 
@@ -509,7 +509,7 @@ class EndpointStore:
             {"$match": {"tenantId": tenant_id, "application": application, **KNOWN}},
             {"$group": {"_id": "$currentVersion", "count": {"$sum": 1}}},
         ]
-        async with translated("endpoint distribution"):
+        async with self._mongo.call("endpoint distribution"):
             cursor = await self._collection.aggregate(pipeline)
             return {(doc["_id"] or ""): int(doc["count"]) async for doc in cursor}
 
@@ -522,19 +522,10 @@ class EndpointStore:
         where count_documents filters in Python (4.5 s). "$in", not array equality, which
         nx-27017 matches in no aggregation (measured); the same on MongoDB, indexed."""
         scope = {"tenantId": tenant_id, "application": application}
-        applied = await counted(
+        applied = await self._mongo.count(
             self._collection, {**scope, "appliedVersions": {"$in": [version]}}, "report counts"
         )
-        failed = await counted(
+        failed = await self._mongo.count(
             self._collection, {**scope, "failedVersions": {"$in": [version]}}, "report counts"
         )
         return applied, failed
-
-
-async def counted(collection: AsyncCollection[Document], match: Document, what: str) -> int:
-    """How many documents match, counted by the database (an aggregation's $count)."""
-    pipeline: list[Document] = [{"$match": match}, {"$count": "n"}]
-    async with translated(what):
-        cursor = await collection.aggregate(pipeline)
-        found = [doc async for doc in cursor]
-    return int(found[0]["n"]) if found else 0

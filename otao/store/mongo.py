@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -42,10 +42,6 @@ OFFER_BUDGETS = "offer_budgets"
 
 # Inside Mongo.fail_fast: tells translated() whether the database is known to be down.
 _known_down: ContextVar[Callable[[], bool] | None] = ContextVar("otao_db_known_down", default=None)
-
-# How long one database call (a translated() block) may take: 2 x timeout_ms, the longest of
-# any Mongo built in this process (see Mongo.__init__).
-_call_bound_seconds = 0.0
 
 _INDEXES: Mapping[str, list[IndexModel]] = {
     SOFTWARE: [
@@ -114,15 +110,16 @@ async def id_range(
 
 
 @asynccontextmanager
-async def translated(what: str) -> AsyncIterator[None]:
-    """One database call: a child span when tracing is on, errors translated (below)."""
+async def translated(what: str, bound_seconds: float) -> AsyncIterator[None]:
+    """One database call (``Mongo.call``): a child span when tracing is on, bounded in time,
+    errors translated (below)."""
     with tracing.span(what, "CLIENT", **{"db.system": "mongodb"}):
-        async with _translated(what):
+        async with _translated(what, bound_seconds):
             yield
 
 
 @asynccontextmanager
-async def _translated(what: str) -> AsyncIterator[None]:
+async def _translated(what: str, bound_seconds: float) -> AsyncIterator[None]:
     """Translate driver errors raised inside into domain errors, at the adapter boundary.
 
     Inside ``Mongo.fail_fast`` an operation is not even tried while the database is known to
@@ -132,7 +129,7 @@ async def _translated(what: str) -> AsyncIterator[None]:
     if known_down is not None and known_down():
         raise Unavailable("the database is unavailable")
     try:
-        async with asyncio.timeout(_call_bound_seconds or None):
+        async with asyncio.timeout(bound_seconds):
             yield
     except TimeoutError as exc:
         raise Unavailable("the database did not answer in time") from exc
@@ -162,8 +159,7 @@ class Mongo:
         # and receive in a timed asyncio.wait_for / asyncio.wait, 25-30 µs of CPU per
         # operation (an _id find_one: 238 µs without, 264-273 with; in-process, nx-27017),
         # where one asyncio.timeout per call costs about 2.
-        global _call_bound_seconds
-        _call_bound_seconds = max(_call_bound_seconds, timeout_ms * 2 / 1000)
+        self._call_bound_seconds = timeout_ms * 2 / 1000
         self._timeout_seconds = timeout_ms / 1000
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri,
@@ -177,6 +173,19 @@ class Mongo:
 
     def collection(self, name: str) -> AsyncCollection[Document]:
         return self.db[name]
+
+    def call(self, what: str) -> AbstractAsyncContextManager[None]:
+        """Wraps one database call of the stores: bounded by this client's timeout, driver
+        errors translated into domain errors."""
+        return translated(what, self._call_bound_seconds)
+
+    async def count(self, collection: AsyncCollection[Document], match: Document, what: str) -> int:
+        """How many documents match, counted by the database (an aggregation's $count)."""
+        pipeline: list[Document] = [{"$match": match}, {"$count": "n"}]
+        async with self.call(what):
+            cursor = await collection.aggregate(pipeline)
+            found = [doc async for doc in cursor]
+        return int(found[0]["n"]) if found else 0
 
     @contextmanager
     def fail_fast(self) -> Iterator[None]:
@@ -205,7 +214,7 @@ class Mongo:
         return any(s.error is not None for s in topology.server_descriptions().values())
 
     async def ensure_indexes(self) -> None:
-        async with translated("index creation"):
+        async with self.call("index creation"):
             for name, indexes in _INDEXES.items():
                 await self.db[name].create_indexes(indexes)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pymongo import ReturnDocument
 
 from otao.domain.errors import AlreadyExists
-from otao.store.mongo import OFFER_BUDGETS, Mongo, translated
+from otao.store.mongo import OFFER_BUDGETS, Mongo
 
 
 def budget_id(tenant_id: str, application: str, version: str, window: int) -> str:
@@ -16,6 +16,7 @@ def budget_id(tenant_id: str, application: str, version: str, window: int) -> st
 
 class OfferBudgetStore:
     def __init__(self, mongo: Mongo) -> None:
+        self._mongo = mongo
         self._collection = mongo.collection(OFFER_BUDGETS)
 
     async def take(
@@ -25,7 +26,7 @@ class OfferBudgetStore:
         doc_id = budget_id(tenant_id, application, version, window)
         for _ in range(2):
             try:
-                async with translated("offer budget"):
+                async with self._mongo.call("offer budget"):
                     taken = await self._collection.find_one_and_update(
                         {"_id": doc_id, "count": {"$lt": limit}},
                         {"$inc": {"count": 1}},
@@ -40,7 +41,7 @@ class OfferBudgetStore:
         return False
 
     async def used(self, tenant_id: str, application: str, version: str, window: int) -> int:
-        async with translated("offer budget"):
+        async with self._mongo.call("offer budget"):
             doc = await self._collection.find_one(
                 {"_id": budget_id(tenant_id, application, version, window)}
             )

@@ -8,12 +8,13 @@ from datetime import datetime
 from pymongo.errors import BulkWriteError
 
 from otao.domain.models import EndpointKey
-from otao.store.endpoints import counted, endpoint_doc_id
-from otao.store.mongo import OFFERS, Mongo, translated
+from otao.store.endpoints import endpoint_doc_id
+from otao.store.mongo import OFFERS, Mongo
 
 
 class OfferStore:
     def __init__(self, mongo: Mongo) -> None:
+        self._mongo = mongo
         self._collection = mongo.collection(OFFERS)
 
     async def mark_offered(self, keys: list[EndpointKey], version: str, now: datetime) -> None:
@@ -31,7 +32,7 @@ class OfferStore:
             }
             for k in keys
         ]
-        async with translated("offer tracking"):
+        async with self._mongo.call("offer tracking"):
             try:
                 await self._collection.insert_many(offers, ordered=False)
             except BulkWriteError as exc:
@@ -43,11 +44,11 @@ class OfferStore:
         # Counted by the database (an aggregation): 0.01 s on nx-27017 over 100,000 offers,
         # where count_documents filters them in Python (2.2 s).
         scope = {"tenantId": tenant_id, "application": application, "version": version}
-        return await counted(self._collection, scope, "offer counts")
+        return await self._mongo.count(self._collection, scope, "offer counts")
 
     async def forget(self, key: EndpointKey) -> None:
         """Forget every offer made to the endpoint (it was unregistered)."""
-        async with translated("offer deletion"):
+        async with self._mongo.call("offer deletion"):
             await self._collection.delete_many(
                 {
                     "tenantId": key.tenant_id,
@@ -57,7 +58,7 @@ class OfferStore:
             )
 
     async def was_offered(self, key: EndpointKey, version: str) -> bool:
-        async with translated("offer lookup"):
+        async with self._mongo.call("offer lookup"):
             doc = await self._collection.find_one(
                 {"_id": f"{endpoint_doc_id(key)}|{version}"}, {"_id": 1}
             )

@@ -19,7 +19,7 @@ from otao.domain.errors import AlreadyExists
 from otao.domain.models import ApplicationSettings
 from otao.domain.push import LeaseLost, PushJob, PushProgress
 from otao.store import software
-from otao.store.mongo import PUSH_JOBS, SOFTWARE, Document, Mongo, translated
+from otao.store.mongo import PUSH_JOBS, SOFTWARE, Document, Mongo
 
 PENDING = "pending"
 PREPARED = "prepared"
@@ -75,6 +75,7 @@ def _document(job: PushJob, state: str) -> Document:
 
 class PushJobStore:
     def __init__(self, mongo: Mongo) -> None:
+        self._mongo = mongo
         self._collection = mongo.collection(PUSH_JOBS)
         self._software = mongo.collection(SOFTWARE)
         # The job documents this store last wrote, by id: a lease holder saves its progress
@@ -89,7 +90,7 @@ class PushJobStore:
         # (refused: the intent exists) and our promote (nothing left): insert again then.
         for _ in range(2):
             try:
-                async with translated("push job"):
+                async with self._mongo.call("push job"):
                     await self._collection.insert_one(_document(job, PENDING))
             except AlreadyExists:
                 if await self._promote(job.id):
@@ -101,12 +102,12 @@ class PushJobStore:
         return False
 
     async def _exists(self, job_id: str) -> bool:
-        async with translated("push job lookup"):
+        async with self._mongo.call("push job lookup"):
             return await self._collection.find_one({"_id": job_id}, {"_id": 1}) is not None
 
     async def prepare(self, job: PushJob) -> None:
         """Record the intent to push before the write it is about (see the module doc)."""
-        async with translated("push job"):
+        async with self._mongo.call("push job"):
             await self._collection.insert_one(_document(job, PREPARED))
 
     async def promote_prepared(self, written_before: datetime) -> list[PushJob]:
@@ -115,7 +116,7 @@ class PushJobStore:
         the jobs that became pending."""
         # The date compared here, not in the query: nx-27017 compares dates in queries
         # unreliably (see _replace), and prepared jobs are few.
-        async with translated("push job lookup"):
+        async with self._mongo.call("push job lookup"):
             prepared = [
                 doc
                 async for doc in self._collection.find({"state": PREPARED})
@@ -128,7 +129,7 @@ class PushJobStore:
                 if await self._promote(job.id):
                     promoted.append(job)
             else:
-                async with translated("push job deletion"):
+                async with self._mongo.call("push job deletion"):
                     await self._collection.delete_one({"_id": doc["_id"], "rev": doc.get("rev")})
         return promoted
 
@@ -138,12 +139,12 @@ class PushJobStore:
         if job.after is None:
             return False
         doc_id = software.software_id(job.tenant_id, job.application, job.after.version)
-        async with translated("software lookup"):
+        async with self._mongo.call("software lookup"):
             doc = await self._software.find_one({"_id": doc_id}, {"createdAt": 1})
         return doc is not None and doc.get("createdAt") == job.after.created_at
 
     async def _promote(self, job_id: str) -> bool:
-        async with translated("push job lookup"):
+        async with self._mongo.call("push job lookup"):
             doc = await self._collection.find_one({"_id": job_id})
         return bool(
             doc and doc.get("state") == PREPARED and await self._replace(doc, {"state": PENDING})
@@ -151,7 +152,7 @@ class PushJobStore:
 
     async def claim(self, owner: str, now: datetime, until: datetime) -> PushJob | None:
         """Take the oldest pending job whose lease is free, expired or already ours."""
-        async with translated("push job claim"):
+        async with self._mongo.call("push job claim"):
             cursor = self._collection.find({"state": PENDING}).sort("createdAt", 1).limit(20)
             candidates = [doc async for doc in cursor]
         for doc in candidates:
@@ -193,7 +194,7 @@ class PushJobStore:
         if owned and known is not None and await self._replace(known, fields):
             return True
         for _ in range(5):
-            async with translated("push job lookup"):
+            async with self._mongo.call("push job lookup"):
                 doc = await self._collection.find_one({"_id": job_id})
             if doc is None or doc.get("leaseOwner") != owner:
                 return False
@@ -209,7 +210,7 @@ class PushJobStore:
         """
         revision = int(doc.get("rev", 0))
         updated: dict[str, Any] = {**doc, **fields, "rev": revision + 1}
-        async with translated("push job update"):
+        async with self._mongo.call("push job update"):
             result = await self._collection.replace_one(
                 {"_id": doc["_id"], "rev": doc.get("rev")}, updated
             )
@@ -221,5 +222,5 @@ class PushJobStore:
         return True
 
     async def pending_count(self) -> int:
-        async with translated("push job count"):
+        async with self._mongo.call("push job count"):
             return await self._collection.count_documents({"state": PENDING})

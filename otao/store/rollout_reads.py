@@ -21,8 +21,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from otao.domain.models import EndpointState
 from otao.domain.rollout_state import InstallRecord
-from otao.store.endpoints import KNOWN, counted, from_document, install_record
-from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, id_range, translated
+from otao.store.endpoints import KNOWN, from_document, install_record
+from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, id_range
 
 PAGE = 2_000
 LOOKUP = 500
@@ -44,6 +44,7 @@ class RolloutReads:
     def __init__(
         self, mongo: Mongo, page: int = PAGE, lookup: int = LOOKUP, rest: float = 1.0
     ) -> None:
+        self._mongo = mongo
         self._endpoints = mongo.collection(ENDPOINTS)
         self._offers = mongo.collection(OFFERS)
         self._page = page
@@ -71,7 +72,7 @@ class RolloutReads:
                 {"_id": {"$in": ids[first : first + self._lookup]}},
                 {"endpointId": 1, "installs": 1},
             )
-            async with translated("install records"):
+            async with self._mongo.call("install records"):
                 docs = [doc async for doc in cursor]
             for doc in docs:
                 for install in doc.get("installs") or ():
@@ -100,7 +101,7 @@ class RolloutReads:
     async def known_count(self, tenant_id: str, application: str) -> int:
         """How many known endpoints the application has (counted by the database)."""
         scope = {"tenantId": tenant_id, "application": application, **KNOWN}
-        return await counted(self._endpoints, scope, "endpoint counts")
+        return await self._mongo.count(self._endpoints, scope, "endpoint counts")
 
     async def _pages(
         self,
@@ -115,7 +116,7 @@ class RolloutReads:
         after: str | None = None
         while True:
             started = time.monotonic()
-            async with translated(what):
+            async with self._mongo.call(what):
                 docs = await id_range(collection, query, after, self._page, projection)
             took = time.monotonic() - started
             if docs:

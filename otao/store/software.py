@@ -21,7 +21,7 @@ from otao.domain.models import (
 )
 from otao.domain.rollout_plan import Advance, RolloutPlan, Wave, plan_fields
 from otao.domain.rollout_state import RolloutState
-from otao.store.mongo import SETTINGS, SOFTWARE, Document, Mongo, translated
+from otao.store.mongo import SETTINGS, SOFTWARE, Document, Mongo
 
 
 def software_id(tenant_id: str, application: str, version: str) -> str:
@@ -150,29 +150,30 @@ def _baseline(stored: object) -> tuple[int, int]:
 
 class SoftwareStore:
     def __init__(self, mongo: Mongo) -> None:
+        self._mongo = mongo
         self._collection = mongo.collection(SOFTWARE)
         self._settings = mongo.collection(SETTINGS)
 
     async def list_definitions(self, tenant_id: str, application: str) -> list[Software]:
-        async with translated("software listing"):
+        async with self._mongo.call("software listing"):
             cursor = self._collection.find({"tenantId": tenant_id, "application": application})
             return [from_document(doc) async for doc in cursor]
 
     async def get(self, tenant_id: str, application: str, version: str) -> Software | None:
-        async with translated("software lookup"):
+        async with self._mongo.call("software lookup"):
             doc = await self._collection.find_one(
                 {"_id": software_id(tenant_id, application, version)}
             )
         return from_document(doc) if doc else None
 
     async def insert(self, software: Software) -> None:
-        async with translated(f"version {software.version}"):
+        async with self._mongo.call(f"version {software.version}"):
             await self._collection.insert_one(to_document(software))
 
     async def replace(self, software: Software, expected_etag: str) -> None:
         """Replace a stored definition only if its etag is still ``expected_etag``."""
         doc = to_document(software)
-        async with translated("software update"):
+        async with self._mongo.call("software update"):
             result = await self._collection.replace_one(
                 {"_id": doc["_id"], "etag": expected_etag}, doc
             )
@@ -186,7 +187,7 @@ class SoftwareStore:
         query: Document = {"_id": key}
         if expected_etag:
             query["etag"] = expected_etag
-        async with translated("software deletion"):
+        async with self._mongo.call("software deletion"):
             result = await self._collection.delete_one(query)
         if result.deleted_count == 0:
             await self._raise_missing_or_conflict(tenant_id, application, {"_id": key})
@@ -194,14 +195,14 @@ class SoftwareStore:
     async def _raise_missing_or_conflict(
         self, tenant_id: str, application: str, doc: Document
     ) -> None:
-        async with translated("software lookup"):
+        async with self._mongo.call("software lookup"):
             exists = await self._collection.find_one({"_id": doc["_id"]}, {"_id": 1})
         if exists is None:
             raise NotFound(f"application {application} has no such version")
         raise Aborted("the definition changed since it was read (etag mismatch)")
 
     async def get_settings(self, tenant_id: str, application: str) -> ApplicationSettings | None:
-        async with translated("settings lookup"):
+        async with self._mongo.call("settings lookup"):
             doc = await self._settings.find_one({"_id": f"{tenant_id}/{application}"})
         if doc is None:
             return None
@@ -210,7 +211,7 @@ class SoftwareStore:
     async def put_settings(
         self, tenant_id: str, application: str, settings: ApplicationSettings, now: datetime
     ) -> None:
-        async with translated("settings update"):
+        async with self._mongo.call("settings update"):
             await self._settings.replace_one(
                 {"_id": f"{tenant_id}/{application}"},
                 {

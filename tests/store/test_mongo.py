@@ -1,10 +1,10 @@
 """otao.store.mongo: a database that stops answering is Unavailable, never a hung call.
 
 The driver's own socket timeouts are off (their cost per operation, see ``Mongo``); the bound
-is translated()'s. A proxy in front of the test server that holds every reply stands for a
+is the client's own (``Mongo.call``: 2 x its timeout_ms). A proxy in front of the test server that holds every reply stands for a
 server that accepts requests and never answers. How soon the call gives up is not asserted
-(it is 2 x the longest timeout_ms of any Mongo in the process); a hang shows as the test's
-timeout.
+(it is 2 x this client's timeout_ms, whatever other clients the process has); a hang shows as
+the test's timeout.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from otao.domain.errors import Unavailable
-from otao.store.mongo import Mongo, translated
+from otao.store.mongo import Mongo
 from tests.support.stack import MongoServer, new_unique_name
 
 pytestmark = pytest.mark.timeout(60)
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(60)
 class HoldingProxy:
     """Forwards TCP both ways; after ``hold()``, a connection that sends a ``find`` gets no
     reply from then on. Only finds: the driver's monitor (hello) keeps being answered, so the
-    server still looks up to the driver and only translated()'s bound can end the call."""
+    server still looks up to the driver and only the call's bound can end the call."""
 
     def __init__(self, host: str, port: int) -> None:
         self._target = (host, port)
@@ -102,11 +102,11 @@ async def test_a_database_that_stops_answering_makes_the_call_unavailable(
     )
     collection = database.collection("things")
     try:
-        async with translated("thing insert"):
+        async with database.call("thing insert"):
             await collection.insert_one({"_id": "a"})
         proxy.hold()
         with pytest.raises(Unavailable):
-            async with translated("thing lookup"):
+            async with database.call("thing lookup"):
                 await collection.find_one({"_id": "a"})
     finally:
         await database.close()
