@@ -1,10 +1,10 @@
 """otao.store.mongo: a database that stops answering is Unavailable, never a hung call.
 
 The driver's own socket timeouts are off (their cost per operation, see ``Mongo``); the bound
-is the client's own (``Mongo.call``: 2 x its timeout_ms). A proxy in front of the test server that holds every reply stands for a
-server that accepts requests and never answers. How soon the call gives up is not asserted
-(it is 2 x this client's timeout_ms, whatever other clients the process has); a hang shows as
-the test's timeout.
+is the client's own (``Mongo.call``: 2 x its timeout_ms). A proxy in front of the test server
+that holds every reply stands for a server that accepts requests and never answers. How soon
+the call gives up is not asserted (2 x this client's timeout_ms, whatever other clients the
+process has); a hang shows as the test's timeout.
 """
 
 from __future__ import annotations
