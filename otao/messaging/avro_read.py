@@ -21,7 +21,7 @@ of primitives; any other type fails at import.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 __all__ = ["Decoder", "compile_decoder"]
@@ -131,34 +131,39 @@ def _item_reader(kind: str) -> Callable[[bytes, int], tuple[Any, int]]:
     return _exec(lines, "read")  # type: ignore[no-any-return]
 
 
-def optional_primitive(declared: Any, primitives: Collection[str]) -> str | None:
-    """T of ``["null", T]`` when T is one of ``primitives``: the only union Kaa's schemas use
-    (the reader and the writer both compile it)."""
+def primitive_statements(
+    declared: Any, statements: Mapping[str, Sequence[str]], union_head: Sequence[str]
+) -> list[str] | None:
+    """The straight-line statements of a primitive field, or of ``["null", T]`` (the only
+    union Kaa's schemas use): ``union_head``, then T's statements under its ``else:``. None
+    for any other shape. The reader and the writer both compile their fields so."""
+    if isinstance(declared, str) and declared in statements:
+        return list(statements[declared])
     if (
         isinstance(declared, list)
         and len(declared) == 2
         and declared[0] == "null"
         and isinstance(declared[1], str)
-        and declared[1] in primitives
+        and declared[1] in statements
     ):
-        return declared[1]
+        return [*union_head, *(f"    {s}" for s in statements[declared[1]])]
     return None
 
 
+# A union's index: 0 is null, 1 is T.
+_UNION_HEAD: Final = (
+    "b = d[p]",
+    "p += 1",
+    "if b == 0: x = None",
+    "elif b != 2: raise BAD('union index')",
+    "else:",
+)
+
+
 def _field_statements(declared: Any, index: int, namespace: dict[str, Any]) -> list[str]:
-    if isinstance(declared, str) and declared in _STATEMENTS:
-        return list(_STATEMENTS[declared])
-    inner = optional_primitive(declared, _STATEMENTS)
-    if inner is not None:
-        # Index 0 is null, index 1 is T.
-        return [
-            "b = d[p]",
-            "p += 1",
-            "if b == 0: x = None",
-            "elif b != 2: raise BAD('union index')",
-            "else:",
-            *(f"    {s}" for s in _STATEMENTS[inner]),
-        ]
+    primitive = primitive_statements(declared, _STATEMENTS, _UNION_HEAD)
+    if primitive is not None:
+        return primitive
     if (
         isinstance(declared, dict)
         and declared.get("type") == "array"

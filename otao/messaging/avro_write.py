@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
-from otao.messaging.avro_read import optional_primitive
+from otao.messaging.avro_read import primitive_statements
 
-__all__ = ["Encoder", "compile_encoder"]
+__all__ = ["Encoder", "compile_encoder", "long_bytes", "string_bytes"]
 
 # encode(values) -> bytes, the values in schema order; raises for a value that does not fit.
 Encoder = Callable[[Sequence[Any]], bytes]
@@ -33,7 +33,7 @@ _LONG_MAX: Final = (1 << 63) - 1
 _ONE_BYTE: Final = tuple(bytes((z,)) for z in range(128))
 
 
-def _long(value: int) -> bytes:
+def long_bytes(value: int) -> bytes:
     """Zigzag varint, as Avro writes int and long."""
     z = (value << 1) ^ (value >> 63)  # TypeError unless an int
     if 0 <= z < 0x80:  # Lengths, small numbers: one byte (z < 0 only out of range).
@@ -55,10 +55,18 @@ def _varint(z: int) -> bytes:
     return bytes(out)
 
 
+def string_bytes(value: str) -> bytes:
+    """A string as Avro writes it (length, then UTF-8): for records joined from precomputed
+    parts (cdtp's batches of ConfigUpdated)."""
+    encoded = value.encode()
+    size = len(encoded)
+    return (_ONE_BYTE[size << 1] if size < 64 else long_bytes(size)) + encoded
+
+
 def _write_string(value: Any, out: list[bytes]) -> None:
     encoded = value.encode()  # AttributeError unless a str
     size = len(encoded)
-    out.append(_ONE_BYTE[size << 1] if size < 64 else _long(size))
+    out.append(_ONE_BYTE[size << 1] if size < 64 else long_bytes(size))
     out.append(encoded)
 
 
@@ -66,19 +74,19 @@ def _write_bytes(value: Any, out: list[bytes]) -> None:
     if not isinstance(value, bytes | bytearray):
         raise TypeError("bytes expected")
     size = len(value)
-    out.append(_ONE_BYTE[size << 1] if size < 64 else _long(size))
+    out.append(_ONE_BYTE[size << 1] if size < 64 else long_bytes(size))
     out.append(bytes(value))
 
 
 def _write_long(value: Any, out: list[bytes]) -> None:
-    out.append(_long(value))  # TypeError unless an int (bool included, as fastavro)
+    out.append(long_bytes(value))  # TypeError unless an int (bool included, as fastavro)
 
 
 def _write_int(value: Any, out: list[bytes]) -> None:
     # fastavro does not range-check "int": it would write a 64-bit varint no reader accepts.
     if not _INT_MIN <= value <= _INT_MAX:
         raise ValueError("int out of range")
-    out.append(_long(value))
+    out.append(long_bytes(value))
 
 
 def _write_boolean(value: Any, out: list[bytes]) -> None:
@@ -124,7 +132,7 @@ def _array(write_item: _Writer) -> _Writer:
         if not isinstance(value, tuple | list):
             raise TypeError("sequence expected")
         if value:
-            out.append(_long(len(value)))
+            out.append(long_bytes(len(value)))
             for item in value:
                 write_item(item, out)
         out.append(b"\x00")
@@ -175,17 +183,14 @@ _STATEMENTS: Final[dict[str, tuple[str, ...]]] = {
 _SHORT_LENGTH: Final = tuple(_ONE_BYTE[size << 1] for size in range(64))
 
 
+# A union's index: 0 for null, 1 for T.
+_UNION_HEAD: Final = ("if x is None: o(b'\\x00')", "else:", "    o(b'\\x02')")
+
+
 def _field_statements(declared: Any, index: int, namespace: dict[str, Any]) -> list[str]:
-    if isinstance(declared, str) and declared in _STATEMENTS:
-        return list(_STATEMENTS[declared])
-    inner = optional_primitive(declared, _STATEMENTS)
-    if inner is not None:
-        return [
-            "if x is None: o(b'\\x00')",
-            "else:",
-            "    o(b'\\x02')",
-            *(f"    {s}" for s in _STATEMENTS[inner]),
-        ]
+    primitive = primitive_statements(declared, _STATEMENTS, _UNION_HEAD)
+    if primitive is not None:
+        return primitive
     # Arrays (rare, never on the CDTP path) keep their writer function.
     namespace[f"W{index}"] = _field_writer(declared)
     return [f"W{index}(x, out)"]
@@ -199,7 +204,7 @@ def compile_encoder(avro_fields: Sequence[dict[str, Any]]) -> Encoder:
     fixed statements above and field indexes only.
     """
     namespace: dict[str, Any] = {
-        "L": _long,
+        "L": long_bytes,
         "P": _SHORT_LENGTH,
         "INT_MIN": _INT_MIN,
         "INT_MAX": _INT_MAX,

@@ -23,6 +23,7 @@ from nats.errors import Error as NatsError
 
 from otao.domain.errors import OtaoError, Unavailable
 from otao.messaging.avro import AvroCodec, MalformedPayload
+from otao.messaging.avro_write import long_bytes, string_bytes
 from otao.messaging.connection import NatsConnection, event_handler
 from otao.messaging.records import (
     ConfigApplied,
@@ -294,7 +295,7 @@ class ConfigUpdatedPublisher:
         self._id_prefix = secrets.token_hex(8)
         self._sequence = itertools.count(secrets.randbits(48))
         # config_updated_many's: the correlation id's length (32) and its random half.
-        self._id_head = _avro_long(32) + self._id_prefix.encode()
+        self._id_head = long_bytes(32) + self._id_prefix.encode()
 
     async def config_updated(
         self, app_version: str, endpoint_id: str, version: str, content: bytes
@@ -333,7 +334,7 @@ class ConfigUpdatedPublisher:
         )
         assert template.startswith(_FIVE_EMPTY), "ConfigUpdated's schema order changed"
         tail = template[len(_FIVE_EMPTY) :]
-        stamp = _avro_long(_now_ms()) + b"\x00"  # and the timeout, 0
+        stamp = long_bytes(_now_ms()) + b"\x00"  # and the timeout, 0
         names: dict[str, bytes] = {}
         ids, sequence, subject = self._id_head, self._sequence, self._subject
         connection = self._connection
@@ -343,14 +344,14 @@ class ConfigUpdatedPublisher:
             for app_version, endpoint_id in targets:
                 name = names.get(app_version)
                 if name is None:
-                    name = names[app_version] = _avro_string(app_version)
+                    name = names[app_version] = string_bytes(app_version)
                 payload = b"".join(
                     (
                         ids,
                         b"%016x" % (next(sequence) & _SEQUENCE_MASK),
                         stamp,
                         name,
-                        _avro_string(endpoint_id),
+                        string_bytes(endpoint_id),
                         tail,
                     )
                 )
@@ -365,24 +366,3 @@ class ConfigUpdatedPublisher:
 # A ConfigUpdated's first five fields (correlation id, timestamp, timeout, app version name,
 # endpoint id) when all are empty or 0.
 _FIVE_EMPTY = b"\x00" * 5
-
-
-def _avro_long(value: int) -> bytes:
-    """Avro's zigzag varint of a value >= 0 (a length, a timestamp)."""
-    z = value << 1
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-def _avro_string(value: str) -> bytes:
-    encoded = value.encode()
-    size = len(encoded)
-    # Nearly every id is shorter than 64 bytes: a one-byte length.
-    return (_ONE_BYTE_LENGTHS[size] if size < 64 else _avro_long(size)) + encoded
-
-
-_ONE_BYTE_LENGTHS = tuple(bytes((size << 1,)) for size in range(64))

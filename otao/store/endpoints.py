@@ -467,16 +467,7 @@ class EndpointStore:
     ) -> list[EndpointState]:
         """Up to ``limit`` known endpoints (of ``version``) after the endpoint id
         ``after_endpoint``, in endpoint id order."""
-        query: Document = {"tenantId": tenant_id, "application": application, **KNOWN}
-        if version:
-            query["currentVersion"] = version
-        after = (
-            endpoint_doc_id(EndpointKey(tenant_id, application, after_endpoint))
-            if after_endpoint
-            else None
-        )
-        async with self._mongo.call("endpoint listing"):
-            docs = await self._after(query, after, limit)
+        docs = await self._known(tenant_id, application, version, after_endpoint, limit)
         return [from_document(doc) for doc in docs]
 
     async def push_page(
@@ -486,23 +477,29 @@ class EndpointStore:
         by and sends to (``push_state``). The documents are read whole, as by any reader: a
         projection would save bytes on MongoDB, but nx-27017 applies it in Python, document
         by document, and reads a page of 500 in 16 ms with it against 12-13 ms without."""
+        docs = await self._known(tenant_id, application, None, after_endpoint, limit)
+        return [push_state(doc) for doc in docs]
+
+    async def _known(
+        self,
+        tenant_id: str,
+        application: str,
+        version: str | None,
+        after_endpoint: str | None,
+        limit: int,
+    ) -> list[Document]:
+        """The documents of ``page`` and ``push_page``: known endpoints (of ``version``, when
+        given) after ``after_endpoint``, in endpoint id order."""
         query: Document = {"tenantId": tenant_id, "application": application, **KNOWN}
+        if version:
+            query["currentVersion"] = version
         after = (
             endpoint_doc_id(EndpointKey(tenant_id, application, after_endpoint))
             if after_endpoint
             else None
         )
         async with self._mongo.call("endpoint listing"):
-            docs = await self._after(query, after, limit)
-        return [push_state(doc) for doc in docs]
-
-    async def _after(
-        self,
-        query: Document,
-        after_id: str | None,
-        limit: int,
-    ) -> list[Document]:
-        return await id_range(self._collection, query, after_id, limit)
+            return await id_range(self._collection, query, after, limit)
 
     async def distribution(self, tenant_id: str, application: str) -> dict[str, int]:
         pipeline: list[Document] = [
