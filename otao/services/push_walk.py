@@ -25,7 +25,7 @@ async def walk(
 ) -> AsyncGenerator[EndpointBatch, None]:
     """The application's known endpoints after the cursor ``after`` ("": from the first) and,
     with ``through``, up to that cursor, in batches, each with the cursor of its last endpoint
-    (its document id, as EndpointStore.walk's). Read by a task of their own up to READ_AHEAD
+    (its document id, as the store pages by). Read by a task of their own up to READ_AHEAD
     batches ahead, each read holding ``database`` (the job's one request at a time). Close it
     (``contextlib.aclosing``) when leaving early."""
     prefix = endpoint_doc_id(EndpointKey(tenant_id, application, ""))
