@@ -677,22 +677,30 @@ class Bench:
 
     async def _push_job_seconds(self, timeout: float) -> float | None:
         """Seconds from the job's creation until it finished (offers recorded too)."""
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            self.stack.mongo_uri, tz_aware=True
-        )
-        try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                job = await client[DATABASE]["push_jobs"].find_one(
-                    {"application": seed.FLEET.name, "state": "done"}
-                )
-                if job is not None and job.get("finishedAt"):
+        return await finished_job_seconds(self.stack.mongo_uri, seed.FLEET.name, timeout)
+
+
+async def finished_job_seconds(
+    mongo_uri: str, application: str, timeout: float, id_prefix: str = ""
+) -> float | None:
+    """Seconds from a done push job's creation to its end (offers recorded too): the first
+    done job of ``application`` whose id starts with ``id_prefix``; None if none is done
+    within ``timeout``."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            cursor = client[DATABASE]["push_jobs"].find(
+                {"application": application, "state": "done"}
+            )
+            async for job in cursor:
+                if str(job["_id"]).startswith(id_prefix) and job.get("finishedAt"):
                     took = _date(job["finishedAt"]) - _date(job["createdAt"])
                     return round(took.total_seconds(), 2)
-                await asyncio.sleep(0.25)
-            return None
-        finally:
-            await client.close()
+            await asyncio.sleep(0.25)
+        return None
+    finally:
+        await client.close()
 
 
 def _date(value: Any) -> datetime:

@@ -20,12 +20,11 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from kaa.otao.v1 import rollout_pb2, rollout_pb2_grpc, software_pb2, software_pb2_grpc
-from pymongo import AsyncMongoClient
 
 from bench import baselines, report, seed
 from bench import scale_fleet as fleet
 from bench.load import ReceiveJob
-from bench.run import CODEC, Bench, CpuMeter, PushTimes, _date, push_scenario
+from bench.run import CODEC, Bench, CpuMeter, PushTimes, finished_job_seconds, push_scenario
 from bench.stack import DATABASE, OTAO_NAME, Stack
 from otao.domain.rollout_plan import RolloutPlan, Wave, wave_for
 from otao.messaging.records import ConfigUpdated
@@ -78,21 +77,7 @@ def _second_wave(size: int) -> int:
 
 async def _wave_job_seconds(stack: Stack, timeout: float) -> float | None:
     """Seconds from the wave job's creation to its end (the create's own job excluded)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo_uri, tz_aware=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            cursor = client[DATABASE]["push_jobs"].find(
-                {"application": fleet.FLEET.name, "state": "done"}
-            )
-            async for job in cursor:
-                if str(job["_id"]).startswith("wave:") and job.get("finishedAt"):
-                    took = _date(job["finishedAt"]) - _date(job["createdAt"])
-                    return round(took.total_seconds(), 2)
-            await asyncio.sleep(0.25)
-        return None
-    finally:
-        await client.close()
+    return await finished_job_seconds(stack.mongo_uri, fleet.FLEET.name, timeout, "wave:")
 
 
 async def _status_reads(bench: Bench) -> dict[str, Any]:
