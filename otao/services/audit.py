@@ -13,6 +13,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from otao.domain.models import ApplicationSettings, AuditEntry, Caller, JsonValue, SoftwareSpec
@@ -74,16 +75,11 @@ def changes(
     }
 
 
+@dataclass(eq=False)
 class AuditLog:
-    def __init__(
-        self,
-        store: AuditStore,
-        applications: ApplicationDirectory,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._store = store
-        self._applications = applications
-        self._clock = clock
+    store: AuditStore
+    applications: ApplicationDirectory
+    clock: Callable[[], datetime]
 
     async def record(
         self,
@@ -95,10 +91,10 @@ class AuditLog:
     ) -> None:
         """``caller`` (its tenant and subject) did ``action`` on ``resource``."""
         tenant_id, actor = caller.tenant_id, caller.subject
-        now = self._clock()
+        now = self.clock()
         # Sortable by time, unique across replicas.
         entry_id = f"{int(now.timestamp() * 1_000_000):020d}-{uuid.uuid4().hex[:12]}"
-        await self._store.append(
+        await self.store.append(
             AuditEntry(
                 entry_id, tenant_id, application, now, actor, action, resource, details or {}
             )
@@ -122,10 +118,10 @@ class AuditLog:
         """Up to ``size`` entries newest first, after the one ``token`` names; and the
         token of the next page ("" on the last)."""
         tenant_id = caller.tenant_id
-        self._applications.require(tenant_id, application)
+        self.applications.require(tenant_id, application)
         limit = page_size(size)
         before_id = _TOKENS.decode(token, tenant_id, application)
-        entries = await self._store.page(tenant_id, application, before_id, limit + 1)
+        entries = await self.store.page(tenant_id, application, before_id, limit + 1)
         if len(entries) <= limit:
             return entries, ""
         entries = entries[:limit]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from otao.domain.applications import ApplicationConfig, ConfigScope
@@ -25,29 +25,21 @@ log = logging.getLogger(__name__)
 Fetch = Callable[[ConfigScope | None], Awaitable[list[ApplicationConfig]]]
 
 
+@dataclass(eq=False)
 class TektonConfiguration:
-    def __init__(
-        self,
-        fetch: Fetch,
-        directory: ApplicationDirectory,
-        catalogs: CatalogCache,
-        push: PushService,
-        clock: Callable[[], datetime],
-        retry_seconds: float,
-    ) -> None:
-        self._fetch = fetch
-        self._directory = directory
-        self._catalogs = catalogs
-        self._push = push
-        self._clock = clock
-        self._retry_seconds = retry_seconds
-        self._retry = asyncio.Event()
-        self.loaded = False
+    fetch: Fetch
+    directory: ApplicationDirectory
+    catalogs: CatalogCache
+    push: PushService
+    clock: Callable[[], datetime]
+    retry_seconds: float
+    _retry: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    loaded: bool = field(init=False, default=False)
 
     async def run(self) -> None:
         """Load everything at start, then retry whenever a fetch failed."""
         self._retry.set()
-        await when_woken(self._retry, self._load_all, retry_after=self._retry_seconds)
+        await when_woken(self._retry, self._load_all, retry_after=self.retry_seconds)
 
     async def _load_all(self) -> bool:
         return await self.reload(None, None, None, "start" if not self.loaded else "retry")
@@ -61,21 +53,21 @@ class TektonConfiguration:
     ) -> bool:
         scope = None if tenant_id is None else ConfigScope(tenant_id, app_name, app_version)
         try:
-            fetched = await self._fetch(scope)
+            fetched = await self.fetch(scope)
         except OtaoError as error:
             log.warning(
                 "Tekton fetch failed, keeping the last good configuration: %s", error.message
             )
             self._retry.set()
             return False
-        before = {(a.tenant_id, a.name): a for a in self._directory.all()}
+        before = {(a.tenant_id, a.name): a for a in self.directory.all()}
         if scope is None:
-            self._directory.replace_all(fetched)
+            self.directory.replace_all(fetched)
             self.loaded = True
         elif app_version is not None:
             self._merge_version(tenant_id or "", app_name, app_version, fetched)
         else:
-            self._directory.replace_where(scope.contains, fetched)
+            self.directory.replace_where(scope.contains, fetched)
         await self._after_change(before, correlation_id)
         return True
 
@@ -89,28 +81,28 @@ class TektonConfiguration:
         """A version scope: only that app version's membership is news."""
         merged = [
             _without_version(application, tenant_id, app_version)
-            for application in self._directory.all()
+            for application in self.directory.all()
         ]
         by_key = {(a.tenant_id, a.name): a for a in merged}
         for incoming in fetched:
             key = (incoming.tenant_id, incoming.name)
             by_key[key] = _with_versions_of(incoming, by_key.get(key))
-        self._directory.replace_all(by_key.values())
+        self.directory.replace_all(by_key.values())
 
     async def _after_change(
         self, before: dict[tuple[str, str], ApplicationConfig], correlation_id: str
     ) -> None:
-        for application in self._directory.all():
+        for application in self.directory.all():
             key = (application.tenant_id, application.name)
             previous = before.get(key)
             if previous is None or previous.consent_required == application.consent_required:
                 continue
-            self._catalogs.invalidate(*key)
+            self.catalogs.invalidate(*key)
             if previous.consent_required and not application.consent_required:
                 # Endpoints that waited for consent may now get their update. The job id is
                 # deterministic: every replica hears the event, one job results.
-                await self._push.enqueue(
-                    PushJob.for_consent_lifted(*key, correlation_id, self._clock())
+                await self.push.enqueue(
+                    PushJob.for_consent_lifted(*key, correlation_id, self.clock())
                 )
 
 

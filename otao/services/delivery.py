@@ -30,27 +30,18 @@ class Offer:
     content: bytes | None = None
 
 
+@dataclass(eq=False)
 class DeliveryService:
-    def __init__(
-        self,
-        applications: ApplicationDirectory,
-        resolution: ResolutionService,
-        endpoints: EndpointStore,
-        recorder: SightingRecorder,
-        on_report: ReportListener,
-        offers: OfferStore,
-        budget: OfferBudget,
-    ) -> None:
-        self._budget = budget
-        self._applications = applications
-        self._resolution = resolution
-        self._endpoints = endpoints
-        self._recorder = recorder
-        self._on_report = on_report
-        self._offers = offers
+    applications: ApplicationDirectory
+    resolution: ResolutionService
+    endpoints: EndpointStore
+    recorder: SightingRecorder
+    on_report: ReportListener
+    offers: OfferStore
+    budget: OfferBudget
 
     def endpoint_of(self, app_version_name: str, endpoint_id: str) -> EndpointKey:
-        key = self._applications.device_endpoint(app_version_name, endpoint_id)
+        key = self.applications.device_endpoint(app_version_name, endpoint_id)
         if key is None:
             raise NotFound(f"unknown application version {app_version_name!r}")
         return key
@@ -58,9 +49,9 @@ class DeliveryService:
     async def poll(self, app_version_name: str, endpoint_id: str, known: str | None) -> Offer:
         """A consumer asks for an endpoint's configuration; ``known`` is its configId."""
         key = self.endpoint_of(app_version_name, endpoint_id)
-        decision = await self._resolution.decide(key, known)
+        decision = await self.resolution.decide(key, known)
         selected = decision.selected
-        if selected is not None and not await self._budget.allow(key, selected):
+        if selected is not None and not await self.budget.allow(key, selected):
             # This minute's first offers of the version are used up: nothing new for now.
             decision = replace(decision, selected=None)
         return self._answer(key, app_version_name, known, decision)
@@ -76,9 +67,9 @@ class DeliveryService:
         no endpoint record.
         """
         key = self.endpoint_of(app_version_name, endpoint_id)
-        if not self._resolution.steady_from_catalog(key, known):
+        if not self.resolution.steady_from_catalog(key, known):
             return False
-        self._recorder.seen(key, app_version_name, known)
+        self.recorder.seen(key, app_version_name, known)
         return True
 
     def _answer(
@@ -88,27 +79,27 @@ class DeliveryService:
         state = decision.state
         if state is not None and any(i.settles(known) for i in state.installs):
             # A poll after a success report: committed, or an A/B fallback (docs/rollouts.md).
-            self._recorder.seen(key, app_version_name, known, force=True)
+            self.recorder.seen(key, app_version_name, known, force=True)
         elif known is not None and state is not None:
             if state.app_version == app_version_name and state.current_version:
                 # The record just read already holds what this sighting would write.
-                self._recorder.known(key, app_version_name, known)
+                self.recorder.known(key, app_version_name, known)
             else:
-                self._recorder.seen(key, app_version_name, known)
+                self.recorder.seen(key, app_version_name, known)
         elif known is not None or (decision.state_read and state is None):
-            self._recorder.seen(key, app_version_name, known)
+            self.recorder.seen(key, app_version_name, known)
         if decision.selected is None:
             return Offer(decision.current_version)
         spec = decision.selected.spec
-        self._recorder.offered(key, spec.version)
+        self.recorder.offered(key, spec.version)
         return Offer(decision.current_version, spec.version, spec.specification_json.encode())
 
     async def unregistered(self, app_version_name: str, endpoint_id: str) -> None:
         """EPR unregistered the endpoint: forget everything held about it."""
         key = self.endpoint_of(app_version_name, endpoint_id)
-        self._recorder.forget(key)
-        await self._endpoints.delete(key)
-        await self._offers.forget(key)
+        self.recorder.forget(key)
+        await self.endpoints.delete(key)
+        await self.offers.forget(key)
 
     async def applied(
         self,
@@ -123,5 +114,5 @@ class DeliveryService:
         if not config_id:
             raise InvalidArgument.of("configId", "required")
         report = AppliedReport(config_id, status_code, reason_phrase, reported_at)
-        await self._endpoints.apply_report(key, app_version_name, report)
-        await self._on_report(key, report)
+        await self.endpoints.apply_report(key, app_version_name, report)
+        await self.on_report(key, report)

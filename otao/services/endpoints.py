@@ -29,35 +29,27 @@ class EndpointSoftware:
 _TOKENS = PageTokens("endpoints")
 
 
+@dataclass(eq=False)
 class EndpointsService:
-    def __init__(
-        self,
-        applications: ApplicationDirectory,
-        endpoints: EndpointStore,
-        resolution: ResolutionService,
-        audit: AuditLog,
-        clock: Callable[[], datetime],
-        notify: Notify,
-    ) -> None:
-        self._applications = applications
-        self._endpoints = endpoints
-        self._resolution = resolution
-        self._audit = audit
-        self._clock = clock
-        self._notify = notify
+    applications: ApplicationDirectory
+    endpoints: EndpointStore
+    resolution: ResolutionService
+    audit: AuditLog
+    clock: Callable[[], datetime]
+    notify: Notify
 
     def key(self, caller: Caller, application: str, endpoint_id: str) -> EndpointKey:
-        return self._applications.endpoint(caller.tenant_id, application, endpoint_id)
+        return self.applications.endpoint(caller.tenant_id, application, endpoint_id)
 
     def application(self, caller: Caller, application: str) -> str:
-        return self._applications.require(caller.tenant_id, application).name
+        return self.applications.require(caller.tenant_id, application).name
 
     async def software(
         self, caller: Caller, application: str, endpoint_id: str
     ) -> EndpointSoftware:
         key = self.key(caller, application, endpoint_id)
-        decision = await self._resolution.decide(key, None)
-        state = decision.state if decision.state_read else await self._endpoints.get(key)
+        decision = await self.resolution.decide(key, None)
+        state = decision.state if decision.state_read else await self.endpoints.get(key)
         return EndpointSoftware(endpoint_id, decision.current_version, state, decision.selected)
 
     async def page(
@@ -69,7 +61,7 @@ class EndpointsService:
         limit = page_size(size)
         tenant_id = caller.tenant_id
         after_id = _TOKENS.decode(token, tenant_id, application)
-        found = await self._endpoints.page(
+        found = await self.endpoints.page(
             tenant_id, application, version or None, after_id, limit + 1
         )
         if len(found) <= limit:
@@ -79,22 +71,22 @@ class EndpointsService:
 
     async def distribution(self, caller: Caller, application: str) -> dict[str, int]:
         self.application(caller, application)
-        return await self._endpoints.distribution(caller.tenant_id, application)
+        return await self.endpoints.distribution(caller.tenant_id, application)
 
     async def clear_failure(
         self, caller: Caller, application: str, endpoint_id: str, version: str
     ) -> None:
         key = self.key(caller, application, endpoint_id)
         validation.version(version)
-        if not await self._endpoints.clear_failure(key, version, self._clock()):
+        if not await self.endpoints.clear_failure(key, version, self.clock()):
             raise NotFound(f"endpoint {endpoint_id} has no recorded failure of {version}")
-        await self._audit.record(
+        await self.audit.record(
             caller,
             application,
             "failure.clear",
             f"endpoints/{endpoint_id}/failures/{version}",
         )
-        await self._notify(key)
+        await self.notify(key)
 
     async def grant_consent(
         self,
@@ -109,10 +101,10 @@ class EndpointsService:
             raise InvalidArgument.of("version", "give either version or allVersions, not both")
         if not all_versions:
             validation.version(version)
-        consent = Consent(None if all_versions else version, all_versions, self._clock())
-        before = await self._endpoints.get(key)
-        await self._endpoints.add_consent(key, consent, self._clock())
-        await self._audit.record(
+        consent = Consent(None if all_versions else version, all_versions, self.clock())
+        before = await self.endpoints.get(key)
+        await self.endpoints.add_consent(key, consent, self.clock())
+        await self.audit.record(
             caller,
             application,
             "consent.create",
@@ -121,17 +113,17 @@ class EndpointsService:
         # Push only when the consent makes a different update deliverable (not when consent
         # is not required, or was already given).
         if await self._deliverable_changed(key, before):
-            await self._notify(key)
+            await self.notify(key)
         return consent
 
     async def _deliverable_changed(self, key: EndpointKey, before: EndpointState | None) -> bool:
-        catalog = await self._resolution.catalog(key.tenant_id, key.application)
-        after = await self._endpoints.get(key)
-        return state_change_delivers(catalog, before, after, self._clock())
+        catalog = await self.resolution.catalog(key.tenant_id, key.application)
+        after = await self.endpoints.get(key)
+        return state_change_delivers(catalog, before, after, self.clock())
 
     async def consents(self, caller: Caller, application: str, endpoint_id: str) -> list[Consent]:
         key = self.key(caller, application, endpoint_id)
-        state = await self._endpoints.get(key)
+        state = await self.endpoints.get(key)
         return list(state.consents) if state else []
 
     async def revoke_consent(
@@ -141,12 +133,12 @@ class EndpointsService:
         all_versions = version == "all"
         if not all_versions:
             validation.version(version)
-        removed = await self._endpoints.remove_consent(
-            key, None if all_versions else version, all_versions, self._clock()
+        removed = await self.endpoints.remove_consent(
+            key, None if all_versions else version, all_versions, self.clock()
         )
         if not removed:
             raise NotFound(f"endpoint {endpoint_id} has no consent {version}")
-        await self._audit.record(
+        await self.audit.record(
             caller,
             application,
             "consent.delete",

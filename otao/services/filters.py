@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from otao.domain import resolution
@@ -16,23 +17,15 @@ from otao.store.endpoints import EndpointStore
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class FilterService:
-    def __init__(
-        self,
-        applications: ApplicationDirectory,
-        endpoints: EndpointStore,
-        catalogs: CatalogCache,
-        notify: Notify,
-        ask_epr: MembershipLookup,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._applications = applications
-        self._endpoints = endpoints
-        self._catalogs = catalogs
-        self._notify = notify
-        # EPR's answer alone (20/EFMP); this service stores it (``learn``).
-        self._ask_epr = ask_epr
-        self._clock = clock
+    applications: ApplicationDirectory
+    endpoints: EndpointStore
+    catalogs: CatalogCache
+    notify: Notify
+    # EPR's answer alone (20/EFMP); this service stores it (``learn``).
+    ask_epr: MembershipLookup
+    clock: Callable[[], datetime]
 
     async def matched(self, app_version_name: str, endpoint_id: str, filter_id: str) -> None:
         """The endpoint joined a filter: push if that changes its deliverable update.
@@ -45,45 +38,45 @@ class FilterService:
         has never seen keep the fact only; their first poll asks EPR. Events for an app
         version name otao does not serve are ignored.
         """
-        key = self._applications.device_endpoint(app_version_name, endpoint_id)
+        key = self.applications.device_endpoint(app_version_name, endpoint_id)
         if key is None:
             return
-        before_state = await self._endpoints.get(key)
+        before_state = await self.endpoints.get(key)
         unknown = before_state is not None and not before_state.filters_known
         if unknown:
             await self.learn(key)  # None at once when EPR is absent (no responders)
-            await self._endpoints.add_filter(key, filter_id, self._clock())
-        elif not await self._endpoints.add_filter(key, filter_id, self._clock()):
+            await self.endpoints.add_filter(key, filter_id, self.clock())
+        elif not await self.endpoints.add_filter(key, filter_id, self.clock()):
             return
-        after_state = await self._endpoints.get(key)
-        catalog = await self._catalogs.get(key.tenant_id, key.application)
-        if resolution.state_change_delivers(catalog, before_state, after_state, self._clock()):
-            await self._notify(key)
+        after_state = await self.endpoints.get(key)
+        catalog = await self.catalogs.get(key.tenant_id, key.application)
+        if resolution.state_change_delivers(catalog, before_state, after_state, self.clock()):
+            await self.notify(key)
 
     async def unmatched(self, app_version_name: str, endpoint_id: str, filter_id: str) -> None:
-        key = self._applications.device_endpoint(app_version_name, endpoint_id)
+        key = self.applications.device_endpoint(app_version_name, endpoint_id)
         if key is not None:
-            await self._endpoints.remove_filter(key, filter_id, self._clock())
+            await self.endpoints.remove_filter(key, filter_id, self.clock())
 
     async def deleted(self, application_name: str, filter_id: str) -> int:
         """A filter was deleted: drop it from every endpoint of every such application."""
         dropped = 0
-        for application in self._applications.all():
+        for application in self.applications.all():
             if application.name != application_name:
                 continue
-            for endpoint_id in await self._endpoints.members(
+            for endpoint_id in await self.endpoints.members(
                 application.tenant_id, application.name, filter_id
             ):
                 key = EndpointKey(application.tenant_id, application.name, endpoint_id)
-                dropped += await self._endpoints.remove_filter(key, filter_id, self._clock())
+                dropped += await self.endpoints.remove_filter(key, filter_id, self.clock())
         return dropped
 
     async def learn(self, key: EndpointKey) -> frozenset[str] | None:
         """Ask EPR for the endpoint's membership and store the answer, merged with the events
         that arrived after the question (they are newer); the membership otao now believes,
         or None when EPR did not answer."""
-        asked_at = self._clock()
-        answer = await self._ask_epr(key)
+        asked_at = self.clock()
+        answer = await self.ask_epr(key)
         if answer is None:
             return None
-        return await self._endpoints.set_filters(key, answer, self._clock(), asked_at)
+        return await self.endpoints.set_filters(key, answer, self.clock(), asked_at)

@@ -33,29 +33,20 @@ class Decision:
     state_read: bool
 
 
+@dataclass(eq=False)
 class ResolutionService:
-    def __init__(
-        self,
-        applications: ApplicationDirectory,
-        catalogs: CatalogCache,
-        endpoints: EndpointStore,
-        clock: Callable[[], datetime],
-        membership: MembershipLookup,
-        gates: Callable[[str, str], Awaitable[dict[str, GateState]]] | None = None,
-        budget: OfferBudget | None = None,
-    ) -> None:
-        self._budget = budget
-        # Staged rollouts' gates, for explain's not_in_open_wave reasons.
-        self._gates = gates
-        self._applications = applications
-        self._catalogs = catalogs
-        self._endpoints = endpoints
-        self._clock = clock
-        # Learns an endpoint's filter membership when otao never has (20/EFMP).
-        self._membership = membership
+    applications: ApplicationDirectory
+    catalogs: CatalogCache
+    endpoints: EndpointStore
+    clock: Callable[[], datetime]
+    # Learns an endpoint's filter membership when otao never has (20/EFMP).
+    membership: MembershipLookup
+    # Staged rollouts' gates, for explain's not_in_open_wave reasons.
+    gates: Callable[[str, str], Awaitable[dict[str, GateState]]] | None = None
+    budget: OfferBudget | None = None
 
     async def catalog(self, tenant_id: str, application: str) -> Catalog:
-        return await self._catalogs.get(tenant_id, application)
+        return await self.catalogs.get(tenant_id, application)
 
     def steady_from_catalog(self, key: EndpointKey, reported_version: str | None) -> bool:
         """True when the catalog in memory alone decides the poll (the steady state: nothing
@@ -65,58 +56,56 @@ class ResolutionService:
         (measured in-process)."""
         if reported_version is None:
             return False
-        catalog = self._catalogs.cached(key.tenant_id, key.application)
+        catalog = self.catalogs.cached(key.tenant_id, key.application)
         return catalog is not None and not catalog.candidates(reported_version)
 
     async def decide(self, key: EndpointKey, reported_version: str | None) -> Decision:
-        catalog = await self._catalogs.get(key.tenant_id, key.application)
+        catalog = await self.catalogs.get(key.tenant_id, key.application)
         steady = _from_catalog_alone(catalog, reported_version)
         if steady is not None:
             return steady
-        state = await self._endpoints.get(key)
+        state = await self.endpoints.get(key)
         facts = await self._facts(catalog, key, state, reported_version)
-        selected = resolution.select(catalog, facts, self._clock())
+        selected = resolution.select(catalog, facts, self.clock())
         return Decision(facts.current_version, selected, state, state_read=True)
 
     async def resolve(
         self, caller: Caller, application: str, endpoint_id: str, current_version: str
     ) -> Decision:
         """An operator's question: what would a poll from this endpoint get (no side effect)."""
-        key = self._applications.endpoint(caller.tenant_id, application, endpoint_id)
+        key = self.applications.endpoint(caller.tenant_id, application, endpoint_id)
         reported = validation.optional_version(current_version, "currentVersion")
         return await self.decide(key, reported)
 
     async def explain(
         self, caller: Caller, application: str, endpoint_id: str, current_version: str
     ) -> Explanation:
-        key = self._applications.endpoint(caller.tenant_id, application, endpoint_id)
+        key = self.applications.endpoint(caller.tenant_id, application, endpoint_id)
         reported = validation.optional_version(current_version, "currentVersion")
-        catalog = await self._catalogs.get(key.tenant_id, key.application)
-        state = await self._endpoints.get(key)
+        catalog = await self.catalogs.get(key.tenant_id, key.application)
+        state = await self.endpoints.get(key)
         facts = await self._facts(catalog, key, state, reported)
         if facts.filters != (state.filters if state else None):
             # EPR was just asked: the stored beliefs now say where each filter came from.
-            learned = await self._endpoints.get(key)
+            learned = await self.endpoints.get(key)
             facts = replace(facts, filter_beliefs=learned.filter_beliefs if learned else ())
         planned = any(d.spec.rollout_plan for d in catalog.definitions)
-        gates = (
-            await self._gates(key.tenant_id, key.application) if planned and self._gates else None
-        )
-        explanation = resolution.explain(catalog, facts, self._clock(), gates)
+        gates = await self.gates(key.tenant_id, key.application) if planned and self.gates else None
+        explanation = resolution.explain(catalog, facts, self.clock(), gates)
         return await self._within_budget(key, explanation)
 
     async def _within_budget(self, key: EndpointKey, explanation: Explanation) -> Explanation:
         """A poll now would get nothing new when the selected version's offer budget for
         this minute is used up (docs/rollouts.md): explain says so instead of "selected"."""
         chosen = explanation.selected
-        if chosen is None or self._budget is None or not await self._budget.exhausted(key, chosen):
+        if chosen is None or self.budget is None or not await self.budget.exhausted(key, chosen):
             return explanation
         plan = chosen.spec.rollout_plan
         limit = plan.max_offers_per_minute if plan else 0
         held = Verdict(
             chosen.version,
             VerdictKind.OFFER_BUDGET_EXHAUSTED,
-            offer_budget_exhausted_reason(limit, self._clock()),
+            offer_budget_exhausted_reason(limit, self.clock()),
         )
         verdicts = tuple(held if v.version == chosen.version else v for v in explanation.verdicts)
         return replace(explanation, selected=None, verdicts=verdicts)
@@ -140,8 +129,8 @@ class ResolutionService:
             if fallen_back:
                 facts = replace(facts, failed_versions=facts.failed_versions | fallen_back)
         known = state is not None and state.filters_known
-        if not known and _membership_matters(catalog, facts, self._clock()):
-            learned = await self._membership(key)
+        if not known and _membership_matters(catalog, facts, self.clock()):
+            learned = await self.membership(key)
             if learned is not None:
                 facts = replace(facts, filters=learned)
         return facts
@@ -150,15 +139,15 @@ class ResolutionService:
         self, caller: Caller, application: str, from_version: str, to_version: str
     ) -> list[str]:
         """The hops from ``from_version`` (to ``to_version``, or as far as the graph goes)."""
-        self._applications.require(caller.tenant_id, application)
+        self.applications.require(caller.tenant_id, application)
         start = validation.version(from_version, "from")
         target = validation.optional_version(to_version, "to")
-        catalog = await self._catalogs.get(caller.tenant_id, application)
+        catalog = await self.catalogs.get(caller.tenant_id, application)
         return graph.upgrade_path(catalog, start, target)
 
     async def upgrade_graph(self, caller: Caller, application: str) -> graph.Graph:
-        self._applications.require(caller.tenant_id, application)
-        return graph.graph(await self._catalogs.get(caller.tenant_id, application))
+        self.applications.require(caller.tenant_id, application)
+        return graph.graph(await self.catalogs.get(caller.tenant_id, application))
 
 
 def _membership_matters(catalog: Catalog, facts: EndpointFacts, now: datetime) -> bool:

@@ -6,7 +6,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from otao.domain import validation, versions
@@ -82,41 +82,30 @@ def _loads(text: str) -> JsonValue:
     return value
 
 
+@dataclass(eq=False)
 class SoftwareService:
-    def __init__(
-        self,
-        store: SoftwareStore,
-        catalogs: CatalogCache,
-        applications: ApplicationDirectory,
-        audit: AuditLog,
-        clock: Callable[[], datetime],
-        on_change: ChangeHandler,
-        prepare_push: ChangeHandler,
-        report_counts: ReportCounts,
-        settings_managed_externally: bool = False,
-    ) -> None:
-        self._store = store
-        self._catalogs = catalogs
-        self._applications = applications
-        self._audit = audit
-        self._clock = clock
-        self._settings_managed_externally = settings_managed_externally
-        self._on_change = on_change
-        self._prepare_push = prepare_push
-        self._report_counts = report_counts
+    store: SoftwareStore
+    catalogs: CatalogCache
+    applications: ApplicationDirectory
+    audit: AuditLog
+    clock: Callable[[], datetime]
+    on_change: ChangeHandler
+    prepare_push: ChangeHandler
+    report_counts: ReportCounts
+    settings_managed_externally: bool = False
 
     def _application(self, caller: Caller, application: str) -> str:
-        return self._applications.require(caller.tenant_id, application).name
+        return self.applications.require(caller.tenant_id, application).name
 
     async def list_software(self, caller: Caller, application: str) -> list[Software]:
         self._application(caller, application)
-        found = await self._store.list_definitions(caller.tenant_id, application)
+        found = await self.store.list_definitions(caller.tenant_id, application)
         return sorted(found, key=lambda s: versions.sort_key(s.version), reverse=True)
 
     async def get(self, caller: Caller, application: str, version: str) -> Software:
         self._application(caller, application)
         validation.version(version)
-        found = await self._store.get(caller.tenant_id, application, version)
+        found = await self.store.get(caller.tenant_id, application, version)
         if found is None:
             raise NotFound(f"application {application} has no version {version}")
         return found
@@ -124,7 +113,7 @@ class SoftwareService:
     async def create(self, caller: Caller, application: str, submitted: SoftwareInput) -> Software:
         self._application(caller, application)
         spec = validation.software(submitted)
-        now = self._clock()
+        now = self.clock()
         created = Software(
             caller.tenant_id,
             application,
@@ -137,10 +126,10 @@ class SoftwareService:
         change = Change(caller.tenant_id, application, None, created)
         # The push intent is written before the definition (an outbox the push worker reads),
         # so a failure between the insert and the push below cannot lose the push.
-        await self._prepare_push(change)
-        await self._store.insert(created)
+        await self.prepare_push(change)
+        await self.store.insert(created)
         await self._changed(caller, change)
-        await self._audit.record(
+        await self.audit.record(
             caller,
             application,
             "software.create",
@@ -226,7 +215,7 @@ class SoftwareService:
             spec = build(existing)
             strategy_set = sets_strategy or (spec.rollout_strategy is not existing.rollout_strategy)
             resumed = strategy_set and existing.halt is not None
-            now = self._clock()
+            now = self.clock()
             updated = replace(
                 existing,
                 spec=spec,
@@ -237,14 +226,14 @@ class SoftwareService:
                 # policy judges only new reports.
                 halt=None if strategy_set else existing.halt,
                 policy_baseline=(
-                    await self._report_counts(caller.tenant_id, application, version)
+                    await self.report_counts(caller.tenant_id, application, version)
                     if resumed
                     else existing.policy_baseline
                 ),
             )
             await self._replace(updated, existing.etag, conflict_is_final=bool(etag))
             await self._changed(caller, Change(caller.tenant_id, application, existing, updated))
-            await self._audit.record(
+            await self.audit.record(
                 caller,
                 application,
                 action,
@@ -257,7 +246,7 @@ class SoftwareService:
 
     async def _replace(self, updated: Software, etag: str, conflict_is_final: bool) -> None:
         try:
-            await self._store.replace(updated, etag)
+            await self.store.replace(updated, etag)
         except Aborted:
             if conflict_is_final:
                 raise
@@ -267,9 +256,9 @@ class SoftwareService:
         existing = await self.get(caller, application, version)
         if etag and existing.etag != etag:
             raise Aborted("the definition changed since it was read (etag mismatch)")
-        await self._store.delete(caller.tenant_id, application, version, etag or None)
+        await self.store.delete(caller.tenant_id, application, version, etag or None)
         await self._changed(caller, Change(caller.tenant_id, application, existing, None))
-        await self._audit.record(
+        await self.audit.record(
             caller,
             application,
             "software.delete",
@@ -281,10 +270,10 @@ class SoftwareService:
         system = Caller(tenant_id, SYSTEM_ACTOR)
 
         async def attempt() -> None:
-            existing = await self._store.get(tenant_id, application, version)
+            existing = await self.store.get(tenant_id, application, version)
             if existing is None or existing.halt is not None:
                 return
-            now = self._clock()
+            now = self.clock()
             halted = replace(
                 existing,
                 spec=replace(existing.spec, rollout_strategy=RolloutStrategy.SUSPENDED),
@@ -303,7 +292,7 @@ class SoftwareService:
                 },
             )
             await self._changed(system, Change(tenant_id, application, existing, halted))
-            await self._audit.record(
+            await self.audit.record(
                 system,
                 application,
                 "rollout.halt",
@@ -318,21 +307,21 @@ class SoftwareService:
 
     async def get_settings(self, caller: Caller, application: str) -> ApplicationSettings:
         self._application(caller, application)
-        return await self._catalogs.settings(caller.tenant_id, application)
+        return await self.catalogs.settings(caller.tenant_id, application)
 
     async def put_settings(
         self, caller: Caller, application: str, settings: ApplicationSettings
     ) -> ApplicationSettings:
         self._application(caller, application)
-        if self._settings_managed_externally:
+        if self.settings_managed_externally:
             raise FailedPrecondition("application settings come from Kaa Tekton; change them there")
-        before = await self._catalogs.settings(caller.tenant_id, application)
-        await self._store.put_settings(caller.tenant_id, application, settings, self._clock())
+        before = await self.catalogs.settings(caller.tenant_id, application)
+        await self.store.put_settings(caller.tenant_id, application, settings, self.clock())
         await self._changed(
             caller,
             Change(caller.tenant_id, application, settings_before=before, settings_after=settings),
         )
-        await self._audit.record(
+        await self.audit.record(
             caller,
             application,
             "settings.update",
@@ -342,8 +331,8 @@ class SoftwareService:
         return settings
 
     async def _changed(self, caller: Caller, change: Change) -> None:
-        await self._catalogs.changed(change.tenant_id, change.application)
-        await self._on_change(change)
+        await self.catalogs.changed(change.tenant_id, change.application)
+        await self.on_change(change)
 
 
 def _present(submitted: SoftwareInput) -> list[SoftwareField]:

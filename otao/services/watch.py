@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from otao.domain.errors import NotFound, Unavailable
@@ -219,36 +219,31 @@ class WatchEvent:
     missed: int
 
 
+@dataclass(eq=False)
 class WatchService:
     """Opens watches for a caller (the same checks as reading the status) and turns what a
     watcher takes into events carrying the state as it is now."""
 
-    def __init__(
-        self,
-        hub: WatchHub,
-        applications: ApplicationDirectory,
-        rollout: RolloutService,
-    ) -> None:
-        self.hub = hub
-        self._applications = applications
-        self._rollout = rollout
-        self._reads: SharedReads[RolloutStatus] = SharedReads()
+    hub: WatchHub
+    applications: ApplicationDirectory
+    rollout: RolloutService
+    _reads: SharedReads[RolloutStatus] = field(init=False, default_factory=SharedReads)
 
     async def open_rollout(
         self, caller: Caller, application: str, version: str
     ) -> tuple[Watcher, WatchEvent]:
         # Watch first, then read: a change between the two is sent again, never lost.
-        self._applications.require(caller.tenant_id, application)
+        self.applications.require(caller.tenant_id, application)
         watcher = self.hub.open(caller.tenant_id, application, version)
         try:
-            status = await self._rollout.status(caller, application, version)
+            status = await self.rollout.status(caller, application, version)
         except BaseException:
             self.hub.remove(watcher)
             raise
         return watcher, WatchEvent(EventKind.OPENED, version, status, status.definition, 0)
 
     def open_application(self, caller: Caller, application: str) -> tuple[Watcher, WatchEvent]:
-        self._applications.require(caller.tenant_id, application)
+        self.applications.require(caller.tenant_id, application)
         watcher = self.hub.open(caller.tenant_id, application, None)
         return watcher, WatchEvent(EventKind.OPENED, "", None, None, 0)
 
@@ -263,7 +258,7 @@ class WatchService:
             status = await self._reads.read(
                 (caller.tenant_id, application, pending.version),
                 pending.generation,
-                lambda: self._rollout.status(caller, application, pending.version),
+                lambda: self.rollout.status(caller, application, pending.version),
             )
         except NotFound:
             return WatchEvent(EventKind.DELETED, pending.version, None, None, missed)
