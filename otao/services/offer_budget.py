@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from otao.domain.models import EndpointKey, Software
@@ -22,20 +23,16 @@ def capped(definition: Software) -> int:
     return plan.max_offers_per_minute if plan is not None else 0
 
 
+@dataclass(eq=False)
 class OfferBudget:
-    def __init__(
-        self,
-        budgets: OfferBudgetStore,
-        offers: OfferStore,
-        clock: Callable[[], datetime],
-        remembered: int = 100_000,
-    ) -> None:
-        self._budgets = budgets
-        self._offers = offers
-        self._clock = clock
-        self._remembered = remembered
-        # Offers this replica granted (or saw recorded): their repeats need no lookup.
-        self._granted: OrderedDict[tuple[EndpointKey, str], None] = OrderedDict()
+    budgets: OfferBudgetStore
+    offers: OfferStore
+    clock: Callable[[], datetime]
+    remembered: int = 100_000
+    # Offers this replica granted (or saw recorded): their repeats need no lookup.
+    _granted: OrderedDict[tuple[EndpointKey, str], None] = field(
+        init=False, default_factory=OrderedDict
+    )
 
     async def allow(self, key: EndpointKey, definition: Software) -> bool:
         """Whether the endpoint may be offered the version now; takes one unit of this
@@ -43,9 +40,9 @@ class OfferBudget:
         limit = capped(definition)
         if not limit or await self._offered_before(key, definition.version):
             return True
-        window = budget_window(self._clock())
+        window = budget_window(self.clock())
         scope = (key.tenant_id, key.application, definition.version)
-        if not await self._budgets.take(*scope, window, limit):
+        if not await self.budgets.take(*scope, window, limit):
             return False
         self._remember(key, definition.version)
         return True
@@ -55,9 +52,9 @@ class OfferBudget:
         limit = capped(definition)
         if not limit or await self._offered_before(key, definition.version):
             return False
-        window = budget_window(self._clock())
+        window = budget_window(self.clock())
         scope = (key.tenant_id, key.application, definition.version)
-        return await self._budgets.used(*scope, window) >= limit
+        return await self.budgets.used(*scope, window) >= limit
 
     async def wait(
         self, key: EndpointKey, definition: Software, keep_alive: Callable[[], Awaitable[None]]
@@ -65,20 +62,20 @@ class OfferBudget:
         """Until the endpoint may be offered the version (a push paced by the budget),
         calling ``keep_alive`` at least every few seconds while waiting."""
         while not await self.allow(key, definition):
-            until = budget_window_end(budget_window(self._clock()))
-            while self._clock() < until:
+            until = budget_window_end(budget_window(self.clock()))
+            while self.clock() < until:
                 await keep_alive()
-                await asyncio.sleep(min(1.0, max(0.01, (until - self._clock()).total_seconds())))
+                await asyncio.sleep(min(1.0, max(0.01, (until - self.clock()).total_seconds())))
 
     async def _offered_before(self, key: EndpointKey, version: str) -> bool:
         if (key, version) in self._granted:
             return True
-        if await self._offers.was_offered(key, version):
+        if await self.offers.was_offered(key, version):
             self._remember(key, version)
             return True
         return False
 
     def _remember(self, key: EndpointKey, version: str) -> None:
         self._granted[(key, version)] = None
-        while len(self._granted) > self._remembered:
+        while len(self._granted) > self.remembered:
             self._granted.popitem(last=False)

@@ -122,72 +122,62 @@ class ConfigPublisher(Protocol):
     async def flush(self) -> None: ...
 
 
+@dataclass(eq=False)
 class PushService:
-    def __init__(
-        self,
-        jobs: PushJobStore,
-        endpoints: EndpointStore,
-        offers: OfferStore,
-        catalogs: CatalogCache,
-        applications: ApplicationDirectory,
-        publisher: ConfigPublisher,
-        clock: Callable[[], datetime],
-        replica_id: str,
-        rate_per_second: float,
-        batch_size: int,
-        lease_seconds: float,
-        poll_interval_seconds: float,
-        budget: OfferBudget | None = None,
-        offers_record_from: int = OFFERS_RECORD_FROM,
-        offers_pending_max: int = OFFERS_PENDING_MAX,
-    ) -> None:
-        self._budget = budget
-        self._record_from, self._pending_max = offers_record_from, offers_pending_max
-        self._jobs = jobs
-        self._endpoints = endpoints
-        self._offers = offers
-        self._catalogs = catalogs
-        self._applications = applications
-        self._publisher = publisher
-        self._clock = clock
-        self._owner = replica_id
-        self._limiter = RateLimiter(rate_per_second)
-        self._batch_size = batch_size
-        self._lease = timedelta(seconds=lease_seconds)
-        self._poll_interval = poll_interval_seconds
-        self._wake = asyncio.Event()
-        # Read by the metrics (otao/observability/metrics.Sampled).
-        self.jobs_running = 0
-        self.endpoints_walked = 0
+    jobs: PushJobStore
+    endpoints: EndpointStore
+    offers: OfferStore
+    catalogs: CatalogCache
+    applications: ApplicationDirectory
+    publisher: ConfigPublisher
+    clock: Callable[[], datetime]
+    replica_id: str  # the owner of the jobs this replica leases
+    rate_per_second: float
+    batch_size: int
+    lease_seconds: float
+    poll_interval_seconds: float
+    budget: OfferBudget | None = None
+    offers_record_from: int = OFFERS_RECORD_FROM
+    offers_pending_max: int = OFFERS_PENDING_MAX
+    _limiter: RateLimiter = field(init=False)
+    _lease: timedelta = field(init=False)
+    _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    # Read by the metrics (otao/observability/metrics.Sampled).
+    jobs_running: int = field(init=False, default=0)
+    endpoints_walked: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._limiter = RateLimiter(self.rate_per_second)
+        self._lease = timedelta(seconds=self.lease_seconds)
 
     async def prepare(self, change: Change) -> None:
         """Record, before the write, that the change will need its push (an outbox entry:
         if the push is not made after the write, the worker makes it; see PushJobStore)."""
-        job = PushJob.for_change(change, self._clock())
+        job = PushJob.for_change(change, self.clock())
         if job is not None:
-            await self._jobs.prepare(job)
+            await self.jobs.prepare(job)
 
     async def on_change(self, change: Change) -> None:
-        job = PushJob.for_change(change, self._clock())
+        job = PushJob.for_change(change, self.clock())
         if job is not None:
             await self.enqueue(job)
 
     async def enqueue(self, job: PushJob) -> bool:
-        created = await self._jobs.create(job)
+        created = await self.jobs.create(job)
         self._wake.set()
         return created
 
     async def notify_endpoint(self, key: EndpointKey) -> bool:
         """Push one endpoint its deliverable update now (consent granted, filter joined...)."""
-        catalog = await self._catalogs.get(key.tenant_id, key.application)
-        state = await self._endpoints.get(key)
+        catalog = await self.catalogs.get(key.tenant_id, key.application)
+        state = await self.endpoints.get(key)
         if state is None or not state.seen:
             return False  # never pushed to an endpoint nobody has seen
-        selected = resolution.select(catalog, EndpointFacts.of(state, None), self._clock())
+        selected = resolution.select(catalog, EndpointFacts.of(state, None), self.clock())
         if selected is None or not await self._send(state, selected):
             return False
-        await self._publisher.flush()
-        await self._offers.mark_offered([key], selected.version, self._clock())
+        await self.publisher.flush()
+        await self.offers.mark_offered([key], selected.version, self.clock())
         return True
 
     async def run(self) -> None:
@@ -204,16 +194,16 @@ class PushService:
                 log.exception("push job failed unexpectedly; retrying later")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval_seconds)
 
     async def work_one(self) -> bool:
         """Settle old push intents, then claim and work one job; False when there was none."""
         # An intent older than a lease is older than any definition write still in flight.
-        for recovered in await self._jobs.promote_prepared(self._clock() - self._lease):
+        for recovered in await self.jobs.promote_prepared(self.clock() - self._lease):
             # The write it guards may not have told the replicas either: their catalogs too.
-            await self._catalogs.changed(recovered.tenant_id, recovered.application)
+            await self.catalogs.changed(recovered.tenant_id, recovered.application)
             log.info("push intent recovered", extra={"job": recovered.id})
-        job = await self._jobs.claim(self._owner, self._clock(), self._lease_end())
+        job = await self.jobs.claim(self.replica_id, self.clock(), self._lease_end())
         if job is None:
             return False
         self.jobs_running += 1
@@ -226,10 +216,10 @@ class PushService:
         return True
 
     def _lease_end(self) -> datetime:
-        return self._clock() + self._lease
+        return self.clock() + self._lease
 
     async def _process(self, job: PushJob) -> None:
-        after = await self._catalogs.get(job.tenant_id, job.application)
+        after = await self.catalogs.get(job.tenant_id, job.application)
         run = _Run(job, catalog_before(job, after), after, job.progress, time.monotonic())
         started = time.monotonic()
         try:
@@ -246,7 +236,7 @@ class PushService:
                 run.recorder.cancel()
                 with contextlib.suppress(asyncio.CancelledError, LeaseLost, OtaoError):
                     await run.recorder
-        await self._jobs.finish(job.id, self._owner, run.progress.sent, self._clock())
+        await self.jobs.finish(job.id, self.replica_id, run.progress.sent, self.clock())
         log.info(
             "push job done",
             extra={
@@ -262,12 +252,12 @@ class PushService:
     ) -> contextlib.aclosing[AsyncGenerator[EndpointBatch, None]]:
         job = run.job
         batches = push_walk.walk(
-            self._endpoints,
+            self.endpoints,
             job.tenant_id,
             job.application,
             after,
             through,
-            self._batch_size,
+            self.batch_size,
             run.database,
         )
         return contextlib.aclosing(batches)
@@ -298,7 +288,7 @@ class PushService:
                     await self._send_each(run, offers)
                 else:
                     await self._send_grouped(run, offers)
-                await self._publisher.flush()
+                await self.publisher.flush()
                 run.progress = replace(
                     run.progress,
                     sent_through=batch.cursor,
@@ -310,7 +300,7 @@ class PushService:
 
     def _paced(self, offers: list[tuple[Walked, Software]]) -> bool:
         """Whether a rollout plan's maxOffersPerMinute paces any of these (its pushes too)."""
-        budget = self._budget
+        budget = self.budget
         return budget is not None and any(capped(offered) for _, offered in offers)
 
     async def _send_grouped(self, run: _Run, offers: list[tuple[Walked, Software]]) -> None:
@@ -327,7 +317,7 @@ class PushService:
             group[1].append((app_version, state.endpoint_id))
         for offered, targets in groups.values():
             content = offered.spec.specification_json.encode()
-            await self._publisher.config_updated_many(offered.version, content, targets)
+            await self.publisher.config_updated_many(offered.version, content, targets)
 
     async def _send_each(self, run: _Run, offers: list[tuple[Walked, Software]]) -> None:
         """A batch paced by the rate limit or a rollout plan's budget: one at a time."""
@@ -335,13 +325,13 @@ class PushService:
         # a version.
         contents: dict[str, bytes] = {}
         default = self._default_app_version(run.job.tenant_id, run.job.application)
-        publish, limited = self._publisher.config_updated, self._limiter.limited
+        publish, limited = self.publisher.config_updated, self._limiter.limited
         for state, offered in offers:
             if limited:
                 await self._limiter.take()
-            if self._budget is not None and capped(offered):
+            if self.budget is not None and capped(offered):
                 key = EndpointKey(run.job.tenant_id, run.job.application, state.endpoint_id)
-                await self._budget.wait(key, offered, lambda: self._renew_if_due(run))
+                await self.budget.wait(key, offered, lambda: self._renew_if_due(run))
             content = contents.get(offered.version)
             if content is None:
                 content = offered.spec.specification_json.encode()
@@ -353,7 +343,7 @@ class PushService:
     def _deliveries(self, run: _Run, states: list[Walked]) -> list[tuple[Walked, Software]]:
         """Who gets what in this batch; an endpoint without an app version name cannot be
         sent to, so it is not offered anything either."""
-        offers = deliveries(run.before, run.after, states, self._clock())
+        offers = deliveries(run.before, run.after, states, self.clock())
         if self._default_app_version(run.job.tenant_id, run.job.application) is not None:
             return offers
         return [(state, offered) for state, offered in offers if state.app_version]
@@ -361,7 +351,7 @@ class PushService:
     async def _save(self, run: _Run) -> None:
         """Save the progress, renewing the lease; LeaseLost when another replica has it."""
         async with run.database:
-            await self._jobs.advance(run.job.id, self._owner, run.progress, self._lease_end())
+            await self.jobs.advance(run.job.id, self.replica_id, run.progress, self._lease_end())
             run.renewed = time.monotonic()
 
     async def _renew_if_due(self, run: _Run) -> None:
@@ -371,9 +361,9 @@ class PushService:
     async def _make_room(self, run: _Run) -> None:
         """Start the recorder once OFFERS_RECORD_FROM offers are pending; wait while
         OFFERS_PENDING_MAX are (the recorder renews the lease meanwhile)."""
-        if run.pending >= self._record_from and run.recorder is None:
+        if run.pending >= self.offers_record_from and run.recorder is None:
             run.recorder = asyncio.create_task(self._recorder(run))
-        while run.pending >= self._pending_max:
+        while run.pending >= self.offers_pending_max:
             assert run.recorder is not None
             if run.recorder.done():
                 run.recorder.result()  # its failure (LeaseLost, Unavailable) is the job's
@@ -413,7 +403,7 @@ class PushService:
                     for start in range(0, len(keys), OFFER_CHUNK):
                         chunk = keys[start : start + OFFER_CHUNK]
                         async with run.database:
-                            await self._offers.mark_offered(chunk, version, self._clock())
+                            await self.offers.mark_offered(chunk, version, self.clock())
                         await self._renew_if_due(run)
                 run.unrecorded.popleft()
                 run.pending -= done.count
@@ -429,7 +419,7 @@ class PushService:
         app_version = self._app_version(state)
         if app_version is None:
             return False
-        await self._publisher.config_updated(
+        await self.publisher.config_updated(
             app_version,
             state.endpoint_id,
             offered.version,
@@ -438,7 +428,7 @@ class PushService:
         return True
 
     def _default_app_version(self, tenant_id: str, application_name: str) -> str | None:
-        application = self._applications.find(tenant_id, application_name)
+        application = self.applications.find(tenant_id, application_name)
         if application is None or not application.app_versions:
             return None
         return application.app_versions[0]

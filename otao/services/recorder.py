@@ -14,6 +14,7 @@ import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from otao.domain.errors import OtaoError
@@ -34,23 +35,19 @@ Sighting = tuple[str, str | None]
 OFFER_BATCH = 10
 
 
+@dataclass(eq=False)
 class SightingRecorder:
-    def __init__(
-        self,
-        store: EndpointStore,
-        offers: OfferStore,
-        clock: Callable[[], datetime],
-        remembered: int = 200_000,
-    ) -> None:
-        self._store = store
-        self._offers_store = offers
-        self._clock = clock
-        self._remembered = remembered
-        self._recorded: OrderedDict[EndpointKey, Sighting] = OrderedDict()
-        self._pending: dict[EndpointKey, Sighting] = {}
-        self._offers: dict[tuple[EndpointKey, str], None] = {}
-        self._offers_recorded: OrderedDict[tuple[EndpointKey, str], None] = OrderedDict()
-        self._wake = asyncio.Event()
+    store: EndpointStore
+    offers: OfferStore
+    clock: Callable[[], datetime]
+    remembered: int = 200_000
+    _recorded: OrderedDict[EndpointKey, Sighting] = field(init=False, default_factory=OrderedDict)
+    _pending: dict[EndpointKey, Sighting] = field(init=False, default_factory=dict)
+    _offers_pending: dict[tuple[EndpointKey, str], None] = field(init=False, default_factory=dict)
+    _offers_recorded: OrderedDict[tuple[EndpointKey, str], None] = field(
+        init=False, default_factory=OrderedDict
+    )
+    _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def seen(
         self, key: EndpointKey, app_version: str, version: str | None, force: bool = False
@@ -76,9 +73,9 @@ class SightingRecorder:
     def offered(self, key: EndpointKey, version: str) -> None:
         """A poll offered ``version`` to the endpoint (counted in rollout status)."""
         offer = (key, version)
-        if offer in self._offers_recorded or offer in self._offers:
+        if offer in self._offers_recorded or offer in self._offers_pending:
             return
-        self._offers[offer] = None
+        self._offers_pending[offer] = None
         self._wake.set()
 
     def forget(self, key: EndpointKey) -> None:
@@ -100,21 +97,21 @@ class SightingRecorder:
         return await self._flush_sightings() and await self._flush_offers()
 
     async def _flush_offers(self) -> bool:
-        while self._offers:
-            batch = list(itertools.islice(self._offers, OFFER_BATCH))
+        while self._offers_pending:
+            batch = list(itertools.islice(self._offers_pending, OFFER_BATCH))
             by_version: dict[str, list[EndpointKey]] = {}
             for key, version in batch:
                 by_version.setdefault(version, []).append(key)
             try:
                 for version, keys in by_version.items():
-                    await self._offers_store.mark_offered(keys, version, self._clock())
+                    await self.offers.mark_offered(keys, version, self.clock())
             except OtaoError as error:
                 log.warning("recording offers postponed: %s", error.message)
                 return False
             for offer in batch:
-                self._offers.pop(offer, None)
+                self._offers_pending.pop(offer, None)
                 self._offers_recorded[offer] = None
-            while len(self._offers_recorded) > self._remembered:
+            while len(self._offers_recorded) > self.remembered:
                 self._offers_recorded.popitem(last=False)
         return True
 
@@ -122,7 +119,7 @@ class SightingRecorder:
         while self._pending:
             key, sighting = next(iter(self._pending.items()))
             try:
-                await self._store.record_sighting(key, sighting[0], sighting[1], self._clock())
+                await self.store.record_sighting(key, sighting[0], sighting[1], self.clock())
             except OtaoError as error:
                 log.warning("recording endpoint sightings postponed: %s", error.message)
                 return False
@@ -134,5 +131,5 @@ class SightingRecorder:
     def _remember(self, key: EndpointKey, sighting: Sighting) -> None:
         self._recorded[key] = sighting
         self._recorded.move_to_end(key)
-        while len(self._recorded) > self._remembered:
+        while len(self._recorded) > self.remembered:
             self._recorded.popitem(last=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from otao.domain import validation
@@ -39,22 +39,14 @@ class RolloutStatus:
     counted_at: datetime | None = None
 
 
+@dataclass(eq=False)
 class RolloutService:
-    def __init__(
-        self,
-        applications: ApplicationDirectory,
-        catalogs: CatalogCache,
-        endpoints: EndpointStore,
-        offers: OfferStore,
-        clock: Callable[[], datetime],
-        waves: WaveService,
-    ) -> None:
-        self._waves = waves
-        self._applications = applications
-        self._catalogs = catalogs
-        self._endpoints = endpoints
-        self._offers = offers
-        self._clock = clock
+    applications: ApplicationDirectory
+    catalogs: CatalogCache
+    endpoints: EndpointStore
+    offers: OfferStore
+    clock: Callable[[], datetime]
+    waves: WaveService
 
     async def status(
         self,
@@ -67,9 +59,9 @@ class RolloutService:
         """``wait`` bounds the wait for a recount of a large fleet (then the last count is
         shown, with when it was made: docs/rollouts.md, "How fresh the counts are"). A wave
         action's reply does not ``recount`` a large fleet (WaveService.fleet)."""
-        self._applications.require(caller.tenant_id, application)
+        self.applications.require(caller.tenant_id, application)
         validation.version(version)
-        catalog = await self._catalogs.get(caller.tenant_id, application)
+        catalog = await self.catalogs.get(caller.tenant_id, application)
         definition = catalog.get(version)
         if definition is None:
             raise NotFound(f"application {application} has no version {version}")
@@ -83,14 +75,12 @@ class RolloutService:
         def left() -> float | None:
             return None if until is None else max(0.0, until - clock())
 
-        fleet = await self._waves.fleet(catalog, definition, left(), recount)
-        outcomes = await self._waves.outcomes(definition, left())
-        applied, failed = await self._endpoints.report_counts(
-            caller.tenant_id, application, version
-        )
-        offered = await self._offers.offered_count(caller.tenant_id, application, version)
+        fleet = await self.waves.fleet(catalog, definition, left(), recount)
+        outcomes = await self.waves.outcomes(definition, left())
+        applied, failed = await self.endpoints.report_counts(caller.tenant_id, application, version)
+        offered = await self.offers.offered_count(caller.tenant_id, application, version)
         counts = fleet.value if fleet is not None else FleetCounts()
-        judged = self._waves.assemble(definition, outcomes, fleet)
+        judged = self.waves.assemble(definition, outcomes, fleet)
         return RolloutStatus(
             definition,
             counts.eligible,
@@ -104,6 +94,7 @@ class RolloutService:
         )
 
 
+@dataclass(eq=False)
 class HaltMonitor:
     """Suspends a definition whose failure ratio crosses its rolloutPolicy.
 
@@ -111,23 +102,16 @@ class HaltMonitor:
     most every ``interval`` seconds, so a burst of reports costs one count query.
     """
 
-    def __init__(
-        self,
-        catalogs: CatalogCache,
-        endpoints: EndpointStore,
-        halt: Halt,
-        interval: float = 0.5,
-    ) -> None:
-        self._catalogs = catalogs
-        self._endpoints = endpoints
-        self._halt = halt
-        self._interval = interval
-        self._marked: set[tuple[str, str, str]] = set()
-        self._wake = asyncio.Event()
-        self._checking = False
-        # Reports handed to on_report so far: with ``idle``, the signal that every report
-        # seen has been judged (tests wait on it instead of sleeping past the interval).
-        self.reports_seen = 0
+    catalogs: CatalogCache
+    endpoints: EndpointStore
+    halt: Halt
+    interval: float = 0.5
+    _marked: set[tuple[str, str, str]] = field(init=False, default_factory=set)
+    _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _checking: bool = field(init=False, default=False)
+    # Reports handed to on_report so far: with ``idle``, the signal that every report
+    # seen has been judged (tests wait on it instead of sleeping past the interval).
+    reports_seen: int = field(init=False, default=0)
 
     @property
     def idle(self) -> bool:
@@ -136,7 +120,7 @@ class HaltMonitor:
 
     async def on_report(self, key: EndpointKey, report: AppliedReport) -> None:
         try:
-            catalog = await self._catalogs.get(key.tenant_id, key.application)
+            catalog = await self.catalogs.get(key.tenant_id, key.application)
             definition = catalog.get(report.config_id)
             if definition is None or definition.spec.rollout_policy is None:
                 return
@@ -146,7 +130,7 @@ class HaltMonitor:
             self.reports_seen += 1  # counted once marked, so ``idle`` cannot come first
 
     async def run(self) -> None:
-        interval = self._interval
+        interval = self.interval
         await when_woken(self._wake, self._check_marked, retry_after=interval, settle=interval)
 
     async def _check_marked(self) -> bool:
@@ -164,14 +148,14 @@ class HaltMonitor:
         return checked
 
     async def check(self, tenant_id: str, application: str, version: str) -> bool:
-        catalog = await self._catalogs.get(tenant_id, application)
+        catalog = await self.catalogs.get(tenant_id, application)
         definition = catalog.get(version)
         if definition is None or definition.spec.rollout_policy is None or definition.halt:
             return False
         if definition.spec.rollout_plan is not None:
             return False  # judged with the plan's outcomes by the gate worker (services/waves)
         policy = definition.spec.rollout_policy
-        applied, failed = await self._endpoints.report_counts(tenant_id, application, version)
+        applied, failed = await self.endpoints.report_counts(tenant_id, application, version)
         applied -= definition.policy_baseline[0]
         failed -= definition.policy_baseline[1]
         reports = applied + failed
@@ -181,5 +165,5 @@ class HaltMonitor:
             f"failure ratio {failed}/{reports} = {failed / reports:.2f} exceeded "
             f"maxFailureRatio {policy.max_failure_ratio} after {reports} reports"
         )
-        await self._halt(tenant_id, application, version, reason)
+        await self.halt(tenant_id, application, version, reason)
         return True

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -42,27 +42,20 @@ class Counted(Generic[T]):
     started: float  # time.monotonic() at ``at``
 
 
+@dataclass(eq=False)
 class Recounts(Generic[T]):
     """Counts by key, made again when older than their cost allows (see the module)."""
 
-    def __init__(
-        self,
-        clock: Callable[[], datetime],
-        cheap: float = CHEAP,
-        factor: float = FACTOR,
-        ceiling: float = CEILING,
-        remembered: int = 1024,
-    ) -> None:
-        self._clock = clock
-        self._cheap = cheap
-        self._factor = factor
-        self._ceiling = ceiling
-        self._remembered = remembered
-        self._entries: dict[Hashable, Counted[T]] = {}
-        self._running: dict[Hashable, asyncio.Future[Counted[T]]] = {}
+    clock: Callable[[], datetime]
+    cheap: float = CHEAP
+    factor: float = FACTOR
+    ceiling: float = CEILING
+    remembered: int = 1024
+    _entries: dict[Hashable, Counted[T]] = field(init=False, default_factory=dict)
+    _running: dict[Hashable, asyncio.Future[Counted[T]]] = field(init=False, default_factory=dict)
 
     def _max_age(self, took: float) -> float:
-        return 0.0 if took < self._cheap else min(self._ceiling, self._factor * took)
+        return 0.0 if took < self.cheap else min(self.ceiling, self.factor * took)
 
     async def get(
         self,
@@ -77,7 +70,7 @@ class Recounts(Generic[T]):
         is none) and the new one finishes alone."""
         last = self._entries.get(key)
         running = self._running.get(key)
-        if last is not None and last.took >= self._cheap:
+        if last is not None and last.took >= self.cheap:
             if reuse_costly or time.monotonic() - last.started <= self._max_age(last.took):
                 return last
             task = running or self._start(key, count)
@@ -97,7 +90,7 @@ class Recounts(Generic[T]):
     def _start(
         self, key: Hashable, count: Callable[[], Awaitable[T]]
     ) -> asyncio.Future[Counted[T]]:
-        at, started = self._clock(), time.monotonic()
+        at, started = self.clock(), time.monotonic()
 
         async def run() -> Counted[T]:
             value = await count()
@@ -106,7 +99,7 @@ class Recounts(Generic[T]):
             if kept is None or kept.started <= started:
                 self._entries.pop(key, None)
                 self._entries[key] = made
-                while len(self._entries) > self._remembered:
+                while len(self._entries) > self.remembered:
                     del self._entries[next(iter(self._entries))]
             return made
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from otao.domain.models import RolloutStrategy
@@ -21,26 +22,19 @@ from otao.services.workers import every
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class RolloutDateScheduler:
-    def __init__(
-        self,
-        applications: ApplicationDirectory,
-        catalogs: CatalogCache,
-        push: PushService,
-        clock: Callable[[], datetime],
-        interval: float = 1.0,
-    ) -> None:
-        self._applications = applications
-        self._catalogs = catalogs
-        self._push = push
-        self._clock = clock
-        self._interval = interval
-        self._handled: set[str] = set()
-        # Completed rounds of ``run``: a round looked at every date (tests wait on it).
-        self.rounds = 0
+    applications: ApplicationDirectory
+    catalogs: CatalogCache
+    push: PushService
+    clock: Callable[[], datetime]
+    interval: float = 1.0
+    _handled: set[str] = field(init=False, default_factory=set)
+    # Completed rounds of ``run``: a round looked at every date (tests wait on it).
+    rounds: int = field(init=False, default=0)
 
     async def run(self) -> None:
-        await every(self._interval, self._round, "rollout date check")
+        await every(self.interval, self._round, "rollout date check")
 
     async def _round(self) -> None:
         await self.tick()
@@ -48,10 +42,10 @@ class RolloutDateScheduler:
 
     async def tick(self) -> int:
         """Create the push job of every passed rollout date not handled yet."""
-        now = self._clock()
+        now = self.clock()
         created = 0
-        for application in self._applications.all():
-            catalog = await self._catalogs.get(application.tenant_id, application.name)
+        for application in self.applications.all():
+            catalog = await self.catalogs.get(application.tenant_id, application.name)
             for definition in catalog.definitions:
                 if definition.rollout_strategy is not RolloutStrategy.TARGETED:
                     continue
@@ -64,7 +58,7 @@ class RolloutDateScheduler:
                     job = PushJob.for_rollout_date(definition, index, now)
                     if job.id in self._handled:
                         continue
-                    if await self._push.enqueue(job):
+                    if await self.push.enqueue(job):
                         created += 1
                         log.info("rollout date passed", extra={"job": job.id})
                     self._handled.add(job.id)

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from otao.domain.catalog import Catalog
@@ -180,40 +180,30 @@ def decides(definition: Software) -> bool:
     return advancing or halting
 
 
+@dataclass(eq=False)
 class WaveService:
-    def __init__(
-        self,
-        applications: ApplicationDirectory,
-        catalogs: CatalogCache,
-        software: SoftwareStore,
-        reads: RolloutReads,
-        offers: OfferStore,
-        audit: AuditLog,
-        enqueue: Enqueue,
-        halt: Halt,
-        clock: Callable[[], datetime],
-        events: RolloutEvents,
-        on_wave_opened: Callable[[], None],
-        interval: float = 5.0,
-    ) -> None:
-        self._applications = applications
-        self._catalogs = catalogs
-        self._software = software
-        self._reads = reads
-        self._offers = offers
-        # Outcome and eligible counts, recounted as their cost allows (services/rollout_counts).
-        self._outcome_counts: Recounts[tuple[OutcomeCounts, ...]] = Recounts(clock)
-        self._fleet_counts: Recounts[FleetCounts] = Recounts(clock)
-        self._audit = audit
-        self._enqueue = enqueue
-        self._halt = halt
-        self._clock = clock
-        # Watchers hear of waves opening and pauses; the metric counts each opening once (by
-        # the replica whose write opened it).
-        self._events = events
-        self._on_wave_opened = on_wave_opened
-        self._interval = interval
-        self._wake = asyncio.Event()
+    applications: ApplicationDirectory
+    catalogs: CatalogCache
+    software: SoftwareStore
+    reads: RolloutReads
+    offers: OfferStore
+    audit: AuditLog
+    enqueue: Enqueue
+    halt: Halt
+    clock: Callable[[], datetime]
+    # Watchers hear of waves opening and pauses; the metric counts each opening once (by
+    # the replica whose write opened it).
+    events: RolloutEvents
+    on_wave_opened: Callable[[], None]
+    interval: float = 5.0
+    # Outcome and eligible counts, recounted as their cost allows (services/rollout_counts).
+    _outcome_counts: Recounts[tuple[OutcomeCounts, ...]] = field(init=False)
+    _fleet_counts: Recounts[FleetCounts] = field(init=False)
+    _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._outcome_counts = Recounts(self.clock)
+        self._fleet_counts = Recounts(self.clock)
 
     async def progress(
         self,
@@ -225,7 +215,7 @@ class WaveService:
     ) -> Progress | None:
         """The rollout's waves and gate; ``wait`` bounds the wait for a recount (then the
         last count is used), ``fleet`` gives the eligible counts (the status's)."""
-        catalog = await self._catalogs.get(tenant_id, application)
+        catalog = await self.catalogs.get(tenant_id, application)
         definition = catalog.get(version)
         if definition is None:
             return None
@@ -240,7 +230,7 @@ class WaveService:
         """The progress from its counts (None: not counted yet, shown as 0)."""
         outcomes = counted.value if counted is not None else ()
         eligible = fleet.value.eligible_by_wave if fleet is not None else ()
-        found = progress(definition, outcomes, eligible, self._clock())
+        found = progress(definition, outcomes, eligible, self.clock())
         if found is None:
             return None
         return replace(
@@ -263,9 +253,9 @@ class WaveService:
         )
 
         async def count() -> tuple[OutcomeCounts, ...]:
-            offered = await self._reads.offered_at(tenant_id, application, version)
-            installs = await self._reads.installs(tenant_id, application, version, offered)
-            return wave_outcomes(definition, plan, installs, offered, self._clock())
+            offered = await self.reads.offered_at(tenant_id, application, version)
+            installs = await self.reads.installs(tenant_id, application, version, offered)
+            return wave_outcomes(definition, plan, installs, offered, self.clock())
 
         # The plan is in the key: a replaced plan (other waves, windows) is counted anew.
         key = (tenant_id, application, version, plan)
@@ -284,13 +274,13 @@ class WaveService:
         the push the action just started."""
 
         async def count() -> FleetCounts:
-            tally = FleetTally(catalog, definition, self._clock())
-            async for page in self._reads.known(definition.tenant_id, definition.application):
+            tally = FleetTally(catalog, definition, self.clock())
+            async for page in self.reads.known(definition.tenant_id, definition.application):
                 tally.add(page)
             return tally.counts()
 
         if definition.rollout_strategy is RolloutStrategy.SUSPENDED:
-            return Counted(FleetCounts(), self._clock(), 0.0, 0.0)  # nobody is a candidate
+            return Counted(FleetCounts(), self.clock(), 0.0, 0.0)  # nobody is a candidate
         # What eligibility depends on, besides the endpoints and the time: not the rollout
         # state, so opening a wave keeps the count.
         key = (
@@ -303,14 +293,14 @@ class WaveService:
         if recount:
             return await self._fleet_counts.get(key, count, wait)
         if self._fleet_counts.last(key) is None:
-            known = await self._reads.known_count(definition.tenant_id, definition.application)
+            known = await self.reads.known_count(definition.tenant_id, definition.application)
             if known > SMALL_FLEET:
                 return None
         return await self._fleet_counts.get(key, count, wait, reuse_costly=True)
 
     async def gates(self, tenant_id: str, application: str) -> dict[str, GateState]:
         """Every planned definition's gate, for explain's not_in_open_wave reasons."""
-        catalog = await self._catalogs.get(tenant_id, application)
+        catalog = await self.catalogs.get(tenant_id, application)
         found: dict[str, GateState] = {}
         for definition in catalog.definitions:
             if definition.spec.rollout_plan is not None:
@@ -324,12 +314,12 @@ class WaveService:
 
     async def advance(self, caller: Caller, application: str, version: str) -> Software:
         """Open the next wave now, whatever the gate says (an operator's decision)."""
-        self._applications.require(caller.tenant_id, application)
+        self.applications.require(caller.tenant_id, application)
 
         def opened(existing: Software, state: RolloutState) -> RolloutState:
             if state.current_wave >= len(_plan(existing).waves) - 1:
                 raise FailedPrecondition("the last wave is open already")
-            return state.advanced(caller.subject, self._clock())
+            return state.advanced(caller.subject, self.clock())
 
         _, updated = await self._change(caller, application, version, opened, "rollout.advance")
         self._opened(caller.tenant_id, application, version)
@@ -337,25 +327,25 @@ class WaveService:
         return updated
 
     async def pause(self, caller: Caller, application: str, version: str) -> Software:
-        self._applications.require(caller.tenant_id, application)
+        self.applications.require(caller.tenant_id, application)
 
         def paused(_: Software, state: RolloutState) -> RolloutState:
-            return state.with_pause(True, caller.subject, self._clock())
+            return state.with_pause(True, caller.subject, self.clock())
 
         updated = (await self._change(caller, application, version, paused, "rollout.pause"))[1]
-        self._events.changed(caller.tenant_id, application, version, EventKind.PAUSED)
+        self.events.changed(caller.tenant_id, application, version, EventKind.PAUSED)
         return updated
 
     async def resume(self, caller: Caller, application: str, version: str) -> Software:
-        self._applications.require(caller.tenant_id, application)
+        self.applications.require(caller.tenant_id, application)
 
         def resumed(_: Software, state: RolloutState) -> RolloutState:
-            return state.with_pause(False, caller.subject, self._clock())
+            return state.with_pause(False, caller.subject, self.clock())
 
         before, after = await self._change(caller, application, version, resumed, "rollout.resume")
-        self._events.changed(caller.tenant_id, application, version, EventKind.UNPAUSED)
+        self.events.changed(caller.tenant_id, application, version, EventKind.UNPAUSED)
         if before.rollout is not None and before.rollout.paused:
-            await self._enqueue(PushJob.for_rollout_resumed(before, after, self._clock()))
+            await self.enqueue(PushJob.for_rollout_resumed(before, after, self.clock()))
         return after
 
     async def _change(
@@ -367,21 +357,21 @@ class WaveService:
         action: str,
     ) -> tuple[Software, Software]:
         async def attempt() -> tuple[Software, Software]:
-            existing = await self._software.get(caller.tenant_id, application, version)
+            existing = await self.software.get(caller.tenant_id, application, version)
             if existing is None:
                 raise NotFound(f"application {application} has no version {version}")
             if existing.rollout is None or existing.spec.rollout_plan is None:
                 raise FailedPrecondition(f"version {version} has no rolloutPlan")
             state = change(existing, existing.rollout)
             updated = replace(
-                existing, rollout=state, updated_at=self._clock(), etag=uuid.uuid4().hex
+                existing, rollout=state, updated_at=self.clock(), etag=uuid.uuid4().hex
             )
             try:
-                await self._software.replace(updated, existing.etag)
+                await self.software.replace(updated, existing.etag)
             except Aborted:
                 raise LostRace from None
-            await self._catalogs.changed(caller.tenant_id, application)
-            await self._audit.record(
+            await self.catalogs.changed(caller.tenant_id, application)
+            await self.audit.record(
                 caller,
                 application,
                 action,
@@ -393,30 +383,30 @@ class WaveService:
         return await until_written(attempt, "the rollout")
 
     async def _push_wave(self, definition: Software) -> None:
-        job = PushJob.for_wave_opened(definition, self._clock())
+        job = PushJob.for_wave_opened(definition, self.clock())
         if job is not None:
-            await self._enqueue(job)
+            await self.enqueue(job)
 
     # --- the gate worker --------------------------------------------------------------
 
     async def on_report(self, key: EndpointKey, report: AppliedReport) -> None:
-        catalog = await self._catalogs.get(key.tenant_id, key.application)
+        catalog = await self.catalogs.get(key.tenant_id, key.application)
         definition = catalog.get(report.config_id)
         if definition is not None and definition.spec.rollout_plan is not None:
             # A report implies an offer: recorded now if it was not (an offer recorded off
             # the poll's path can be lost in a crash), so counting the version's outcomes
             # finds every endpoint that reported it among those offered it.
-            await self._offers.mark_offered([key], report.config_id, report.reported_at)
+            await self.offers.mark_offered([key], report.config_id, report.reported_at)
         self._wake.set()
 
     async def run(self) -> None:
         # A burst of reports costs one judgement per second at most, not one each.
-        settle = min(1.0, self._interval)
-        await every(self._interval, self.judge_all, "rollout gates", wake=self._wake, settle=settle)
+        settle = min(1.0, self.interval)
+        await every(self.interval, self.judge_all, "rollout gates", wake=self._wake, settle=settle)
 
     async def judge_all(self) -> None:
-        for app in self._applications.all():
-            catalog = await self._catalogs.get(app.tenant_id, app.name)
+        for app in self.applications.all():
+            catalog = await self.catalogs.get(app.tenant_id, app.name)
             for definition in catalog.definitions:
                 if definition.rollout is not None:
                     await self.judge(app.tenant_id, app.name, definition.version)
@@ -424,7 +414,7 @@ class WaveService:
     async def judge(self, tenant_id: str, application: str, version: str) -> bool:
         """Judge one rollout: halt it by its rolloutPolicy, or open its next wave when the
         gate is met and the plan advances by itself. True when a wave opened."""
-        catalog = await self._catalogs.get(tenant_id, application)
+        catalog = await self.catalogs.get(tenant_id, application)
         found = catalog.get(version)
         if found is None or found.rollout_strategy is RolloutStrategy.SUSPENDED:
             return False
@@ -446,7 +436,7 @@ class WaveService:
         def opened(_: Software, state: RolloutState) -> RolloutState:
             if state.current_wave != wave or state.paused:
                 raise _Moved  # another replica opened it (or an operator paused) meanwhile
-            return state.advanced(SYSTEM_ACTOR, self._clock())
+            return state.advanced(SYSTEM_ACTOR, self.clock())
 
         try:
             _, updated = await self._change(system, application, version, opened, "rollout.advance")
@@ -461,8 +451,8 @@ class WaveService:
         return True
 
     def _opened(self, tenant_id: str, application: str, version: str) -> None:
-        self._on_wave_opened()
-        self._events.changed(tenant_id, application, version, EventKind.WAVE_OPENED)
+        self.on_wave_opened()
+        self.events.changed(tenant_id, application, version, EventKind.WAVE_OPENED)
 
     async def _halted(self, judged: Progress) -> bool:
         """rolloutPolicy.maxFailureRatio, judged on the same reports as the gates."""
@@ -480,7 +470,7 @@ class WaveService:
             f"failure ratio {counts.failures}/{reports} = {ratio:.2f} exceeded "
             f"maxFailureRatio {policy.max_failure_ratio} after {reports} reports"
         )
-        await self._halt(definition.tenant_id, definition.application, definition.version, reason)
+        await self.halt(definition.tenant_id, definition.application, definition.version, reason)
         return True
 
 
