@@ -6,10 +6,10 @@ settings become new fields with defaults, so existing callers keep working.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from otao.domain.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ApplicationConfig:
     """One Kaa application otao serves.
 
@@ -24,7 +24,7 @@ class ApplicationConfig:
     consent_required: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConfigScope:
     """A part of the configuration (17/SCMP names one in a reload event): all ``None`` means
     everything; narrower scopes need the wider names."""

@@ -8,10 +8,10 @@ sees a pymongo, nats or httpx exception.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from otao.domain.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FieldViolation:
     """One bad field of a request: ``field`` is the JSON path (lowerCamelCase)."""
 

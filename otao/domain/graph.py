@@ -6,21 +6,21 @@ Edges always point from a lower to a higher version, so the graph is a DAG by co
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 
 from otao.domain import versions
 from otao.domain.catalog import Catalog
 from otao.domain.errors import FailedPrecondition, NotFound
+from otao.domain.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Node:
     version: str
     defined: bool
     rollout_strategy: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Graph:
     nodes: tuple[Node, ...]
     edges: tuple[tuple[str, str], ...]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple, TypeAlias
 
 from otao.domain.rollout_plan import RolloutPlan
 from otao.domain.rollout_state import InstallRecord, RolloutState
+from otao.domain.values import frozen
 
 JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
@@ -30,26 +31,26 @@ class RolloutStrategy(StrEnum):
     GENERAL = "general"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RolloutFilter:
     filter_id: str
     # None means the filter's endpoints may update at once.
     rollout_date: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RolloutPolicy:
     max_failure_ratio: float
     min_reports: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RolloutHalt:
     reason: str
     halted_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SoftwareSpec:
     """The writable fields of a definition, as an operator submits them (validated)."""
 
@@ -66,7 +67,7 @@ class SoftwareSpec:
     rollout_plan: RolloutPlan | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Software:
     """A stored software update definition."""
 
@@ -96,12 +97,12 @@ class Software:
         return self.spec.upgradable_from
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ApplicationSettings:
     consent_required: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AppliedReport:
     """What an endpoint last reported applying (6/CDTP ConfigApplied)."""
 
@@ -119,7 +120,7 @@ class AppliedReport:
         return self.status_code >= 400
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Consent:
     # None with all_versions.
     version: str | None
@@ -132,7 +133,7 @@ class FilterSource(StrEnum):
     EFE = "efe"  # one ep-matched event (one fact)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FilterBelief:
     """One filter otao believes an endpoint matches, and since when, on whose word."""
 
@@ -141,7 +142,7 @@ class FilterBelief:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EndpointState:
     """Everything otao holds about one endpoint of one application: one record, one read."""
 
@@ -189,7 +190,7 @@ class EndpointKey(NamedTuple):
     endpoint_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Caller:
     """Who is calling: the tenant comes from the verified token, never from the request.
 
@@ -208,7 +209,7 @@ class Caller:
 SYSTEM_ACTOR = "system"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AuditEntry:
     id: str
     tenant_id: str
@@ -220,7 +221,7 @@ class AuditEntry:
     details: dict[str, JsonValue]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Change:
     """A change that may alter what endpoints of an application should get."""
 

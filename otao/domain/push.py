@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol, TypeVar
 
@@ -29,6 +29,7 @@ from otao.domain.models import (
 )
 from otao.domain.resolution import EndpointFacts
 from otao.domain.rollout_plan import wave_for
+from otao.domain.values import frozen
 
 # Before its date, a filter behaves as if its date were this far away.
 _NOT_YET = timedelta(days=365 * 100)
@@ -38,7 +39,7 @@ class LeaseLost(Exception):
     """Another replica holds the job now (this one was too slow to renew): stop working it."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PushProgress:
     """How far a job got. Cursors are the endpoint store's opaque positions ("" = start)."""
 
@@ -47,7 +48,7 @@ class PushProgress:
     sent: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PushJob:
     id: str
     tenant_id: str

@@ -7,7 +7,6 @@ verdict for every definition come out.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -16,6 +15,7 @@ from otao.domain.catalog import Catalog
 from otao.domain.models import EndpointState, FilterBelief, RolloutStrategy, Software
 from otao.domain.rollout_plan import wave_for
 from otao.domain.rollout_progress import GateState
+from otao.domain.values import frozen
 
 
 class VerdictKind(StrEnum):
@@ -33,14 +33,14 @@ class VerdictKind(StrEnum):
     LOWER_THAN_SELECTED = "lower_than_selected"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Verdict:
     version: str
     kind: VerdictKind
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EndpointFacts:
     """What resolution needs to know about one endpoint."""
 
@@ -75,7 +75,7 @@ class EndpointFacts:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Explanation:
     current_version: str | None
     selected: Software | None

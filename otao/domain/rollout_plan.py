@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from otao.domain.errors import FieldViolation, InvalidArgument
+from otao.domain.values import frozen
 
 if TYPE_CHECKING:  # models imports this module at run time
     from otao.domain.models import JsonValue
@@ -44,7 +45,7 @@ class Advance(StrEnum):
     MANUAL = "manual"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Wave:
     """A cumulative share of the eligible endpoints and the gate that opens the next wave."""
 
@@ -60,7 +61,7 @@ class Wave:
         return self.percent * BUCKETS_PER_PERCENT
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RolloutPlan:
     waves: tuple[Wave, ...]
     advance: Advance = Advance.AUTOMATIC

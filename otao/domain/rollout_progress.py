@@ -6,12 +6,12 @@ See docs/rollouts.md.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from otao.domain.rollout_plan import Advance, RolloutPlan
 from otao.domain.validation import format_utc_date
+from otao.domain.values import frozen
 
 
 class Outcome(StrEnum):
@@ -26,7 +26,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # reported failure
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InstallReport:
     """The endpoint's ConfigApplied for this version."""
 
@@ -34,7 +34,7 @@ class InstallReport:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Poll:
     """A ConfigRequest the endpoint sent; config_id None when it named no version."""
 
@@ -79,7 +79,7 @@ def outcome(
     return Outcome.APPLIED
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OutcomeCounts:
     """How many endpoints are in each outcome; each endpoint counts in exactly one."""
 
@@ -156,7 +156,7 @@ class OutcomeCounts:
 # --- gates ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GateState:
     met: bool
     reason: str

@@ -5,11 +5,13 @@ and a change of it is a compare-and-set on the definition's etag). See docs/roll
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
+from otao.domain.values import frozen
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class RolloutState:
     current_wave: int
     # When each wave 0..current_wave opened (one entry per open or done wave).
@@ -49,7 +51,7 @@ class RolloutState:
         return replace(self, current_wave=last, opened_at=self.opened_at[: last + 1])
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InstallRecord:
     """What an endpoint did with one version it reported on, as outcome() needs it: the
     report, the version it ran before, and its first poll naming either after a success

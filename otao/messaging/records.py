@@ -13,22 +13,31 @@ record stays immutable and hashable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar, dataclass_transform
 
 _JSON = "application/json"
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def _wire(cls: type[_T]) -> type[_T]:
+    """Every wire record is a frozen, slotted, keyword-only dataclass (see above)."""
+    return dataclass(frozen=True, slots=True, kw_only=True)(cls)
+
 
 # Most Kaa records open with the same header; it is declared once, and each record class adds
 # its own fields after it (dataclass fields of a base come first, so schema order holds). The
 # record classes stay distinct types: the codec binds one schema per class, equality is per class.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class _Header:
     correlation_id: str
     timestamp: int
     timeout: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class _EndpointHeader(_Header):
     app_version_name: str
     endpoint_id: str
@@ -37,13 +46,13 @@ class _EndpointHeader(_Header):
 # --- 6/CDTP, namespace org.kaaproject.ipc.cdtp.gen.v1 -------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class ConfigRequest(_EndpointHeader):
     config_id: str | None = None
     config_name: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class ConfigResponse(_EndpointHeader):
     config_id: str | None = None
     content_type: str = _JSON
@@ -55,7 +64,7 @@ class ConfigResponse(_EndpointHeader):
 # --- 6/CDTP events, namespace org.kaaproject.ipc.event.gen.v1.endpoint.config ------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class ConfigUpdated(_EndpointHeader):
     config_id: str
     content_type: str = _JSON
@@ -63,7 +72,7 @@ class ConfigUpdated(_EndpointHeader):
     originator_replica_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class ConfigApplied(_EndpointHeader):
     config_id: str
     originator_replica_id: str | None = None
@@ -74,7 +83,7 @@ class ConfigApplied(_EndpointHeader):
 # --- 9/ELCE, namespace org.kaaproject.ipc.event.gen.v1.endpoint.lifecycle ----------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class EndpointUnregisteredEvent(_EndpointHeader):
     """Avro ``...endpoint.lifecycle.UnregisteredEvent``."""
 
@@ -87,7 +96,7 @@ class EndpointUnregisteredEvent(_EndpointHeader):
 # field layouts, each declared once.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class _FilterEvent:
     timestamp: int
     timeout: int = 0
@@ -97,39 +106,39 @@ class _FilterEvent:
     application_name: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class _EndpointFilterEvent(_FilterEvent):
     app_version_name: str
     filter_name: str | None
     endpoint_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class EndpointMatchedFilterEvent(_EndpointFilterEvent):
     pass
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class EndpointUnmatchedFilterEvent(_EndpointFilterEvent):
     pass
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class _FilterOnlyEvent(_FilterEvent):
     filter_name: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class EndpointFilterDeletedEvent(_FilterOnlyEvent):
     pass
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class EndpointFilterActivatedEvent(_FilterOnlyEvent):
     pass
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class EndpointFilterPendingEvent(_FilterOnlyEvent):
     pass
 
@@ -137,12 +146,12 @@ class EndpointFilterPendingEvent(_FilterOnlyEvent):
 # --- 20/EFMP, namespace org.kaaproject.ipc.efmp.gen.v1 -----------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class EndpointFiltersRequest(_Header):
     endpoint_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class EndpointFiltersResponse(_Header):
     endpoint_id: str
     filter_ids: tuple[str, ...]
@@ -152,23 +161,26 @@ class EndpointFiltersResponse(_Header):
 
 # --- 17/SCMP, namespace org.kaaproject.scmp.event.gen.v1.service.configuration -----------------
 # All scope fields None = reload everything; tenant only = that tenant; tenant + app = that
-# application; all three = that application version.
+# application; all three = that application version. Both schemas open with the correlation id
+# and the timestamp, without the header's timeout.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BroadcastConfigurationUpdateEvent:
+@_wire
+class _ScmpEvent:
     correlation_id: str
     timestamp: int
+
+
+@_wire
+class BroadcastConfigurationUpdateEvent(_ScmpEvent):
     originator_replica_id: str
     tenant_id: str | None = None
     app_name: str | None = None
     app_ver_name: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServiceSpecificConfigurationUpdateEvent:
-    correlation_id: str
-    timestamp: int
+@_wire
+class ServiceSpecificConfigurationUpdateEvent(_ScmpEvent):
     tenant_id: str
     app_name: str | None = None
     app_ver_name: str | None = None
@@ -177,18 +189,18 @@ class ServiceSpecificConfigurationUpdateEvent:
 # --- 21/TLE, namespace org.kaaproject.ipc.event.gen.v1.tenant.lifecycle ------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class _TenantEvent(_Header):
     tenant_id: str
     originator_replica_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class TenantUpdatedEvent(_TenantEvent):
     """Avro ``...tenant.lifecycle.UpdatedEvent``."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_wire
 class TenantUnregisteredEvent(_TenantEvent):
     """Avro ``...tenant.lifecycle.UnregisteredEvent``."""
 
