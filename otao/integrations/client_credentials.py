@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Protocol
 
 import httpx
@@ -31,6 +32,7 @@ class BearerTokenSource(Protocol):
     def invalidate(self) -> None: ...
 
 
+@dataclass(eq=False)
 class ServiceTokenSource:
     """Access tokens for otao's own Keycloak client (``client_credentials`` grant).
 
@@ -39,27 +41,24 @@ class ServiceTokenSource:
     not cached: we cannot know how long it stays valid.
     """
 
-    def __init__(
-        self,
-        token_url: str,
-        client_id: str,
-        client_secret: str,
-        *,
-        scope: str | None = None,
-        auth_method: str = "client_secret_basic",
-        refresh_margin: float = 30.0,
-        timeout: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._token_url = token_url
-        self._refresh_margin = refresh_margin
-        self._clock = clock
+    token_url: str
+    client_id: str
+    # Not in the repr: a logged object must not carry the credential.
+    client_secret: str = field(repr=False)
+    _: KW_ONLY
+    scope: str | None = None
+    auth_method: str = "client_secret_basic"
+    refresh_margin: float = 30.0
+    timeout: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
         self._client = AsyncOAuth2Client(
-            client_id=client_id,
-            client_secret=client_secret,
-            token_endpoint_auth_method=auth_method,
-            scope=scope,
-            timeout=timeout,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            token_endpoint_auth_method=self.auth_method,
+            scope=self.scope,
+            timeout=self.timeout,
         )
         self._lock = asyncio.Lock()
         self._access_token: str | None = None
@@ -85,28 +84,28 @@ class ServiceTokenSource:
         await self._client.aclose()
 
     def _cached(self) -> str | None:
-        if self._access_token is not None and self._clock() < self._valid_until:
+        if self._access_token is not None and self.clock() < self._valid_until:
             return self._access_token
         return None
 
     async def _fetch(self) -> str:
         # Expiry counts from before the request: the server's clock started no earlier.
-        started = self._clock()
+        started = self.clock()
         try:
             response = await self._client.fetch_token(
-                self._token_url, grant_type="client_credentials"
+                self.token_url, grant_type="client_credentials"
             )
         except (httpx.HTTPError, OAuthError, ValueError) as exc:
-            _log.warning("service token request to %s failed: %r", self._token_url, exc)
+            _log.warning("service token request to %s failed: %r", self.token_url, exc)
             raise Unavailable("identity provider unavailable") from exc
         access_token = response.get("access_token")
         if not isinstance(access_token, str) or not access_token:
-            _log.warning("token endpoint %s answered without an access token", self._token_url)
+            _log.warning("token endpoint %s answered without an access token", self.token_url)
             raise Unavailable("identity provider unavailable")
         expires_in = response.get("expires_in")
         if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
             self._access_token = access_token
-            self._valid_until = started + float(expires_in) - self._refresh_margin
+            self._valid_until = started + float(expires_in) - self.refresh_margin
         else:
             self.invalidate()
         return access_token

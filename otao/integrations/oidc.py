@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import httpx
@@ -48,22 +48,15 @@ class _IssuerState:
     attempted_at: float = float("-inf")
 
 
+@dataclass(eq=False)
 class OidcProvider:
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        is_known_issuer: Callable[[str], bool],
-        *,
-        kid_refetch_interval: float = 10.0,
-        jwks_max_age: float = 3600.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._http = http
-        self._is_known_issuer = is_known_issuer
-        self._kid_refetch_interval = kid_refetch_interval
-        self._jwks_max_age = jwks_max_age
-        self._clock = clock
-        self._states: dict[str, _IssuerState] = {}
+    http: httpx.AsyncClient
+    is_known_issuer: Callable[[str], bool]
+    _: KW_ONLY
+    kid_refetch_interval: float = 10.0
+    jwks_max_age: float = 3600.0
+    clock: Callable[[], float] = time.monotonic
+    _states: dict[str, _IssuerState] = field(init=False, default_factory=dict)
 
     async def metadata(self, issuer: str) -> ProviderMetadata:
         state = self._state(issuer)
@@ -88,7 +81,7 @@ class OidcProvider:
                 return await self._fetch_keys(issuer, state)
             if self._usable(state, keys, kid):
                 return keys
-            if self._clock() - state.attempted_at < self._kid_refetch_interval:
+            if self.clock() - state.attempted_at < self.kid_refetch_interval:
                 return keys
             try:
                 return await self._fetch_keys(issuer, state)
@@ -104,12 +97,12 @@ class OidcProvider:
         self._states.pop(issuer, None)
 
     def _state(self, issuer: str) -> _IssuerState:
-        if not self._is_known_issuer(issuer):
+        if not self.is_known_issuer(issuer):
             raise Unauthenticated("invalid token")
         return self._states.setdefault(issuer, _IssuerState())
 
     def _usable(self, state: _IssuerState, keys: KeySet, kid: str | None) -> bool:
-        fresh = self._clock() - state.loaded_at < self._jwks_max_age
+        fresh = self.clock() - state.loaded_at < self.jwks_max_age
         return fresh and (kid is None or _has_kid(keys, kid))
 
     async def _metadata_locked(self, issuer: str, state: _IssuerState) -> ProviderMetadata:
@@ -120,7 +113,7 @@ class OidcProvider:
 
     async def _fetch_keys(self, issuer: str, state: _IssuerState) -> KeySet:
         metadata = await self._metadata_locked(issuer, state)
-        state.attempted_at = self._clock()
+        state.attempted_at = self.clock()
         body = await self._get_json(metadata.jwks_uri)
         try:
             keys = KeySet.import_key_set(body)
@@ -132,7 +125,7 @@ class OidcProvider:
         return keys
 
     async def _get_json(self, url: str) -> Any:
-        response = await sent(IDENTITY_PROVIDER, url, self._http.get(url))
+        response = await sent(IDENTITY_PROVIDER, url, self.http.get(url))
         return json_body(IDENTITY_PROVIDER, url, response)
 
 

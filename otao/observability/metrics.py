@@ -178,27 +178,20 @@ class Metrics:
         self.database_errors.labels(kind).inc()
 
 
-# What ``Sampled`` reads: attributes or properties the objects keep anyway.
+# What ``Sampled`` reads: the plain integer attributes the objects keep anyway (the codec's
+# are read-only properties).
 class CatalogCounts(Protocol):
-    @property
-    def hits(self) -> int: ...
-    @property
-    def misses(self) -> int: ...
-    @property
-    def loads(self) -> int: ...
+    hits: int
+    misses: int
+    loads: int
 
 
 class MembershipCounts(Protocol):
-    @property
-    def asked(self) -> int: ...
-    @property
-    def answered(self) -> int: ...
-    @property
-    def waited_out(self) -> int: ...
-    @property
-    def no_responders(self) -> int: ...
-    @property
-    def skipped_absent(self) -> int: ...
+    asked: int
+    answered: int
+    waited_out: int
+    no_responders: int
+    skipped_absent: int
 
 
 class CodecCounts(Protocol):
@@ -209,29 +202,25 @@ class CodecCounts(Protocol):
 
 
 class PushCounts(Protocol):
-    @property
-    def jobs_running(self) -> int: ...
-    @property
-    def endpoints_walked(self) -> int: ...
+    jobs_running: int
+    endpoints_walked: int
 
 
+@dataclass(eq=False)
 class Sampled(Collector):
     """Counts read from the objects that keep them, when Prometheus scrapes."""
 
-    def __init__(
-        self,
-        catalogs: CatalogCounts,
-        membership: MembershipCounts,
-        codecs: Iterable[CodecCounts],
-        push: PushCounts,
-    ) -> None:
-        self._catalogs = catalogs
-        self._membership = membership
-        self._codecs = tuple(codecs)
-        self._push = push
+    catalogs: CatalogCounts
+    membership: MembershipCounts
+    codecs: Iterable[CodecCounts]
+    push: PushCounts
+
+    def __post_init__(self) -> None:
+        # Read at every scrape: an iterator would be empty from the second one on.
+        self.codecs = tuple(self.codecs)
 
     def collect(self) -> Iterator[Metric]:
-        c, m, p = self._catalogs, self._membership, self._push
+        c, m, p = self.catalogs, self.membership, self.push
         yield _counter("otao_catalog_cache_hits", "Catalog reads served from memory", c.hits)
         yield _counter("otao_catalog_cache_misses", "Catalog reads that had to load", c.misses)
         yield _counter("otao_catalog_cache_loads", "Catalogs loaded from the database", c.loads)
@@ -249,12 +238,12 @@ class Sampled(Collector):
         dropped = CounterMetricFamily(
             "otao_messages_dropped", "NATS messages not handled, by reason", labels=["reason"]
         )
-        dropped.add_metric(["undecodable"], sum(codec.undecodable for codec in self._codecs))
+        dropped.add_metric(["undecodable"], sum(codec.undecodable for codec in self.codecs))
         yield dropped
         yield _counter(
             "otao_messages_trailing_ignored",
             "Avro payloads decoded with bytes after the last known field (newer writers)",
-            sum(codec.trailing_ignored for codec in self._codecs),
+            sum(codec.trailing_ignored for codec in self.codecs),
         )
         yield GaugeMetricFamily(
             "otao_push_jobs_running", "Push jobs this replica works now", value=p.jobs_running

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from otao.domain.errors import OtaoError
 from otao.domain.models import RolloutStrategy
@@ -23,26 +24,16 @@ from otao.store.push_jobs import PushJobStore
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class GaugeRefresher:
-    def __init__(
-        self,
-        metrics: Metrics,
-        applications: ApplicationDirectory,
-        catalogs: CatalogCache,
-        endpoints: EndpointStore,
-        offers: OfferStore,
-        push_jobs: PushJobStore,
-        interval: float,
-        max_rollouts: int,
-    ) -> None:
-        self._metrics = metrics
-        self._applications = applications
-        self._catalogs = catalogs
-        self._endpoints = endpoints
-        self._offers = offers
-        self._push_jobs = push_jobs
-        self._interval = interval
-        self._max = max_rollouts
+    metrics: Metrics
+    applications: ApplicationDirectory
+    catalogs: CatalogCache
+    endpoints: EndpointStore
+    offers: OfferStore
+    push_jobs: PushJobStore
+    interval: float
+    max_rollouts: int
 
     async def run(self) -> None:
         while True:
@@ -50,26 +41,26 @@ class GaugeRefresher:
                 await self.refresh()
             except OtaoError as error:
                 log.debug("metrics gauges not refreshed: %s", error.message)
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(self.interval)
 
     async def refresh(self) -> None:
-        self._metrics.pending_push_jobs.set(await self._push_jobs.pending_count())
+        self.metrics.pending_push_jobs.set(await self.push_jobs.pending_count())
         rollouts: list[RolloutCounts] = []
         left_out = 0
-        for app in sorted(self._applications.all(), key=lambda a: (a.tenant_id, a.name)):
-            catalog = await self._catalogs.get(app.tenant_id, app.name)
+        for app in sorted(self.applications.all(), key=lambda a: (a.tenant_id, a.name)):
+            catalog = await self.catalogs.get(app.tenant_id, app.name)
             for definition in catalog.definitions:
                 if definition.rollout_strategy is RolloutStrategy.SUSPENDED:
                     continue
-                if len(rollouts) >= self._max:
+                if len(rollouts) >= self.max_rollouts:
                     left_out += 1
                     continue
                 version = definition.version
-                applied, failed = await self._endpoints.report_counts(
+                applied, failed = await self.endpoints.report_counts(
                     app.tenant_id, app.name, version
                 )
-                offered = await self._offers.offered_count(app.tenant_id, app.name, version)
+                offered = await self.offers.offered_count(app.tenant_id, app.name, version)
                 rollouts.append(
                     RolloutCounts(app.tenant_id, app.name, version, offered, applied, failed)
                 )
-        self._metrics.rollouts.replace(rollouts, left_out)
+        self.metrics.rollouts.replace(rollouts, left_out)

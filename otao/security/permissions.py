@@ -14,6 +14,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Protocol
 
 from otao.domain.errors import PermissionDenied
@@ -44,21 +45,16 @@ class DecisionSource(Protocol):
 _CacheKey = tuple[str, str, str]
 
 
+@dataclass(eq=False)
 class Authorizer:
-    def __init__(
-        self,
-        decisions: DecisionSource,
-        *,
-        decision_ttl: float = 30.0,
-        max_cached: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._decisions = decisions
-        self._ttl = decision_ttl
-        self._max_cached = max_cached
-        self._clock = clock
-        self._cache: dict[_CacheKey, tuple[bool, float]] = {}
-        self._inflight: dict[_CacheKey, asyncio.Task[bool]] = {}
+    decisions: DecisionSource
+    _: KW_ONLY
+    decision_ttl: float = 30.0
+    max_cached: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    # (allowed, valid until) per hashed token, resource and scope.
+    _cache: dict[_CacheKey, tuple[bool, float]] = field(init=False, default_factory=dict)
+    _inflight: dict[_CacheKey, asyncio.Task[bool]] = field(init=False, default_factory=dict)
 
     async def require(
         self, verified: VerifiedToken, raw_token: str, application_name: str, scope: str
@@ -92,7 +88,7 @@ class Authorizer:
         # Hash the token: the cache must not become a store of live credentials.
         key = (hashlib.sha256(raw_token.encode()).hexdigest(), resource, scope)
         cached = self._cache.get(key)
-        if cached is not None and self._clock() < cached[1]:
+        if cached is not None and self.clock() < cached[1]:
             return cached[0]
         task = self._inflight.get(key)
         if task is None:
@@ -105,18 +101,18 @@ class Authorizer:
     async def _ask(
         self, key: _CacheKey, issuer: str, raw_token: str, resource: str, scope: str
     ) -> bool:
-        allowed = await self._decisions.is_allowed(issuer, raw_token, resource, scope)
+        allowed = await self.decisions.is_allowed(issuer, raw_token, resource, scope)
         self._store(key, allowed)
         return allowed
 
     def _store(self, key: _CacheKey, allowed: bool) -> None:
-        now = self._clock()
-        if len(self._cache) >= self._max_cached:
+        now = self.clock()
+        if len(self._cache) >= self.max_cached:
             self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
-            while len(self._cache) >= self._max_cached:
+            while len(self._cache) >= self.max_cached:
                 # Dicts keep insertion order: this drops the oldest decision.
                 del self._cache[next(iter(self._cache))]
-        self._cache[key] = (allowed, now + self._ttl)
+        self._cache[key] = (allowed, now + self.decision_ttl)
 
 
 def _valid_name(name: str) -> bool:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Protocol
 
 from otao.domain.errors import Unavailable
@@ -27,17 +28,14 @@ class TenantSource(Protocol):
     async def list_tenants(self) -> list[Tenant]: ...
 
 
+@dataclass(eq=False)
 class TenantDirectory:
-    def __init__(
-        self,
-        source: TenantSource,
-        *,
-        refresh_interval: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._source = source
-        self._refresh_interval = refresh_interval
-        self._clock = clock
+    source: TenantSource
+    _: KW_ONLY
+    refresh_interval: float = 300.0
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
         self._by_issuer: dict[str, Tenant] = {}
         self._by_id: dict[str, Tenant] = {}
         # tenant id -> when it was removed. A refresh whose listing was requested before the
@@ -65,8 +63,8 @@ class TenantDirectory:
         read: a passing outage must not lock every tenant out.
         """
         async with self._refresh_lock:
-            requested_at = self._clock()
-            listed = await self._source.list_tenants()
+            requested_at = self.clock()
+            listed = await self.source.list_tenants()
             kept = [
                 tenant
                 for tenant in listed
@@ -83,7 +81,7 @@ class TenantDirectory:
 
         Returns the tenant, so the caller can drop what else it caches for its issuer.
         """
-        self._removed_at[tenant_id] = self._clock()
+        self._removed_at[tenant_id] = self.clock()
         tenant = self._by_id.pop(tenant_id, None)
         if tenant is not None:
             self._by_issuer.pop(tenant.issuer, None)
@@ -116,7 +114,7 @@ class TenantDirectory:
 
     async def _refresh_loop(self) -> None:
         while True:
-            await asyncio.sleep(self._refresh_interval)
+            await asyncio.sleep(self.refresh_interval)
             try:
                 await self.refresh()
             except Unavailable:

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
 from joserfc import jws, jwt
@@ -57,26 +57,21 @@ class _Rejected(Exception):
     """Internal: why a token was rejected (logged, never sent)."""
 
 
+@dataclass(eq=False)
 class TokenVerifier:
-    def __init__(
-        self,
-        tenants: IssuerDirectory,
-        keys: SigningKeys,
-        *,
-        audience: str | None = None,
-        leeway: int = 30,
-        algorithms: Collection[str] = ALLOWED_ALGORITHMS,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        unsafe = {alg for alg in algorithms if alg == "none" or alg.startswith("HS")}
+    tenants: IssuerDirectory
+    keys: SigningKeys
+    _: KW_ONLY
+    audience: str | None = None
+    leeway: int = 30
+    algorithms: Collection[str] = ALLOWED_ALGORITHMS
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        unsafe = {alg for alg in self.algorithms if alg == "none" or alg.startswith("HS")}
         if unsafe:
             raise ValueError(f"algorithms not allowed for access tokens: {sorted(unsafe)}")
-        self._tenants = tenants
-        self._keys = keys
-        self._audience = audience
-        self._leeway = leeway
-        self._algorithms = tuple(algorithms)
-        self._clock = clock
+        self.algorithms = tuple(self.algorithms)
 
     async def verify(self, token: str) -> VerifiedToken:
         """Verify a bearer token; raises ``Unauthenticated`` or (IdP down) ``Unavailable``."""
@@ -88,12 +83,12 @@ class TokenVerifier:
 
     async def _verify(self, token: str) -> VerifiedToken:
         issuer, kid = self._peek(token)
-        tenant = self._tenants.by_issuer(issuer)
+        tenant = self.tenants.by_issuer(issuer)
         if tenant is None:
             raise _Rejected("issuer is not a known tenant")
-        keys = await self._keys.key_set(issuer, kid)
+        keys = await self.keys.key_set(issuer, kid)
         try:
-            decoded = jwt.decode(token, keys, algorithms=self._algorithms)
+            decoded = jwt.decode(token, keys, algorithms=self.algorithms)
             self._claims_registry(issuer).validate(decoded.claims)
         except (JoseError, ValueError, KeyError, TypeError) as exc:
             raise _Rejected(f"{type(exc).__name__}: {exc}") from exc
@@ -119,7 +114,7 @@ class TokenVerifier:
             raise _Rejected(f"malformed token: {type(exc).__name__}") from exc
         header = unverified.headers()
         alg = header.get("alg")
-        if alg not in self._algorithms:
+        if alg not in self.algorithms:
             raise _Rejected(f"algorithm {alg!r} not allowed")
         if _FORBIDDEN_HEADERS & header.keys():
             raise _Rejected("forbidden header parameter")
@@ -136,9 +131,9 @@ class TokenVerifier:
             "iss": {"essential": True, "value": issuer},
             "exp": {"essential": True},
         }
-        if self._audience is not None:
-            options["aud"] = {"essential": True, "value": self._audience}
-        return JWTClaimsRegistry(now=int(self._clock()), leeway=self._leeway, **options)
+        if self.audience is not None:
+            options["aud"] = {"essential": True, "value": self.audience}
+        return JWTClaimsRegistry(now=int(self.clock()), leeway=self.leeway, **options)
 
 
 def _subject(claims: Mapping[str, Any]) -> str:
