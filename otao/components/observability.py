@@ -4,7 +4,7 @@ request anything (the doors get the do-nothing meters)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,7 @@ from otao.observability.metrics import Metrics, Sampled
 from otao.observability.rollouts import GaugeRefresher
 from otao.observability.server import MetricsServer
 from otao.services.meters import NO_CDTP_METER, CdtpMeter, DoorMeter
+from otao.services.ports import Halt
 from otao.services.push import ConfigPublisher
 from otao.settings import Settings
 from otao.store.monitoring import Listener
@@ -22,8 +23,6 @@ if TYPE_CHECKING:  # built before them: no import cycle at run time
     from otao.components.broker import Broker
     from otao.components.services import Services
     from otao.components.storage import Storage
-
-Halt = Callable[[str, str, str, str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from otao.components.broker import Broker
 from otao.components.observability import Observability
@@ -25,6 +24,7 @@ from otao.services.delivery import DeliveryService
 from otao.services.endpoints import EndpointsService
 from otao.services.filters import FilterService
 from otao.services.offer_budget import OfferBudget
+from otao.services.ports import Clock
 from otao.services.push import PushService
 from otao.services.recorder import SightingRecorder
 from otao.services.resolution import ResolutionService
@@ -36,8 +36,6 @@ from otao.services.waves import WaveService
 from otao.settings import Settings
 from otao.store.offer_budgets import OfferBudgetStore
 from otao.store.rollout_reads import RolloutReads
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from otao.domain.models import ApplicationSettings, AuditEntry, Caller, JsonValue, SoftwareSpec
 from otao.domain.rollout_plan import plan_fields as rollout_plan_fields
 from otao.domain.validation import format_utc_date
 from otao.services.applications import ApplicationDirectory
 from otao.services.paging import PageTokens, page_size
+from otao.services.ports import Clock
 from otao.store.audit import AuditStore
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def changes(
 class AuditLog:
     store: AuditStore
     applications: ApplicationDirectory
-    clock: Callable[[], datetime]
+    clock: Clock
 
     async def record(
         self,

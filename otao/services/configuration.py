@@ -10,13 +10,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 from otao.domain.applications import ApplicationConfig, ConfigScope
 from otao.domain.errors import OtaoError
 from otao.domain.push import PushJob
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
+from otao.services.ports import Clock
 from otao.services.push import PushService
 from otao.services.workers import when_woken
 
@@ -31,7 +31,7 @@ class TektonConfiguration:
     directory: ApplicationDirectory
     catalogs: CatalogCache
     push: PushService
-    clock: Callable[[], datetime]
+    clock: Clock
     retry_seconds: float
     _retry: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     loaded: bool = field(init=False, default=False)

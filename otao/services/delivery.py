@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -11,14 +9,11 @@ from otao.domain.errors import InvalidArgument, NotFound
 from otao.domain.models import AppliedReport, EndpointKey
 from otao.services.applications import ApplicationDirectory
 from otao.services.offer_budget import OfferBudget
+from otao.services.ports import ReportHandler
 from otao.services.recorder import SightingRecorder
 from otao.services.resolution import Decision, ResolutionService
 from otao.store.endpoints import EndpointStore
 from otao.store.offers import OfferStore
-
-log = logging.getLogger(__name__)
-
-ReportListener = Callable[[EndpointKey, AppliedReport], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +31,7 @@ class DeliveryService:
     resolution: ResolutionService
     endpoints: EndpointStore
     recorder: SightingRecorder
-    on_report: ReportListener
+    on_report: ReportHandler
     offers: OfferStore
     budget: OfferBudget
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from otao.domain import validation
 from otao.domain.errors import InvalidArgument, NotFound
@@ -13,7 +11,7 @@ from otao.domain.resolution import state_change_delivers
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
 from otao.services.paging import PageTokens, page_size
-from otao.services.ports import Notify
+from otao.services.ports import Clock, Notify
 from otao.services.resolution import ResolutionService
 from otao.store.endpoints import EndpointStore
 
@@ -35,7 +33,7 @@ class EndpointsService:
     endpoints: EndpointStore
     resolution: ResolutionService
     audit: AuditLog
-    clock: Callable[[], datetime]
+    clock: Clock
     notify: Notify
 
     def key(self, caller: Caller, application: str, endpoint_id: str) -> EndpointKey:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from otao.domain import resolution
 from otao.domain.models import EndpointKey
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
-from otao.services.ports import MembershipLookup, Notify
+from otao.services.ports import Clock, MembershipLookup, Notify
 from otao.store.endpoints import EndpointStore
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -25,7 +20,7 @@ class FilterService:
     notify: Notify
     # EPR's answer alone (20/EFMP); this service stores it (``learn``).
     ask_epr: MembershipLookup
-    clock: Callable[[], datetime]
+    clock: Clock
 
     async def matched(self, app_version_name: str, endpoint_id: str, filter_id: str) -> None:
         """The endpoint joined a filter: push if that changes its deliverable update.

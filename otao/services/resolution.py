@@ -19,7 +19,7 @@ from otao.domain.rollout_progress import GateState, offer_budget_exhausted_reaso
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.offer_budget import OfferBudget
-from otao.services.ports import MembershipLookup
+from otao.services.ports import Clock, MembershipLookup
 from otao.store.endpoints import EndpointStore
 
 
@@ -38,7 +38,7 @@ class ResolutionService:
     applications: ApplicationDirectory
     catalogs: CatalogCache
     endpoints: EndpointStore
-    clock: Callable[[], datetime]
+    clock: Clock
     # Learns an endpoint's filter membership when otao never has (20/EFMP).
     membership: MembershipLookup
     # Staged rollouts' gates, for explain's not_in_open_wave reasons.

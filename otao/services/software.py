@@ -29,11 +29,11 @@ from otao.domain.validation import SoftwareField, SoftwareInput
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog, changes, settings_fields, software_fields
 from otao.services.catalogs import CatalogCache
+from otao.services.ports import ChangeHandler, Clock
 from otao.store.software import SoftwareStore
 
 log = logging.getLogger(__name__)
 
-ChangeHandler = Callable[[Change], Awaitable[None]]
 # (applied, failed) counts of a version: the baseline of a resumed rollout.
 ReportCounts = Callable[[str, str, str], Awaitable[tuple[int, int]]]
 
@@ -88,7 +88,7 @@ class SoftwareService:
     catalogs: CatalogCache
     applications: ApplicationDirectory
     audit: AuditLog
-    clock: Callable[[], datetime]
+    clock: Clock
     on_change: ChangeHandler
     prepare_push: ChangeHandler
     report_counts: ReportCounts

@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 from otao.domain.errors import NotFound, Unavailable
 from otao.domain.models import AppliedReport, Caller, Change, EndpointKey, Software
 from otao.services.applications import ApplicationDirectory
-from otao.services.ports import EventKind, RolloutEvents
+from otao.services.ports import ChangeHandler, EventKind, ReportHandler, RolloutEvents
 from otao.services.rollout import RolloutService, RolloutStatus
 
 T = TypeVar("T")
@@ -265,10 +265,6 @@ class WatchService:
         # Deleted, then written again before this was sent: it exists, so it is a definition.
         kind = EventKind.DEFINITION if pending.kind is EventKind.DELETED else pending.kind
         return WatchEvent(kind, pending.version, status, status.definition, missed)
-
-
-ChangeHandler = Callable[[Change], Awaitable[None]]
-ReportHandler = Callable[[EndpointKey, AppliedReport], Awaitable[None]]
 
 
 def announcing_changes(events: RolloutEvents, handle: ChangeHandler) -> ChangeHandler:
