@@ -8,7 +8,7 @@ from datetime import datetime
 from pymongo.errors import BulkWriteError
 
 from otao.domain.models import EndpointKey
-from otao.store.endpoints import endpoint_doc_id
+from otao.store.endpoints import endpoint_doc_id, endpoint_scope
 from otao.store.mongo import OFFERS, Mongo
 
 
@@ -24,9 +24,7 @@ class OfferStore:
         offers = [
             {
                 "_id": f"{endpoint_doc_id(k)}|{version}",
-                "tenantId": k.tenant_id,
-                "application": k.application,
-                "endpointId": k.endpoint_id,
+                **endpoint_scope(k),
                 "version": version,
                 "at": now,
             }
@@ -49,13 +47,7 @@ class OfferStore:
     async def forget(self, key: EndpointKey) -> None:
         """Forget every offer made to the endpoint (it was unregistered)."""
         async with self._mongo.call("offer deletion"):
-            await self._collection.delete_many(
-                {
-                    "tenantId": key.tenant_id,
-                    "application": key.application,
-                    "endpointId": key.endpoint_id,
-                }
-            )
+            await self._collection.delete_many(endpoint_scope(key))
 
     async def was_offered(self, key: EndpointKey, version: str) -> bool:
         async with self._mongo.call("offer lookup"):
