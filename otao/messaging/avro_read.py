@@ -131,22 +131,43 @@ def _item_reader(kind: str) -> Callable[[bytes, int], tuple[Any, int]]:
     return _exec(lines, "read")  # type: ignore[no-any-return]
 
 
-def primitive_statements(
-    declared: Any, statements: Mapping[str, Sequence[str]], union_head: Sequence[str]
-) -> list[str] | None:
-    """The straight-line statements of a primitive field, or of ``["null", T]`` (the only
-    union Kaa's schemas use): ``union_head``, then T's statements under its ``else:``. None
-    for any other shape. The reader and the writer both compile their fields so."""
-    if isinstance(declared, str) and declared in statements:
-        return list(statements[declared])
+def nullable(declared: Any, known: Mapping[str, object]) -> str | None:
+    """T when ``declared`` is ``["null", T]`` (the only union Kaa's schemas use) and T is
+    ``known``; else None. The reader and the writer both recognise their types so."""
     if (
         isinstance(declared, list)
         and len(declared) == 2
         and declared[0] == "null"
         and isinstance(declared[1], str)
-        and declared[1] in statements
+        and declared[1] in known
     ):
-        return [*union_head, *(f"    {s}" for s in statements[declared[1]])]
+        return declared[1]
+    return None
+
+
+def array_items(declared: Any, known: Mapping[str, object]) -> str | None:
+    """The item type when ``declared`` is an array of a ``known`` type; else None."""
+    if (
+        isinstance(declared, dict)
+        and declared.get("type") == "array"
+        and isinstance(declared.get("items"), str)
+        and declared["items"] in known
+    ):
+        return str(declared["items"])
+    return None
+
+
+def primitive_statements(
+    declared: Any, statements: Mapping[str, Sequence[str]], union_head: Sequence[str]
+) -> list[str] | None:
+    """The straight-line statements of a primitive field, or of ``["null", T]``:
+    ``union_head``, then T's statements under its ``else:``. None for any other shape. The
+    reader and the writer both compile their fields so."""
+    if isinstance(declared, str) and declared in statements:
+        return list(statements[declared])
+    inner = nullable(declared, statements)
+    if inner is not None:
+        return [*union_head, *(f"    {s}" for s in statements[inner])]
     return None
 
 
@@ -164,13 +185,9 @@ def _field_statements(declared: Any, index: int, namespace: dict[str, Any]) -> l
     primitive = primitive_statements(declared, _STATEMENTS, _UNION_HEAD)
     if primitive is not None:
         return primitive
-    if (
-        isinstance(declared, dict)
-        and declared.get("type") == "array"
-        and isinstance(declared.get("items"), str)
-        and declared["items"] in _STATEMENTS
-    ):
-        namespace[f"i{index}"] = _item_reader(declared["items"])
+    items = array_items(declared, _STATEMENTS)
+    if items is not None:
+        namespace[f"i{index}"] = _item_reader(items)
         return [f"x, p = A(d, p, i{index})"]
     raise TypeError(f"unsupported Avro type {declared!r}")
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
-from otao.messaging.avro_read import primitive_statements
+from otao.messaging.avro_read import array_items, nullable, primitive_statements
 
 __all__ = ["Encoder", "compile_encoder", "long_bytes", "string_bytes"]
 
@@ -143,21 +143,12 @@ def _array(write_item: _Writer) -> _Writer:
 def _field_writer(declared: Any) -> _Writer:
     if isinstance(declared, str) and declared in _PRIMITIVES:
         return _PRIMITIVES[declared]
-    if (
-        isinstance(declared, list)
-        and len(declared) == 2
-        and declared[0] == "null"
-        and isinstance(declared[1], str)
-        and declared[1] in _PRIMITIVES
-    ):
-        return _optional(_PRIMITIVES[declared[1]])
-    if (
-        isinstance(declared, dict)
-        and declared.get("type") == "array"
-        and isinstance(declared.get("items"), str)
-        and declared["items"] in _PRIMITIVES
-    ):
-        return _array(_PRIMITIVES[declared["items"]])
+    inner = nullable(declared, _PRIMITIVES)
+    if inner is not None:
+        return _optional(_PRIMITIVES[inner])
+    items = array_items(declared, _PRIMITIVES)
+    if items is not None:
+        return _array(_PRIMITIVES[items])
     raise TypeError(f"unsupported Avro type {declared!r}")
 
 
