@@ -9,10 +9,10 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from otao.domain.models import EndpointKey, Software
 from otao.domain.rollout_progress import budget_window, budget_window_end
+from otao.services.ports import Clock
 from otao.store.offer_budgets import OfferBudgetStore
 from otao.store.offers import OfferStore
 
@@ -27,7 +27,7 @@ def capped(definition: Software) -> int:
 class OfferBudget:
     budgets: OfferBudgetStore
     offers: OfferStore
-    clock: Callable[[], datetime]
+    clock: Clock
     remembered: int = 100_000
     # Offers this replica granted (or saw recorded): their repeats need no lookup.
     _granted: OrderedDict[tuple[EndpointKey, str], None] = field(

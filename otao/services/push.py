@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -42,6 +42,7 @@ from otao.services import push_walk
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.offer_budget import OfferBudget, capped
+from otao.services.ports import Clock
 from otao.services.push_walk import RateLimiter
 from otao.store.endpoints import EndpointBatch, EndpointStore
 from otao.store.offers import OfferStore
@@ -130,7 +131,7 @@ class PushService:
     catalogs: CatalogCache
     applications: ApplicationDirectory
     publisher: ConfigPublisher
-    clock: Callable[[], datetime]
+    clock: Clock
     replica_id: str  # the owner of the jobs this replica leases
     rate_per_second: float
     batch_size: int

@@ -13,12 +13,11 @@ import asyncio
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from otao.domain.errors import OtaoError
 from otao.domain.models import EndpointKey
+from otao.services.ports import Clock
 from otao.services.workers import when_woken
 from otao.store.endpoints import EndpointStore
 from otao.store.offers import OfferStore
@@ -39,7 +38,7 @@ OFFER_BATCH = 10
 class SightingRecorder:
     store: EndpointStore
     offers: OfferStore
-    clock: Callable[[], datetime]
+    clock: Clock
     remembered: int = 200_000
     _recorded: OrderedDict[EndpointKey, Sighting] = field(init=False, default_factory=OrderedDict)
     _pending: dict[EndpointKey, Sighting] = field(init=False, default_factory=dict)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,13 +11,12 @@ from otao.domain.errors import NotFound
 from otao.domain.models import AppliedReport, Caller, EndpointKey, Software
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
+from otao.services.ports import Clock, Halt
 from otao.services.rollout_counts import FleetCounts
 from otao.services.waves import Progress, WaveService
 from otao.services.workers import attempt, when_woken
 from otao.store.endpoints import EndpointStore
 from otao.store.offers import OfferStore
-
-Halt = Callable[[str, str, str, str], Awaitable[None]]
 
 # How long a status read waits for a recount of a large fleet before showing the last count.
 STATUS_WAIT = 5.0
@@ -34,9 +32,9 @@ class RolloutStatus:
     awaiting_consent: int
     not_yet_eligible: int
     # With a rollout plan: its waves and gate.
-    progress: Progress | None = None
+    progress: Progress | None
     # When eligible, awaiting_consent and not_yet_eligible were counted (None: not yet).
-    counted_at: datetime | None = None
+    counted_at: datetime | None
 
 
 @dataclass(eq=False)
@@ -45,7 +43,7 @@ class RolloutService:
     catalogs: CatalogCache
     endpoints: EndpointStore
     offers: OfferStore
-    clock: Callable[[], datetime]
+    clock: Clock
     waves: WaveService
 
     async def status(

@@ -25,6 +25,7 @@ from otao.domain.catalog import Catalog
 from otao.domain.models import EndpointState, Software
 from otao.domain.resolution import EndpointFacts, VerdictKind
 from otao.domain.rollout_plan import wave_for
+from otao.services.ports import Clock
 
 T = TypeVar("T")
 
@@ -46,7 +47,7 @@ class Counted(Generic[T]):
 class Recounts(Generic[T]):
     """Counts by key, made again when older than their cost allows (see the module)."""
 
-    clock: Callable[[], datetime]
+    clock: Clock
     cheap: float = CHEAP
     factor: float = FACTOR
     ceiling: float = CEILING

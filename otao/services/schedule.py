@@ -8,14 +8,13 @@ exactly one replica work it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from otao.domain.models import RolloutStrategy
 from otao.domain.push import PushJob
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
+from otao.services.ports import Clock
 from otao.services.push import PushService
 from otao.services.workers import every
 
@@ -27,7 +26,7 @@ class RolloutDateScheduler:
     applications: ApplicationDirectory
     catalogs: CatalogCache
     push: PushService
-    clock: Callable[[], datetime]
+    clock: Clock
     interval: float = 1.0
     _handled: set[str] = field(init=False, default_factory=set)
     # Completed rounds of ``run``: a round looked at every date (tests wait on it).

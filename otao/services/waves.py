@@ -45,7 +45,7 @@ from otao.domain.rollout_state import InstallRecord, RolloutState
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog
 from otao.services.catalogs import CatalogCache
-from otao.services.ports import EventKind, RolloutEvents
+from otao.services.ports import Clock, EventKind, Halt, RolloutEvents
 from otao.services.rollout_counts import Counted, FleetCounts, FleetTally, Recounts
 from otao.services.workers import every
 from otao.store.offers import OfferStore
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 Enqueue = Callable[[PushJob], Awaitable[bool]]
 # Known endpoints up to which a wave action's reply makes a first eligible count itself.
 SMALL_FLEET = 10_000
-Halt = Callable[[str, str, str, str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +189,7 @@ class WaveService:
     audit: AuditLog
     enqueue: Enqueue
     halt: Halt
-    clock: Callable[[], datetime]
+    clock: Clock
     # Watchers hear of waves opening and pauses; the metric counts each opening once (by
     # the replica whose write opened it).
     events: RolloutEvents
