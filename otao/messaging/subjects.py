@@ -7,6 +7,7 @@ a dot or a space in an instance name would silently change which subjects match.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -103,6 +104,19 @@ def tle_subject(originator: str, event_type: TleEventType | str) -> str:
     return f"kaa.v1.events.{originator}.tenant.lifecycle.{event_type}"
 
 
+class _Subject:
+    """A subject of ``Subjects`` that ``build`` makes from its instance name ``name``."""
+
+    __slots__ = ("_build", "_name")
+
+    def __init__(self, build: Callable[[str], str], name: str) -> None:
+        self._build = build
+        self._name = name
+
+    def __get__(self, subjects: Subjects, owner: type[Subjects]) -> str:
+        return self._build(getattr(subjects, self._name))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subjects:
     """Every subject one otao replica uses, from validated instance names.
@@ -131,33 +145,16 @@ class Subjects:
         """3/ISM: replicas of one instance share targeted messages in a group named after it."""
         return self.otao
 
-    @property
-    def cdtp_request(self) -> str:
-        return cdtp_request_subject(self.otao)
-
-    @property
-    def config_updated(self) -> str:
-        return config_updated_subject(self.otao)
-
-    @property
-    def config_applied(self) -> str:
-        return config_applied_subject(self.consumer)
-
-    @property
-    def elce_unregistered(self) -> str:
-        return elce_unregistered_subject(self.epr)
+    cdtp_request = _Subject(cdtp_request_subject, "otao")
+    config_updated = _Subject(config_updated_subject, "otao")
+    config_applied = _Subject(config_applied_subject, "consumer")
+    elce_unregistered = _Subject(elce_unregistered_subject, "epr")
+    efmp_request = _Subject(efmp_request_subject, "epr")
+    efmp_reply = _Subject(efmp_reply_subject, "replica")
 
     def efe(self, event_type: EfeEventType) -> str:
         """Events of ``event_type`` for every filter."""
         return efe_subject(self.epr, event_type)
-
-    @property
-    def efmp_request(self) -> str:
-        return efmp_request_subject(self.epr)
-
-    @property
-    def efmp_reply(self) -> str:
-        return efmp_reply_subject(self.replica)
 
     def scmp_broadcast(self, action: ScmpAction) -> str:
         return scmp_broadcast_subject(self.tekton, action)
