@@ -14,6 +14,7 @@ import json
 import sys
 import time
 import uuid
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
@@ -76,19 +77,29 @@ def _content(data: bytes | None) -> object:
     return decoded
 
 
+_Message = TypeVar("_Message", ConfigRequest, ConfigApplied)
+
+
+def _about_config(kind: type[_Message], args: argparse.Namespace, **more: Any) -> _Message:
+    """A new ``kind`` message about the endpoint and configuration the command names: what a
+    poll and a report both carry, with a fresh correlation id and the time now."""
+    return kind(
+        correlation_id=uuid.uuid4().hex,
+        timestamp=int(time.time() * 1000),
+        app_version_name=args.app_version,
+        endpoint_id=args.endpoint,
+        config_id=args.config_id,
+        **more,
+    )
+
+
 async def poll(args: argparse.Namespace) -> int:
     codec = AvroCodec()
     deadline = time.monotonic() + args.timeout
     client = await _connect_once(args.nats, args.timeout)
     reply = f"kaa.v1.replica.cli-{uuid.uuid4().hex[:8]}.cdtp.response"
     subscription = await client.subscribe(reply, max_msgs=1)
-    request = ConfigRequest(
-        correlation_id=uuid.uuid4().hex,
-        timestamp=int(time.time() * 1000),
-        app_version_name=args.app_version,
-        endpoint_id=args.endpoint,
-        config_id=args.config_id,
-    )
+    request = _about_config(ConfigRequest, args)
     await client.publish(cdtp_request_subject(args.otao), codec.encode(request), reply=reply)
     try:
         message = await subscription.next_msg(timeout=max(deadline - time.monotonic(), 0.01))
@@ -124,12 +135,9 @@ async def poll(args: argparse.Namespace) -> int:
 async def applied(args: argparse.Namespace) -> int:
     codec = AvroCodec()
     client = await _connect_once(args.nats, args.timeout)
-    event = ConfigApplied(
-        correlation_id=uuid.uuid4().hex,
-        timestamp=int(time.time() * 1000),
-        app_version_name=args.app_version,
-        endpoint_id=args.endpoint,
-        config_id=args.config_id,
+    event = _about_config(
+        ConfigApplied,
+        args,
         originator_replica_id="otao-cli",
         status_code=args.status,
         reason_phrase=args.reason,

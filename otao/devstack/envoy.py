@@ -159,14 +159,6 @@ class EnvoyProcess(ServerProcess):
         super().__init__("envoy", listen_host, listen_port, argv, log_path, **kw)
 
     @property
-    def listen_host(self) -> str:
-        return self.host
-
-    @property
-    def listen_port(self) -> int:
-        return self.port
-
-    @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 
 LOOPBACK = "127.0.0.1"
 ROOT_VARIABLE = "OTAO_DEV_ROOT"
@@ -395,18 +395,28 @@ class NatsProcess(ServerProcess):
         return f"nats://{self.host}:{self.port}"
 
 
-def start_nats(
-    port: int,
-    log_dir: Path,
-    *,
-    host: str = LOOPBACK,
-    extra_args: Sequence[str] = (),
-    ready_timeout: float = 20.0,
-) -> NatsProcess:
-    """Start nats-server on ``host:port`` (core NATS; JetStream via ``extra_args``)."""
+class ServerOptions(TypedDict, total=False):
+    """What ``start_nats`` and ``start_mongo`` take besides the port and their directory: the
+    ``host`` (``LOOPBACK`` unless given), ``extra_args`` for the command line, and how long
+    the server may take to be ready (``ready_timeout``, each function's default unless given)."""
+
+    host: str
+    extra_args: Sequence[str]
+    ready_timeout: float
+
+
+def start_nats(port: int, log_dir: Path, **options: Unpack[ServerOptions]) -> NatsProcess:
+    """Start nats-server on ``host:port`` (core NATS; JetStream via ``extra_args``), ready
+    within 20 s unless ``ready_timeout``."""
+    host = options.get("host", LOOPBACK)
+    extra_args = options.get("extra_args", ())
     argv = [str(find_binary("nats-server")), "-a", host, "-p", str(port), *extra_args]
     process = NatsProcess(
-        host, port, log_dir / "nats-server.log", argv, ready_timeout=ready_timeout
+        host,
+        port,
+        log_dir / "nats-server.log",
+        argv,
+        ready_timeout=options.get("ready_timeout", 20.0),
     )
     process.start()
     return process
@@ -460,16 +470,11 @@ class MongoProcess(ServerProcess):
         self.pid_file.unlink(missing_ok=True)
 
 
-def start_mongo(
-    port: int,
-    data_dir: Path,
-    *,
-    host: str = LOOPBACK,
-    extra_args: Sequence[str] = (),
-    ready_timeout: float = 30.0,
-) -> MongoProcess:
+def start_mongo(port: int, data_dir: Path, **options: Unpack[ServerOptions]) -> MongoProcess:
     """Start nx-27017 in the foreground on ``host:port`` with one SQLite file per database
-    under ``data_dir`` (its pid file and log file live there too)."""
+    under ``data_dir`` (its pid file and log file live there too), ready within 30 s unless
+    ``ready_timeout``."""
+    host = options.get("host", LOOPBACK)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -484,9 +489,11 @@ def start_mongo(
         str(data_dir / "nx-27017.pid"),
         "--log-file",
         str(data_dir / "nx-27017.log"),
-        *extra_args,
+        *options.get("extra_args", ()),
     ]
-    process = MongoProcess(host, port, data_dir, argv, ready_timeout=ready_timeout)
+    process = MongoProcess(
+        host, port, data_dir, argv, ready_timeout=options.get("ready_timeout", 30.0)
+    )
     process.start()
     return process
 

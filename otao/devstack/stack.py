@@ -59,20 +59,21 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class DevPorts:
-    rest: int = 8080
-    grpc: int = 50051
-    nats: int = 4222
-    mongo: int = 27017
-    envoy_admin: int = 9901
+    rest: int
+    grpc: int
+    nats: int
+    mongo: int
+    envoy_admin: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DevPorts:
+        """Each port from its variable, else its default (the module docstring lists both)."""
         return cls(
-            rest=_port(env, "OTAO_DEV_REST_PORT", cls.rest),
-            grpc=_port(env, "OTAO_GRPC_PORT", cls.grpc),
-            nats=_port(env, "OTAO_DEV_NATS_PORT", cls.nats),
-            mongo=_port(env, "OTAO_DEV_MONGO_PORT", cls.mongo),
-            envoy_admin=_port(env, "OTAO_DEV_ENVOY_ADMIN_PORT", cls.envoy_admin),
+            rest=_port(env, "OTAO_DEV_REST_PORT", 8080),
+            grpc=_port(env, "OTAO_GRPC_PORT", 50051),
+            nats=_port(env, "OTAO_DEV_NATS_PORT", 4222),
+            mongo=_port(env, "OTAO_DEV_MONGO_PORT", 27017),
+            envoy_admin=_port(env, "OTAO_DEV_ENVOY_ADMIN_PORT", 9901),
         )
 
 

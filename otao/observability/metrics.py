@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from prometheus_client import (
@@ -108,11 +109,12 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry, process_metrics: bool = True) -> None:
         self.registry = registry
         r = registry
-        self.requests = Counter(
+        # Every metric on this registry, never on prometheus_client's global one.
+        counter = partial(Counter, registry=r)
+        self.requests = counter(
             "otao_requests",
             "Requests handled, by door (grpc, cdtp), method and outcome code",
             ["door", "method", "code"],
-            registry=r,
         )
         self.latency = Histogram(
             "otao_request_duration_seconds",
@@ -121,42 +123,31 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.cdtp_polls = Counter(
-            "otao_cdtp_polls", "CDTP ConfigRequests answered, by result", ["result"], registry=r
+        self.cdtp_polls = counter(
+            "otao_cdtp_polls", "CDTP ConfigRequests answered, by result", ["result"]
         )
-        self.reports = Counter(
+        self.reports = counter(
             "otao_config_applied_reports",
             "ConfigApplied reports handled, by outcome (success: 2xx status)",
             ["outcome"],
-            registry=r,
         )
-        self.pushes_sent = Counter(
-            "otao_pushes_sent", "ConfigUpdated notifications published", registry=r
-        )
-        self.halts = Counter(
-            "otao_rollout_halts", "Rollouts suspended by their rolloutPolicy", registry=r
-        )
-        self.wave_advances = Counter(
-            "otao_rollout_wave_advances", "Staged rollout waves opened", registry=r
-        )
+        self.pushes_sent = counter("otao_pushes_sent", "ConfigUpdated notifications published")
+        self.halts = counter("otao_rollout_halts", "Rollouts suspended by their rolloutPolicy")
+        self.wave_advances = counter("otao_rollout_wave_advances", "Staged rollout waves opened")
         self.pending_push_jobs = Gauge(
             "otao_push_jobs_pending", "Push jobs waiting for a replica (all replicas)", registry=r
         )
-        self.database_errors = Counter(
+        self.database_errors = counter(
             "otao_database_errors",
             "Failed database commands and heartbeats, by kind (command, heartbeat)",
             ["kind"],
-            registry=r,
         )
-        self.database_reconnects = Counter(
+        self.database_reconnects = counter(
             "otao_database_reconnects",
             "Times the database became reachable again after being unreachable",
-            registry=r,
         )
-        self.nats_errors = Counter(
-            "otao_nats_errors", "Errors the NATS client reported", registry=r
-        )
-        self.nats_reconnects = Counter("otao_nats_reconnects", "Reconnections to NATS", registry=r)
+        self.nats_errors = counter("otao_nats_errors", "Errors the NATS client reported")
+        self.nats_reconnects = counter("otao_nats_reconnects", "Reconnections to NATS")
         self.rollouts = RolloutSnapshot()
         r.register(self.rollouts)
         if process_metrics:

@@ -54,7 +54,7 @@ def envoy(replicas: Replicas, envoy_factory: EnvoyFactory) -> Iterator[EnvoyProc
 
 @pytest.fixture
 async def channel(envoy: EnvoyProcess) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"{envoy.listen_host}:{envoy.listen_port}") as channel:
+    async with grpc.aio.insecure_channel(f"{envoy.host}:{envoy.port}") as channel:
         yield channel
 
 
