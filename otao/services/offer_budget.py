@@ -16,6 +16,9 @@ from otao.services.ports import Clock
 from otao.store.offer_budgets import OfferBudgetStore
 from otao.store.offers import OfferStore
 
+# Grants an OfferBudget keeps in memory (bounded: a forgotten one costs a lookup, no more).
+GRANTS_REMEMBERED = 100_000
+
 
 def capped(definition: Software) -> int:
     """The definition's cap on first offers per minute; 0: none."""
@@ -28,8 +31,8 @@ class OfferBudget:
     budgets: OfferBudgetStore
     offers: OfferStore
     clock: Clock
-    remembered: int = 100_000
-    # Offers this replica granted (or saw recorded): their repeats need no lookup.
+    # Offers this replica granted (or saw recorded), the latest GRANTS_REMEMBERED: their
+    # repeats need no lookup.
     _granted: OrderedDict[tuple[EndpointKey, str], None] = field(
         init=False, default_factory=OrderedDict
     )
@@ -77,5 +80,5 @@ class OfferBudget:
 
     def _remember(self, key: EndpointKey, version: str) -> None:
         self._granted[(key, version)] = None
-        while len(self._granted) > self.remembered:
+        while len(self._granted) > GRANTS_REMEMBERED:
             self._granted.popitem(last=False)

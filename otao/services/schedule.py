@@ -8,9 +8,11 @@ exactly one replica work it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from otao.domain.models import RolloutStrategy
+from otao.domain.models import RolloutStrategy, Software
 from otao.domain.push import PushJob
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
@@ -19,6 +21,18 @@ from otao.services.push import PushService
 from otao.services.workers import every
 
 log = logging.getLogger(__name__)
+
+
+def passed_date_jobs(definition: Software, now: datetime) -> Iterator[PushJob]:
+    """The push job of each of the definition's filters whose rollout date passed since the
+    definition was written: a date already passed then was covered by that write's own push.
+    Only a targeted definition has them."""
+    if definition.rollout_strategy is not RolloutStrategy.TARGETED:
+        return
+    for index, rollout_filter in enumerate(definition.spec.filters):
+        date = rollout_filter.rollout_date
+        if date is not None and definition.updated_at < date <= now:
+            yield PushJob.for_rollout_date(definition, index, now)
 
 
 @dataclass(eq=False)
@@ -46,15 +60,7 @@ class RolloutDateScheduler:
         for application in self.applications.all():
             catalog = await self.catalogs.get(application.tenant_id, application.name)
             for definition in catalog.definitions:
-                if definition.rollout_strategy is not RolloutStrategy.TARGETED:
-                    continue
-                for index, rollout_filter in enumerate(definition.spec.filters):
-                    date = rollout_filter.rollout_date
-                    # A date already passed when the definition was written was covered by
-                    # that write's own push.
-                    if date is None or date > now or date <= definition.updated_at:
-                        continue
-                    job = PushJob.for_rollout_date(definition, index, now)
+                for job in passed_date_jobs(definition, now):
                     if job.id in self._handled:
                         continue
                     if await self.push.enqueue(job):
