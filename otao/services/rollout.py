@@ -13,7 +13,7 @@ from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.ports import Clock, Halt
 from otao.services.rollout_counts import FleetCounts
-from otao.services.waves import Progress, WaveService
+from otao.services.waves import Progress, WaveService, halt_reason
 from otao.services.workers import attempt, when_woken
 from otao.store.endpoints import EndpointStore
 from otao.store.offers import OfferStore
@@ -159,9 +159,6 @@ class HaltMonitor:
         reports = applied + failed
         if reports < policy.min_reports or failed / reports <= policy.max_failure_ratio:
             return False
-        reason = (
-            f"failure ratio {failed}/{reports} = {failed / reports:.2f} exceeded "
-            f"maxFailureRatio {policy.max_failure_ratio} after {reports} reports"
-        )
+        reason = halt_reason(failed, reports, policy.max_failure_ratio)
         await self.halt(tenant_id, application, version, reason)
         return True

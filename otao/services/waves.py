@@ -162,6 +162,14 @@ def progress(
     return Progress(definition, plan, rollout, waves, state_of_gate)
 
 
+def halt_reason(failures: int, reports: int, max_failure_ratio: float) -> str:
+    """The reason a rollout halted by its rolloutPolicy gives (with or without a plan)."""
+    return (
+        f"failure ratio {failures}/{reports} = {failures / reports:.2f} exceeded "
+        f"maxFailureRatio {max_failure_ratio} after {reports} reports"
+    )
+
+
 def decides(definition: Software) -> bool:
     """Whether judging the rollout could change anything: open a wave by itself, or halt it
     by its rolloutPolicy. Otherwise its gate is not judged (nothing read)."""
@@ -465,10 +473,7 @@ class WaveService:
         ratio = counts.failure_ratio(confirming)
         if reports < policy.min_reports or ratio is None or ratio <= policy.max_failure_ratio:
             return False
-        reason = (
-            f"failure ratio {counts.failures}/{reports} = {ratio:.2f} exceeded "
-            f"maxFailureRatio {policy.max_failure_ratio} after {reports} reports"
-        )
+        reason = halt_reason(counts.failures, reports, policy.max_failure_ratio)
         await self.halt(definition.tenant_id, definition.application, definition.version, reason)
         return True
 
