@@ -12,7 +12,6 @@ from nats.aio.msg import Msg
 
 from otao.domain.errors import InvalidArgument, OtaoError
 from otao.domain.models import EndpointKey
-from otao.messaging.connection import event_handler
 from otao.messaging.kaa import KaaBus
 from otao.messaging.records import (
     EndpointFilterDeletedEvent,
@@ -30,34 +29,46 @@ log = logging.getLogger(__name__)
 _NO_RESPONDERS = "503"
 
 
+@dataclass(eq=False)
 class FilterEvents:
     """Keeps filter membership from EPR's broadcasts (one replica handles each event)."""
 
-    def __init__(self, bus: KaaBus, filters: FilterService) -> None:
-        self._bus = bus
-        self._filters = filters
+    bus: KaaBus
+    filters: FilterService
 
     def register(self) -> None:
-        subjects, subscribe = self._bus.subjects, self._bus.connection.subscribe
-        group = subjects.queue_group
-        subscribe(subjects.efe(EfeEventType.EP_MATCHED), self._on_matched, queue=group)
-        subscribe(subjects.efe(EfeEventType.EP_UNMATCHED), self._on_unmatched, queue=group)
-        subscribe(subjects.efe(EfeEventType.DELETED), self._on_deleted, queue=group)
+        efe, on_record = self.bus.subjects.efe, self.bus.on_record
+        group = self.bus.subjects.queue_group
+        on_record(
+            efe(EfeEventType.EP_MATCHED),
+            EndpointMatchedFilterEvent,
+            "ep-matched event",
+            self._matched,
+            group,
+        )
+        on_record(
+            efe(EfeEventType.EP_UNMATCHED),
+            EndpointUnmatchedFilterEvent,
+            "ep-unmatched event",
+            self._unmatched,
+            group,
+        )
+        on_record(
+            efe(EfeEventType.DELETED),
+            EndpointFilterDeletedEvent,
+            "filter deletion",
+            self._deleted,
+            group,
+        )
 
-    @event_handler("ep-matched event")
-    async def _on_matched(self, msg: Msg) -> None:
-        event = self._bus.codec.decode(EndpointMatchedFilterEvent, msg.data)
-        await self._filters.matched(event.app_version_name, event.endpoint_id, event.filter_id)
+    async def _matched(self, event: EndpointMatchedFilterEvent) -> None:
+        await self.filters.matched(event.app_version_name, event.endpoint_id, event.filter_id)
 
-    @event_handler("ep-unmatched event")
-    async def _on_unmatched(self, msg: Msg) -> None:
-        event = self._bus.codec.decode(EndpointUnmatchedFilterEvent, msg.data)
-        await self._filters.unmatched(event.app_version_name, event.endpoint_id, event.filter_id)
+    async def _unmatched(self, event: EndpointUnmatchedFilterEvent) -> None:
+        await self.filters.unmatched(event.app_version_name, event.endpoint_id, event.filter_id)
 
-    @event_handler("filter deletion")
-    async def _on_deleted(self, msg: Msg) -> None:
-        event = self._bus.codec.decode(EndpointFilterDeletedEvent, msg.data)
-        await self._filters.deleted(event.application_name, event.filter_id)
+    async def _deleted(self, event: EndpointFilterDeletedEvent) -> None:
+        await self.filters.deleted(event.application_name, event.filter_id)
 
 
 @dataclass(slots=True)

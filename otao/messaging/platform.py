@@ -8,10 +8,8 @@ client (which would report it without a traceback as a connection error).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from nats.aio.msg import Msg
-
-from otao.messaging.connection import event_handler
 from otao.messaging.kaa import KaaBus
 from otao.messaging.records import (
     BroadcastConfigurationUpdateEvent,
@@ -25,56 +23,53 @@ from otao.messaging.subjects import ScmpAction, TleEventType
 Reload = Callable[[str | None, str | None, str | None, str], Awaitable[object]]
 
 
+@dataclass(eq=False)
 class TenantEvents:
-    def __init__(
-        self,
-        bus: KaaBus,
-        updated: Callable[[str], Awaitable[None]],
-        unregistered: Callable[[str], Awaitable[None]],
-    ) -> None:
-        self._bus = bus
-        self._updated = updated
-        self._unregistered = unregistered
+    bus: KaaBus
+    updated: Callable[[str], Awaitable[None]]
+    unregistered: Callable[[str], Awaitable[None]]
 
     def register(self) -> None:
-        subjects, subscribe = self._bus.subjects, self._bus.connection.subscribe
-        subscribe(subjects.tle(TleEventType.UPDATED), self._on_updated)
-        subscribe(subjects.tle(TleEventType.UNREGISTERED), self._on_unregistered)
+        tle, on_record = self.bus.subjects.tle, self.bus.on_record
+        on_record(tle(TleEventType.UPDATED), TenantUpdatedEvent, "tenant update", self._updated)
+        on_record(
+            tle(TleEventType.UNREGISTERED),
+            TenantUnregisteredEvent,
+            "tenant unregistration",
+            self._unregistered,
+        )
 
-    @event_handler("tenant update")
-    async def _on_updated(self, msg: Msg) -> None:
-        event = self._bus.codec.decode(TenantUpdatedEvent, msg.data)
-        await self._updated(event.tenant_id)
+    async def _updated(self, event: TenantUpdatedEvent) -> None:
+        await self.updated(event.tenant_id)
 
-    @event_handler("tenant unregistration")
-    async def _on_unregistered(self, msg: Msg) -> None:
-        event = self._bus.codec.decode(TenantUnregisteredEvent, msg.data)
-        await self._unregistered(event.tenant_id)
+    async def _unregistered(self, event: TenantUnregisteredEvent) -> None:
+        await self.unregistered(event.tenant_id)
 
 
+@dataclass(eq=False)
 class ConfigurationEvents:
     """17/SCMP: reload exactly the scope an event names (never acknowledged)."""
 
-    def __init__(self, bus: KaaBus, reload: Reload) -> None:
-        self._bus = bus
-        self._reload = reload
+    bus: KaaBus
+    reload: Reload
 
     def register(self) -> None:
-        subjects, subscribe = self._bus.subjects, self._bus.connection.subscribe
+        subjects, on_record = self.bus.subjects, self.bus.on_record
         for action in (ScmpAction.UPSERT, ScmpAction.DELETE):
-            subscribe(subjects.scmp_broadcast(action), self._on_broadcast)
-            subscribe(subjects.scmp_targeted(action), self._on_targeted)
+            on_record(
+                subjects.scmp_broadcast(action),
+                BroadcastConfigurationUpdateEvent,
+                "configuration reload",
+                self._reload_scope,
+            )
+            on_record(
+                subjects.scmp_targeted(action),
+                ServiceSpecificConfigurationUpdateEvent,
+                "configuration reload",
+                self._reload_scope,
+            )
 
-    @event_handler("configuration reload")
-    async def _on_broadcast(self, msg: Msg) -> None:
-        event = self._bus.codec.decode(BroadcastConfigurationUpdateEvent, msg.data)
-        await self._reload(
-            event.tenant_id, event.app_name, event.app_ver_name, event.correlation_id
-        )
-
-    @event_handler("configuration reload")
-    async def _on_targeted(self, msg: Msg) -> None:
-        event = self._bus.codec.decode(ServiceSpecificConfigurationUpdateEvent, msg.data)
-        await self._reload(
-            event.tenant_id, event.app_name, event.app_ver_name, event.correlation_id
-        )
+    async def _reload_scope(
+        self, event: BroadcastConfigurationUpdateEvent | ServiceSpecificConfigurationUpdateEvent
+    ) -> None:
+        await self.reload(event.tenant_id, event.app_name, event.app_ver_name, event.correlation_id)
