@@ -33,10 +33,6 @@ class Broker:
     def nats(self) -> NatsConnection:
         return self.kaa.connection
 
-    @property
-    def codec(self) -> AvroCodec:
-        return self.kaa.codec
-
     async def start(self) -> None:
         self.nats.start()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from otao.components.services import Services
 from otao.observability import tracing
@@ -24,61 +25,51 @@ from otao.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class GrpcDoor:
-    def __init__(
-        self,
-        settings: Settings,
-        services: Services,
-        platform: Platform,
-        health: Health,
-        meter: DoorMeter | None = None,
-    ) -> None:
-        self._settings = settings
-        self._meter = meter
-        self._platform = platform
-        self._health = health
-        self._software = SoftwareServicer(services.software)
-        self._resolution = ResolutionServicer(services.resolution)
-        self._endpoints = EndpointServicer(services.endpoints)
-        self._rollout = RolloutServicer(services.rollout, services.audit, services.waves)
-        self._applications = ApplicationServicer(
-            ApplicationList(services.applications, services.catalogs)
+def _authenticate(settings: Settings, platform: Platform) -> Authenticate:
+    """Every call as the default tenant when security is off (said loudly), else the
+    platform's token check."""
+    security = settings.security
+    if not security.enabled:
+        log.warning(
+            "SECURITY IS OFF: local development mode, every call runs as tenant %r "
+            "without authentication. Never expose this instance.",
+            security.default_tenant,
         )
-        self._watch = WatchServicer(
-            WatchService(services.watch.hub, services.applications, services.rollout)
-        )
-        self._server: Server | None = None
-        self.port = 0
+        return local_development_access(security.default_tenant)
+    return platform.access()
 
-    def _authenticate(self) -> Authenticate:
-        security = self._settings.security
-        if not security.enabled:
-            return local_development_access(security.default_tenant)
-        return self._platform.access()
+
+@dataclass(eq=False)
+class GrpcDoor:
+    settings: Settings
+    services: Services
+    platform: Platform
+    health: Health
+    meter: DoorMeter | None = None
+    _server: Server | None = field(init=False, default=None)
+    port: int = field(init=False, default=0)
 
     async def start(self) -> None:
         """Listen (the server needs the running event loop, so it is made here)."""
-        settings = self._settings
-        if not settings.security.enabled:
-            log.warning(
-                "SECURITY IS OFF: local development mode, every call runs as tenant %r "
-                "without authentication. Never expose this instance.",
-                settings.security.default_tenant,
-            )
-        self._health.set(False)
+        settings, services = self.settings, self.services
+        self.health.set(False)
         self._server = build_server(
-            software=self._software,
-            resolution=self._resolution,
-            endpoints=self._endpoints,
-            rollout=self._rollout,
-            watch=self._watch,
+            software=SoftwareServicer(services.software),
+            resolution=ResolutionServicer(services.resolution),
+            endpoints=EndpointServicer(services.endpoints),
+            rollout=RolloutServicer(services.rollout, services.audit, services.waves),
+            watch=WatchServicer(
+                WatchService(services.watch.hub, services.applications, services.rollout)
+            ),
             traced=tracing.enabled(),
-            applications=self._applications,
-            health_state=self._health,
-            authenticate=self._authenticate(),
+            applications=ApplicationServicer(
+                ApplicationList(services.applications, services.catalogs)
+            ),
+            health_state=self.health,
+            authenticate=_authenticate(settings, self.platform),
             max_message_bytes=settings.max_message_bytes,
             max_metadata_bytes=settings.max_metadata_bytes,
-            meter=self._meter,
+            meter=self.meter,
         )
         self.port = self._server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
         await self._server.start()

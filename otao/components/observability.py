@@ -109,7 +109,7 @@ def observe(
     if metrics is None:
         return []
     metrics.registry.register(
-        Sampled(services.catalogs, broker.membership, [broker.codec], services.push)
+        Sampled(services.catalogs, broker.membership, [broker.kaa.codec], services.push)
     )
     broker.nats.on_reconnect(metrics.nats_reconnects.inc)
     broker.nats.on_error(metrics.nats_errors.inc)

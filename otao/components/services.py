@@ -127,37 +127,36 @@ def build_services(
         applications, catalogs, storage.endpoints, clock, filters.learn, waves.gates, budget
     )
     recorder = SightingRecorder(storage.endpoints, storage.offers, clock)
+    delivery = DeliveryService(
+        applications,
+        resolution,
+        storage.endpoints,
+        recorder,
+        on_report=announcing_reports(watch.events, on_report),
+        offers=storage.offers,
+        budget=budget,
+    )
     return Services(
-        applications=applications,
-        watch=watch,
-        catalogs=catalogs,
-        audit=audit,
-        push=push,
-        software=software,
-        halts=halts,
-        filters=filters,
-        resolution=resolution,
-        recorder=recorder,
-        delivery=DeliveryService(
-            applications,
-            resolution,
-            storage.endpoints,
-            recorder,
-            on_report=announcing_reports(watch.events, on_report),
-            offers=storage.offers,
-            budget=budget,
-        ),
-        endpoints=EndpointsService(
+        applications,
+        catalogs,
+        audit,
+        push,
+        software,
+        halts,
+        filters,
+        resolution,
+        recorder,
+        delivery,
+        EndpointsService(
             applications, storage.endpoints, resolution, audit, clock, push.notify_endpoint
         ),
-        rollout=RolloutService(
-            applications, catalogs, storage.endpoints, storage.offers, clock, waves
-        ),
-        waves=waves,
-        scheduler=RolloutDateScheduler(
+        RolloutService(applications, catalogs, storage.endpoints, storage.offers, clock, waves),
+        RolloutDateScheduler(
             applications, catalogs, push, clock, interval=settings.push.rollout_date_check_seconds
         ),
-        tekton=(
+        waves,
+        watch,
+        (
             TektonConfiguration(
                 platform.tekton_fetch(),
                 applications,

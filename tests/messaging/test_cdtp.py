@@ -374,7 +374,7 @@ async def test_a_report_from_a_newer_writer_with_an_appended_field_is_recorded(
         reasonPhrase="flash failed",
         appliedAt=int(time.time() * 1000),
     )
-    ignored_before = otao.app.components.broker.codec.trailing_ignored
+    ignored_before = otao.app.components.broker.kaa.codec.trailing_ignored
     await publish_applied(cmx, written_by_fastavro(CONFIG_APPLIED_NEWER, datum))
     report = await last_report(otao, application.name, "ep-newer")
     assert (report.config_id, report.status_code, report.reason_phrase) == (
@@ -382,7 +382,7 @@ async def test_a_report_from_a_newer_writer_with_an_appended_field_is_recorded(
         500,
         "flash failed",
     )
-    assert otao.app.components.broker.codec.trailing_ignored > ignored_before
+    assert otao.app.components.broker.kaa.codec.trailing_ignored > ignored_before
 
 
 async def test_a_pre_2020_report_without_a_status_code_counts_as_applied(
