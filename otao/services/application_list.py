@@ -9,7 +9,7 @@ readable one, which also says, exactly, whether a next page exists.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from otao.domain.applications import ApplicationConfig
 from otao.domain.models import Caller
@@ -23,10 +23,10 @@ _TOKENS = PageTokens("applications")
 _BATCH = 50
 
 
+@dataclass(eq=False)
 class ApplicationList:
-    def __init__(self, applications: ApplicationDirectory, catalogs: CatalogCache) -> None:
-        self._applications = applications
-        self._catalogs = catalogs
+    applications: ApplicationDirectory
+    catalogs: CatalogCache
 
     async def page(
         self, caller: Caller, size: int, token: str
@@ -40,7 +40,7 @@ class ApplicationList:
         candidates = sorted(
             (
                 a
-                for a in self._applications.all()
+                for a in self.applications.all()
                 if a.tenant_id == caller.tenant_id and (after is None or a.name > after)
             ),
             key=lambda a: a.name,
@@ -51,7 +51,7 @@ class ApplicationList:
             readable = readable[:limit]
             following = _TOKENS.encode(caller.tenant_id, "", readable[-1].name)
         settings = await asyncio.gather(
-            *(self._catalogs.settings(a.tenant_id, a.name) for a in readable)
+            *(self.catalogs.settings(a.tenant_id, a.name) for a in readable)
         )
         return [
             replace(a, consent_required=s.consent_required)
