@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kaa.otao.v1 import application_pb2, application_pb2_grpc
 
 from otao.rpc import convert
@@ -10,14 +12,14 @@ from otao.rpc.interceptors import current_caller
 from otao.services.application_list import ApplicationList
 
 
+@dataclass(eq=False)
 class ApplicationServicer(application_pb2_grpc.ApplicationServiceServicer):
-    def __init__(self, applications: ApplicationList) -> None:
-        self._applications = applications
+    applications: ApplicationList
 
     async def ListApplications(
         self, request: application_pb2.ListApplicationsRequest, context: Context
     ) -> application_pb2.ListApplicationsResponse:
-        found, following = await self._applications.page(
+        found, following = await self.applications.page(
             current_caller(), request.page_size, request.page_token
         )
         return application_pb2.ListApplicationsResponse(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kaa.otao.v1 import endpoint_pb2, endpoint_pb2_grpc
 
 from otao.domain import versions
@@ -11,14 +13,14 @@ from otao.rpc.interceptors import current_caller
 from otao.services.endpoints import EndpointsService
 
 
+@dataclass(eq=False)
 class EndpointServicer(endpoint_pb2_grpc.EndpointServiceServicer):
-    def __init__(self, service: EndpointsService) -> None:
-        self._service = service
+    service: EndpointsService
 
     async def GetEndpointSoftware(
         self, request: endpoint_pb2.GetEndpointSoftwareRequest, context: Context
     ) -> endpoint_pb2.EndpointSoftware:
-        found = await self._service.software(
+        found = await self.service.software(
             current_caller(), request.application_name, request.endpoint_id
         )
         state = found.state
@@ -35,7 +37,7 @@ class EndpointServicer(endpoint_pb2_grpc.EndpointServiceServicer):
     async def ListEndpoints(
         self, request: endpoint_pb2.ListEndpointsRequest, context: Context
     ) -> endpoint_pb2.ListEndpointsResponse:
-        found, following = await self._service.page(
+        found, following = await self.service.page(
             current_caller(),
             request.application_name,
             request.version,
@@ -58,7 +60,7 @@ class EndpointServicer(endpoint_pb2_grpc.EndpointServiceServicer):
     async def GetSoftwareDistribution(
         self, request: endpoint_pb2.GetSoftwareDistributionRequest, context: Context
     ) -> endpoint_pb2.SoftwareDistribution:
-        counts = await self._service.distribution(current_caller(), request.application_name)
+        counts = await self.service.distribution(current_caller(), request.application_name)
         known = versions.newest_first([v for v in counts if v])
         ordered = known + ([""] if "" in counts else [])
         return endpoint_pb2.SoftwareDistribution(
@@ -71,7 +73,7 @@ class EndpointServicer(endpoint_pb2_grpc.EndpointServiceServicer):
     async def DeleteEndpointFailure(
         self, request: endpoint_pb2.DeleteEndpointFailureRequest, context: Context
     ) -> endpoint_pb2.DeleteEndpointFailureResponse:
-        await self._service.clear_failure(
+        await self.service.clear_failure(
             current_caller(), request.application_name, request.endpoint_id, request.version
         )
         return endpoint_pb2.DeleteEndpointFailureResponse()
@@ -79,7 +81,7 @@ class EndpointServicer(endpoint_pb2_grpc.EndpointServiceServicer):
     async def CreateConsent(
         self, request: endpoint_pb2.CreateConsentRequest, context: Context
     ) -> endpoint_pb2.Consent:
-        consent = await self._service.grant_consent(
+        consent = await self.service.grant_consent(
             current_caller(),
             request.application_name,
             request.endpoint_id,
@@ -91,7 +93,7 @@ class EndpointServicer(endpoint_pb2_grpc.EndpointServiceServicer):
     async def ListConsents(
         self, request: endpoint_pb2.ListConsentsRequest, context: Context
     ) -> endpoint_pb2.ListConsentsResponse:
-        found = await self._service.consents(
+        found = await self.service.consents(
             current_caller(), request.application_name, request.endpoint_id
         )
         return endpoint_pb2.ListConsentsResponse(
@@ -101,7 +103,7 @@ class EndpointServicer(endpoint_pb2_grpc.EndpointServiceServicer):
     async def DeleteConsent(
         self, request: endpoint_pb2.DeleteConsentRequest, context: Context
     ) -> endpoint_pb2.DeleteConsentResponse:
-        await self._service.revoke_consent(
+        await self.service.revoke_consent(
             current_caller(), request.application_name, request.endpoint_id, request.version
         )
         return endpoint_pb2.DeleteConsentResponse()

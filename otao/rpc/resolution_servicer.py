@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kaa.otao.v1 import resolution_pb2, resolution_pb2_grpc
 
 from otao.rpc import convert
@@ -10,14 +12,14 @@ from otao.rpc.interceptors import current_caller
 from otao.services.resolution import ResolutionService
 
 
+@dataclass(eq=False)
 class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
-    def __init__(self, service: ResolutionService) -> None:
-        self._service = service
+    service: ResolutionService
 
     async def ResolveUpdate(
         self, request: resolution_pb2.ResolveUpdateRequest, context: Context
     ) -> resolution_pb2.ResolveUpdateResponse:
-        decision = await self._service.resolve(
+        decision = await self.service.resolve(
             current_caller(), request.application_name, request.endpoint_id, request.current_version
         )
         reply = resolution_pb2.ResolveUpdateResponse(current_version=decision.current_version or "")
@@ -32,7 +34,7 @@ class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
     async def ExplainResolution(
         self, request: resolution_pb2.ExplainResolutionRequest, context: Context
     ) -> resolution_pb2.Explanation:
-        explanation = await self._service.explain(
+        explanation = await self.service.explain(
             current_caller(), request.application_name, request.endpoint_id, request.current_version
         )
         return resolution_pb2.Explanation(
@@ -49,7 +51,7 @@ class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
     async def GetUpgradePath(
         self, request: resolution_pb2.GetUpgradePathRequest, context: Context
     ) -> resolution_pb2.UpgradePath:
-        hops = await self._service.upgrade_path(
+        hops = await self.service.upgrade_path(
             current_caller(), request.application_name, request.from_version, request.to_version
         )
         start = request.from_version
@@ -60,7 +62,7 @@ class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
     async def GetUpgradeGraph(
         self, request: resolution_pb2.GetUpgradeGraphRequest, context: Context
     ) -> resolution_pb2.UpgradeGraph:
-        found = await self._service.upgrade_graph(current_caller(), request.application_name)
+        found = await self.service.upgrade_graph(current_caller(), request.application_name)
         return resolution_pb2.UpgradeGraph(
             nodes=[
                 resolution_pb2.GraphNode(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from kaa.otao.v1 import rollout_pb2, rollout_pb2_grpc
 
@@ -73,16 +74,16 @@ def _progress_to_proto(progress: Progress, reply: rollout_pb2.RolloutStatus) -> 
         )
 
 
+@dataclass(eq=False)
 class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
-    def __init__(self, service: RolloutService, audit: AuditLog, waves: WaveService) -> None:
-        self._service = service
-        self._audit = audit
-        self._waves = waves
+    service: RolloutService
+    audit: AuditLog
+    waves: WaveService
 
     async def GetRolloutStatus(
         self, request: rollout_pb2.GetRolloutStatusRequest, context: Context
     ) -> rollout_pb2.RolloutStatus:
-        status = await self._service.status(
+        status = await self.service.status(
             current_caller(), request.application_name, request.version
         )
         return status_to_proto(status)
@@ -90,17 +91,17 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
     async def AdvanceRollout(
         self, request: rollout_pb2.AdvanceRolloutRequest, context: Context
     ) -> rollout_pb2.RolloutStatus:
-        return await self._acted(self._waves.advance, request)
+        return await self._acted(self.waves.advance, request)
 
     async def PauseRollout(
         self, request: rollout_pb2.PauseRolloutRequest, context: Context
     ) -> rollout_pb2.RolloutStatus:
-        return await self._acted(self._waves.pause, request)
+        return await self._acted(self.waves.pause, request)
 
     async def ResumeRollout(
         self, request: rollout_pb2.ResumeRolloutRequest, context: Context
     ) -> rollout_pb2.RolloutStatus:
-        return await self._acted(self._waves.resume, request)
+        return await self._acted(self.waves.resume, request)
 
     async def _acted(
         self, action: WaveAction, request: _RolloutRequest
@@ -109,7 +110,7 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
         last counts when recounting a large fleet would keep the answer waiting."""
         caller = current_caller()
         await action(caller, request.application_name, request.version)
-        status = await self._service.status(
+        status = await self.service.status(
             caller, request.application_name, request.version, ACTION_REPLY_WAIT, recount=False
         )
         return status_to_proto(status)
@@ -117,7 +118,7 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
     async def ListAuditEntries(
         self, request: rollout_pb2.ListAuditEntriesRequest, context: Context
     ) -> rollout_pb2.ListAuditEntriesResponse:
-        entries, following = await self._audit.page(
+        entries, following = await self.audit.page(
             current_caller(), request.application_name, request.page_size, request.page_token
         )
         return rollout_pb2.ListAuditEntriesResponse(

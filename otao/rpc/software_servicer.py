@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from google.api import httpbody_pb2
 from kaa.otao.v1 import software_pb2, software_pb2_grpc
@@ -14,14 +15,14 @@ from otao.rpc.interceptors import current_caller
 from otao.services.software import SoftwareService
 
 
+@dataclass(eq=False)
 class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
-    def __init__(self, service: SoftwareService) -> None:
-        self._service = service
+    service: SoftwareService
 
     async def ListSoftware(
         self, request: software_pb2.ListSoftwareRequest, context: Context
     ) -> software_pb2.ListSoftwareResponse:
-        found = await self._service.list_software(current_caller(), request.application_name)
+        found = await self.service.list_software(current_caller(), request.application_name)
         return software_pb2.ListSoftwareResponse(
             software=[convert.software_to_proto(s) for s in found]
         )
@@ -29,7 +30,7 @@ class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
     async def ListSoftwareJson(
         self, request: software_pb2.ListSoftwareJsonRequest, context: Context
     ) -> httpbody_pb2.HttpBody:
-        found = await self._service.list_software(current_caller(), request.application_name)
+        found = await self.service.list_software(current_caller(), request.application_name)
         # The same JSON Envoy prints for one definition, so list items equal GET bodies.
         items = [convert.software_to_json(s) for s in found]
         return httpbody_pb2.HttpBody(
@@ -40,7 +41,7 @@ class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
     async def CreateSoftware(
         self, request: software_pb2.CreateSoftwareRequest, context: Context
     ) -> software_pb2.Software:
-        created = await self._service.create(
+        created = await self.service.create(
             current_caller(), request.application_name, convert.software_input(request.software)
         )
         return convert.software_to_proto(created)
@@ -48,13 +49,13 @@ class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
     async def GetSoftware(
         self, request: software_pb2.GetSoftwareRequest, context: Context
     ) -> software_pb2.Software:
-        found = await self._service.get(current_caller(), request.application_name, request.version)
+        found = await self.service.get(current_caller(), request.application_name, request.version)
         return convert.software_to_proto(found)
 
     async def ReplaceSoftware(
         self, request: software_pb2.ReplaceSoftwareRequest, context: Context
     ) -> software_pb2.Software:
-        replaced = await self._service.replace(
+        replaced = await self.service.replace(
             current_caller(),
             request.application_name,
             request.version,
@@ -66,7 +67,7 @@ class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
     async def UpdateSoftware(
         self, request: software_pb2.UpdateSoftwareRequest, context: Context
     ) -> software_pb2.Software:
-        updated = await self._service.update(
+        updated = await self.service.update(
             current_caller(),
             request.application_name,
             request.version,
@@ -79,7 +80,7 @@ class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
     async def DeleteSoftware(
         self, request: software_pb2.DeleteSoftwareRequest, context: Context
     ) -> software_pb2.DeleteSoftwareResponse:
-        await self._service.delete(
+        await self.service.delete(
             current_caller(), request.application_name, request.version, request.etag
         )
         return software_pb2.DeleteSoftwareResponse()
@@ -87,13 +88,13 @@ class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
     async def GetApplicationSettings(
         self, request: software_pb2.GetApplicationSettingsRequest, context: Context
     ) -> software_pb2.ApplicationSettings:
-        settings = await self._service.get_settings(current_caller(), request.application_name)
+        settings = await self.service.get_settings(current_caller(), request.application_name)
         return convert.settings_to_proto(settings)
 
     async def UpdateApplicationSettings(
         self, request: software_pb2.UpdateApplicationSettingsRequest, context: Context
     ) -> software_pb2.ApplicationSettings:
-        settings = await self._service.put_settings(
+        settings = await self.service.put_settings(
             current_caller(),
             request.application_name,
             ApplicationSettings(consent_required=request.settings.consent_required),

@@ -9,6 +9,7 @@ goes away; either way the watcher is removed.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from kaa.otao.v1 import watch_pb2, watch_pb2_grpc
 
@@ -30,14 +31,14 @@ def event_to_proto(event: WatchEvent) -> watch_pb2.RolloutEvent:
     return message
 
 
+@dataclass(eq=False)
 class WatchServicer(watch_pb2_grpc.WatchServiceServicer):
-    def __init__(self, service: WatchService) -> None:
-        self._service = service
+    service: WatchService
 
     async def WatchRollout(
         self, request: watch_pb2.WatchRolloutRequest, context: Context
     ) -> AsyncIterator[watch_pb2.RolloutEvent]:
-        watcher, opened = await self._service.open_rollout(
+        watcher, opened = await self.service.open_rollout(
             current_caller(), request.application_name, request.version
         )
         async for message in self._stream(watcher, opened):
@@ -46,14 +47,14 @@ class WatchServicer(watch_pb2_grpc.WatchServiceServicer):
     async def WatchApplication(
         self, request: watch_pb2.WatchApplicationRequest, context: Context
     ) -> AsyncIterator[watch_pb2.RolloutEvent]:
-        watcher, opened = self._service.open_application(current_caller(), request.application_name)
+        watcher, opened = self.service.open_application(current_caller(), request.application_name)
         async for message in self._stream(watcher, opened):
             yield message
 
     async def _stream(
         self, watcher: Watcher, opened: WatchEvent
     ) -> AsyncIterator[watch_pb2.RolloutEvent]:
-        service, hub, caller = self._service, self._service.hub, current_caller()
+        service, hub, caller = self.service, self.service.hub, current_caller()
         try:
             yield event_to_proto(opened)
             while (batch := await hub.take(watcher)) is not None:
