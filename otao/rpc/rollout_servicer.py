@@ -25,19 +25,25 @@ _RolloutRequest = (
 )
 
 
+# The counts each status message repeats from its domain record, under the same names.
+_STATUS_COUNTS = (
+    "eligible",
+    "offered",
+    "applied",
+    "failed",
+    "awaiting_consent",
+    "not_yet_eligible",
+)
+_WAVE_COUNTS = ("applied", "committed", "failed", "rolled_back", "timed_out", "unconfirmed")
+
+
 def status_to_proto(status: RolloutStatus) -> rollout_pb2.RolloutStatus:
     """The one conversion of a rollout status (GetRolloutStatus and the watch streams)."""
     definition = status.definition
     reply = rollout_pb2.RolloutStatus(
-        version=definition.version,
-        rollout_strategy=definition.rollout_strategy.value,
-        eligible=status.eligible,
-        offered=status.offered,
-        applied=status.applied,
-        failed=status.failed,
-        awaiting_consent=status.awaiting_consent,
-        not_yet_eligible=status.not_yet_eligible,
+        version=definition.version, rollout_strategy=definition.rollout_strategy.value
     )
+    convert.copy_counts(status, reply, _STATUS_COUNTS)
     if definition.halt is not None:
         reply.halt.reason = definition.halt.reason
         reply.halt.halted_at.FromDatetime(definition.halt.halted_at)
@@ -56,22 +62,15 @@ def _progress_to_proto(progress: Progress, reply: rollout_pb2.RolloutStatus) -> 
     if progress.counted_at is not None:
         reply.outcomes_counted_at.FromDatetime(progress.counted_at)
     for wave in progress.waves:
-        counts = wave.counts
-        reply.waves.append(
-            rollout_pb2.RolloutWaveStatus(
-                percent=wave.percent,
-                state=wave.state.value,
-                opened_at=convert.timestamp(wave.opened_at),
-                eligible=wave.eligible,
-                offered=counts.total,
-                applied=counts.applied,
-                committed=counts.committed,
-                failed=counts.failed,
-                rolled_back=counts.rolled_back,
-                timed_out=counts.timed_out,
-                unconfirmed=counts.unconfirmed,
-            )
+        message = reply.waves.add(
+            percent=wave.percent,
+            state=wave.state.value,
+            opened_at=convert.timestamp(wave.opened_at),
+            eligible=wave.eligible,
+            # Every endpoint offered the version, whatever became of it.
+            offered=wave.counts.total,
         )
+        convert.copy_counts(wave.counts, message, _WAVE_COUNTS)
 
 
 @dataclass(eq=False)
