@@ -169,6 +169,14 @@ def update_fields(paths: Sequence[str]) -> list[SoftwareField] | None:
     return fields
 
 
+def software_write(
+    request: software_pb2.ReplaceSoftwareRequest | software_pb2.UpdateSoftwareRequest,
+) -> tuple[SoftwareInput, str]:
+    """What a replace or an update submits: the definition, and the etag it must still have
+    (the request's, else the body's)."""
+    return software_input(request.software), request.etag or request.software.etag
+
+
 def software_input(message: software_pb2.Software) -> SoftwareInput:
     has_policy = message.HasField("rollout_policy")
     return SoftwareInput(
@@ -223,6 +231,10 @@ def filter_beliefs_to_proto(
 
 def settings_to_proto(settings: ApplicationSettings) -> software_pb2.ApplicationSettings:
     return software_pb2.ApplicationSettings(consent_required=settings.consent_required)
+
+
+def settings_of(message: software_pb2.ApplicationSettings) -> ApplicationSettings:
+    return ApplicationSettings(consent_required=message.consent_required)
 
 
 def application_to_proto(application: ApplicationConfig) -> application_pb2.Application:

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 
 from kaa.otao.v1 import endpoint_pb2, endpoint_pb2_grpc
 
 from otao.domain import versions
+from otao.domain.models import Caller
 from otao.rpc import convert
+from otao.rpc.door import Door
 from otao.rpc.interception import Context
 from otao.rpc.interceptors import current_caller
 from otao.services.endpoints import EndpointsService
 
+# (caller, application, endpoint id, version)
+VersionAction = Callable[[Caller, str, str, str], Awaitable[object]]
+_VersionRequest = endpoint_pb2.DeleteEndpointFailureRequest | endpoint_pb2.DeleteConsentRequest
 
-@dataclass(eq=False)
-class EndpointServicer(endpoint_pb2_grpc.EndpointServiceServicer):
-    service: EndpointsService
 
+class EndpointServicer(Door[EndpointsService], endpoint_pb2_grpc.EndpointServiceServicer):
     async def GetEndpointSoftware(
         self, request: endpoint_pb2.GetEndpointSoftwareRequest, context: Context
     ) -> endpoint_pb2.EndpointSoftware:
@@ -73,10 +76,14 @@ class EndpointServicer(endpoint_pb2_grpc.EndpointServiceServicer):
     async def DeleteEndpointFailure(
         self, request: endpoint_pb2.DeleteEndpointFailureRequest, context: Context
     ) -> endpoint_pb2.DeleteEndpointFailureResponse:
-        await self.service.clear_failure(
+        await self._on_version(self.service.clear_failure, request)
+        return endpoint_pb2.DeleteEndpointFailureResponse()
+
+    async def _on_version(self, action: VersionAction, request: _VersionRequest) -> None:
+        """A deletion about one version of one endpoint (its failure, its consent)."""
+        await action(
             current_caller(), request.application_name, request.endpoint_id, request.version
         )
-        return endpoint_pb2.DeleteEndpointFailureResponse()
 
     async def CreateConsent(
         self, request: endpoint_pb2.CreateConsentRequest, context: Context
@@ -103,7 +110,5 @@ class EndpointServicer(endpoint_pb2_grpc.EndpointServiceServicer):
     async def DeleteConsent(
         self, request: endpoint_pb2.DeleteConsentRequest, context: Context
     ) -> endpoint_pb2.DeleteConsentResponse:
-        await self.service.revoke_consent(
-            current_caller(), request.application_name, request.endpoint_id, request.version
-        )
+        await self._on_version(self.service.revoke_consent, request)
         return endpoint_pb2.DeleteConsentResponse()

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from kaa.otao.v1 import resolution_pb2, resolution_pb2_grpc
 
 from otao.rpc import convert
+from otao.rpc.door import Door
 from otao.rpc.interception import Context
 from otao.rpc.interceptors import current_caller
 from otao.services.resolution import ResolutionService
 
 
-@dataclass(eq=False)
-class ResolutionServicer(resolution_pb2_grpc.ResolutionServiceServicer):
-    service: ResolutionService
-
+class ResolutionServicer(Door[ResolutionService], resolution_pb2_grpc.ResolutionServiceServicer):
     async def ResolveUpdate(
         self, request: resolution_pb2.ResolveUpdateRequest, context: Context
     ) -> resolution_pb2.ResolveUpdateResponse:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from google.api import httpbody_pb2
 from kaa.otao.v1 import software_pb2, software_pb2_grpc
 
-from otao.domain.models import ApplicationSettings
 from otao.rpc import convert
+from otao.rpc.door import Door
 from otao.rpc.interception import Context
 from otao.rpc.interceptors import current_caller
 from otao.services.software import SoftwareService
 
 
-@dataclass(eq=False)
-class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
-    service: SoftwareService
-
+class SoftwareServicer(Door[SoftwareService], software_pb2_grpc.SoftwareServiceServicer):
     async def ListSoftware(
         self, request: software_pb2.ListSoftwareRequest, context: Context
     ) -> software_pb2.ListSoftwareResponse:
@@ -41,9 +37,8 @@ class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
     async def CreateSoftware(
         self, request: software_pb2.CreateSoftwareRequest, context: Context
     ) -> software_pb2.Software:
-        created = await self.service.create(
-            current_caller(), request.application_name, convert.software_input(request.software)
-        )
+        submitted = convert.software_input(request.software)
+        created = await self.service.create(current_caller(), request.application_name, submitted)
         return convert.software_to_proto(created)
 
     async def GetSoftware(
@@ -55,25 +50,19 @@ class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
     async def ReplaceSoftware(
         self, request: software_pb2.ReplaceSoftwareRequest, context: Context
     ) -> software_pb2.Software:
+        submitted, etag = convert.software_write(request)
         replaced = await self.service.replace(
-            current_caller(),
-            request.application_name,
-            request.version,
-            convert.software_input(request.software),
-            request.etag or request.software.etag,
+            current_caller(), request.application_name, request.version, submitted, etag
         )
         return convert.software_to_proto(replaced)
 
     async def UpdateSoftware(
         self, request: software_pb2.UpdateSoftwareRequest, context: Context
     ) -> software_pb2.Software:
+        submitted, etag = convert.software_write(request)
+        fields = convert.update_fields(request.update_mask.paths)
         updated = await self.service.update(
-            current_caller(),
-            request.application_name,
-            request.version,
-            convert.software_input(request.software),
-            convert.update_fields(request.update_mask.paths),
-            request.etag or request.software.etag,
+            current_caller(), request.application_name, request.version, submitted, fields, etag
         )
         return convert.software_to_proto(updated)
 
@@ -95,8 +84,6 @@ class SoftwareServicer(software_pb2_grpc.SoftwareServiceServicer):
         self, request: software_pb2.UpdateApplicationSettingsRequest, context: Context
     ) -> software_pb2.ApplicationSettings:
         settings = await self.service.put_settings(
-            current_caller(),
-            request.application_name,
-            ApplicationSettings(consent_required=request.settings.consent_required),
+            current_caller(), request.application_name, convert.settings_of(request.settings)
         )
         return convert.settings_to_proto(settings)

@@ -9,11 +9,11 @@ goes away; either way the watcher is removed.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from kaa.otao.v1 import watch_pb2, watch_pb2_grpc
 
 from otao.rpc import convert
+from otao.rpc.door import Door
 from otao.rpc.interception import Context
 from otao.rpc.interceptors import current_caller
 from otao.rpc.rollout_servicer import status_to_proto
@@ -31,10 +31,7 @@ def event_to_proto(event: WatchEvent) -> watch_pb2.RolloutEvent:
     return message
 
 
-@dataclass(eq=False)
-class WatchServicer(watch_pb2_grpc.WatchServiceServicer):
-    service: WatchService
-
+class WatchServicer(Door[WatchService], watch_pb2_grpc.WatchServiceServicer):
     async def WatchRollout(
         self, request: watch_pb2.WatchRolloutRequest, context: Context
     ) -> AsyncIterator[watch_pb2.RolloutEvent]:
