@@ -5,7 +5,9 @@ See docs/rollouts.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -81,71 +83,49 @@ def outcome(
 
 @frozen
 class OutcomeCounts:
-    """How many endpoints are in each outcome; each endpoint counts in exactly one."""
+    """How many endpoints are in each outcome; each endpoint counts in exactly one.
+    ``counts[outcome]`` reads one (0 for an outcome no endpoint is in)."""
 
-    offered: int = 0
-    applied: int = 0
-    committed: int = 0
-    rolled_back: int = 0
-    timed_out: int = 0
-    unconfirmed: int = 0
-    failed: int = 0
+    by_outcome: Mapping[Outcome, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # An outcome counted 0 is left out, so equal counts are equal however they were built.
+        counted = {outcome: n for outcome, n in self.by_outcome.items() if n}
+        object.__setattr__(self, "by_outcome", counted)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self.by_outcome.items()))
+
+    def __getitem__(self, outcome: Outcome) -> int:
+        return self.by_outcome.get(outcome, 0)
 
     @classmethod
     def of(cls, outcomes: Iterable[Outcome | None]) -> OutcomeCounts:
-        tally = dict.fromkeys(Outcome, 0)
-        for each in outcomes:
-            if each is not None:
-                tally[each] += 1
-        return cls(
-            offered=tally[Outcome.OFFERED],
-            applied=tally[Outcome.APPLIED],
-            committed=tally[Outcome.COMMITTED],
-            rolled_back=tally[Outcome.ROLLED_BACK],
-            timed_out=tally[Outcome.TIMED_OUT],
-            unconfirmed=tally[Outcome.UNCONFIRMED],
-            failed=tally[Outcome.FAILED],
-        )
+        return cls(Counter(each for each in outcomes if each is not None))
 
     def __add__(self, other: OutcomeCounts) -> OutcomeCounts:
-        return OutcomeCounts(
-            self.offered + other.offered,
-            self.applied + other.applied,
-            self.committed + other.committed,
-            self.rolled_back + other.rolled_back,
-            self.timed_out + other.timed_out,
-            self.unconfirmed + other.unconfirmed,
-            self.failed + other.failed,
-        )
+        return OutcomeCounts({outcome: self[outcome] + other[outcome] for outcome in Outcome})
 
     @property
     def total(self) -> int:
         """Every endpoint offered the version, whatever became of it (status's ``offered``)."""
-        return (
-            self.offered
-            + self.applied
-            + self.committed
-            + self.rolled_back
-            + self.timed_out
-            + self.unconfirmed
-            + self.failed
-        )
+        return sum(self.by_outcome.values())
 
     @property
     def failures(self) -> int:
         """What gates and the maxFailureRatio halt count against a rollout."""
-        return self.failed + self.rolled_back + self.timed_out
+        return self[Outcome.FAILED] + self[Outcome.ROLLED_BACK] + self[Outcome.TIMED_OUT]
 
     def successes(self, confirming: bool) -> int:
-        return self.committed if confirming else self.applied
+        return self[Outcome.COMMITTED] if confirming else self[Outcome.APPLIED]
 
     def reports(self, confirming: bool) -> int:
         """Settled endpoints. When confirming, an applied endpoint is still waiting for its
         confirming poll, and an unconfirmed one is settled without being a success: a wave
         does not advance on devices that vanished after installing."""
         if confirming:
-            return self.committed + self.unconfirmed + self.failures
-        return self.applied + self.failures
+            return self[Outcome.COMMITTED] + self[Outcome.UNCONFIRMED] + self.failures
+        return self[Outcome.APPLIED] + self.failures
 
     def failure_ratio(self, confirming: bool) -> float | None:
         """For the rolloutPolicy halt, judged on the same reports as the gates."""

@@ -9,7 +9,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from google.protobuf.message import Message
 from kaa.otao.v1 import application_pb2, endpoint_pb2, resolution_pb2, rollout_pb2, software_pb2
 
 from otao.domain import validation
@@ -30,13 +29,6 @@ from otao.domain.validation import SoftwareField, SoftwareInput
 # Integers travel as doubles inside google.protobuf.Value; those that are exactly integral
 # and safely representable go back to JSON integers, so {"size": 5} stays 5, not 5.0.
 _MAX_SAFE_INTEGER = 2**53
-
-
-def copy_counts(record: object, message: Message, names: Sequence[str]) -> None:
-    """Sets each field in ``names`` of ``message`` to ``record``'s attribute of the same name
-    (the status messages repeat the domain's counts field for field)."""
-    for name in names:
-        setattr(message, name, getattr(record, name))
 
 
 def value_to_json(value: struct_pb2.Value) -> JsonValue:

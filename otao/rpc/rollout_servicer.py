@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from kaa.otao.v1 import rollout_pb2, rollout_pb2_grpc
 
 from otao.domain.models import Caller, Software
+from otao.domain.rollout_progress import Outcome
 from otao.rpc import convert
 from otao.rpc.interception import Context
 from otao.rpc.interceptors import current_caller
@@ -25,25 +26,19 @@ _RolloutRequest = (
 )
 
 
-# The counts each status message repeats from its domain record, under the same names.
-_STATUS_COUNTS = (
-    "eligible",
-    "offered",
-    "applied",
-    "failed",
-    "awaiting_consent",
-    "not_yet_eligible",
-)
-_WAVE_COUNTS = ("applied", "committed", "failed", "rolled_back", "timed_out", "unconfirmed")
-
-
 def status_to_proto(status: RolloutStatus) -> rollout_pb2.RolloutStatus:
     """The one conversion of a rollout status (GetRolloutStatus and the watch streams)."""
     definition = status.definition
     reply = rollout_pb2.RolloutStatus(
-        version=definition.version, rollout_strategy=definition.rollout_strategy.value
+        version=definition.version,
+        rollout_strategy=definition.rollout_strategy.value,
+        eligible=status.eligible,
+        offered=status.offered,
+        applied=status.applied,
+        failed=status.failed,
+        awaiting_consent=status.awaiting_consent,
+        not_yet_eligible=status.not_yet_eligible,
     )
-    convert.copy_counts(status, reply, _STATUS_COUNTS)
     if definition.halt is not None:
         reply.halt.reason = definition.halt.reason
         reply.halt.halted_at.FromDatetime(definition.halt.halted_at)
@@ -62,15 +57,23 @@ def _progress_to_proto(progress: Progress, reply: rollout_pb2.RolloutStatus) -> 
     if progress.counted_at is not None:
         reply.outcomes_counted_at.FromDatetime(progress.counted_at)
     for wave in progress.waves:
-        message = reply.waves.add(
-            percent=wave.percent,
-            state=wave.state.value,
-            opened_at=convert.timestamp(wave.opened_at),
-            eligible=wave.eligible,
-            # Every endpoint offered the version, whatever became of it.
-            offered=wave.counts.total,
+        counts = wave.counts
+        reply.waves.append(
+            rollout_pb2.RolloutWaveStatus(
+                percent=wave.percent,
+                state=wave.state.value,
+                opened_at=convert.timestamp(wave.opened_at),
+                eligible=wave.eligible,
+                # Every endpoint offered the version, whatever became of it.
+                offered=counts.total,
+                applied=counts[Outcome.APPLIED],
+                committed=counts[Outcome.COMMITTED],
+                failed=counts[Outcome.FAILED],
+                rolled_back=counts[Outcome.ROLLED_BACK],
+                timed_out=counts[Outcome.TIMED_OUT],
+                unconfirmed=counts[Outcome.UNCONFIRMED],
+            )
         )
-        convert.copy_counts(wave.counts, message, _WAVE_COUNTS)
 
 
 @dataclass(eq=False)

@@ -32,6 +32,11 @@ CONFIRM = 900
 TIMEOUT = 86400
 
 
+def tally(**by_name: int) -> OutcomeCounts:
+    """Outcome counts by the outcomes' names (``rolled_back=1``)."""
+    return OutcomeCounts({Outcome[name.upper()]: n for name, n in by_name.items()})
+
+
 def at(seconds_after_report: int) -> datetime:
     return REPORTED + timedelta(seconds=seconds_after_report)
 
@@ -176,30 +181,28 @@ def test_counts_tally_each_endpoint_once_and_add_up() -> None:
     counts = OutcomeCounts.of(
         [Outcome.OFFERED, Outcome.COMMITTED, Outcome.COMMITTED, Outcome.ROLLED_BACK, None]
     )
-    assert counts == OutcomeCounts(offered=1, committed=2, rolled_back=1)
+    assert counts == tally(offered=1, committed=2, rolled_back=1)
     assert counts.total == 4
-    both = counts + OutcomeCounts(failed=1, timed_out=1, unconfirmed=1, applied=1)
+    both = counts + tally(failed=1, timed_out=1, unconfirmed=1, applied=1)
     assert both.total == 8
     assert both.failures == 3
 
 
 def test_confirming_counts_committed_as_success_and_waits_for_applied() -> None:
-    counts = OutcomeCounts(applied=5, committed=10, unconfirmed=2, failed=1, rolled_back=1)
+    counts = tally(applied=5, committed=10, unconfirmed=2, failed=1, rolled_back=1)
     assert counts.successes(confirming=True) == 10
     assert counts.reports(confirming=True) == 14
     # Without confirmation nothing is ever committed or unconfirmed, so applied is success.
-    plain = OutcomeCounts(applied=10, failed=1, timed_out=1, offered=4)
+    plain = tally(applied=10, failed=1, timed_out=1, offered=4)
     assert plain.successes(confirming=False) == 10
     assert plain.reports(confirming=False) == 12
 
 
 def test_the_failure_ratio_is_judged_on_the_same_reports_as_the_gates() -> None:
-    counts = OutcomeCounts(
-        applied=5, committed=6, unconfirmed=1, rolled_back=1, timed_out=1, failed=1
-    )
+    counts = tally(applied=5, committed=6, unconfirmed=1, rolled_back=1, timed_out=1, failed=1)
     assert counts.failure_ratio(confirming=True) == 3 / 10
     assert counts.failure_ratio(confirming=False) == 3 / 8
-    assert OutcomeCounts(offered=3).failure_ratio(confirming=True) is None
+    assert tally(offered=3).failure_ratio(confirming=True) is None
 
 
 # --- gates ----------------------------------------------------------------------------------
@@ -213,50 +216,50 @@ OPENED = NOW - timedelta(hours=2)
 
 
 def test_a_gate_waits_for_enough_reports() -> None:
-    state = gate(PLAN, 0, OPENED, OutcomeCounts(committed=3, offered=30), NOW)
+    state = gate(PLAN, 0, OPENED, tally(committed=3, offered=30), NOW)
     assert state == GateState(False, "3 of 20 reports needed")
 
 
 def test_a_gate_waits_for_the_success_ratio_printed_rounded_down() -> None:
     # 21 of 23 is 0.913: shown to the threshold's two places, rounded down.
-    state = gate(PLAN, 0, OPENED, OutcomeCounts(committed=21, failed=1, rolled_back=1), NOW)
+    state = gate(PLAN, 0, OPENED, tally(committed=21, failed=1, rolled_back=1), NOW)
     assert state == GateState(False, "success 0.91 < 0.95")
-    just_under = gate(PLAN, 1, OPENED, OutcomeCounts(committed=979, timed_out=21), NOW)
+    just_under = gate(PLAN, 1, OPENED, tally(committed=979, timed_out=21), NOW)
     assert just_under == GateState(False, "success 0.97 < 0.98")
 
 
 def test_a_ratio_just_below_the_threshold_never_prints_as_the_threshold() -> None:
     plan = RolloutPlan(waves=(Wave(5, 1, 0.995), Wave(100)))
-    state = gate(plan, 0, OPENED, OutcomeCounts(applied=1989, failed=11), NOW)
+    state = gate(plan, 0, OPENED, tally(applied=1989, failed=11), NOW)
     assert state == GateState(False, "success 0.994 < 0.995")
 
 
 def test_a_gate_soaks_from_when_the_wave_opened() -> None:
-    state = gate(PLAN, 1, NOW - timedelta(hours=1), OutcomeCounts(committed=100), NOW)
+    state = gate(PLAN, 1, NOW - timedelta(hours=1), tally(committed=100), NOW)
     assert state == GateState(False, "soaking until 2024-06-01T13:00:00Z")
 
 
 def test_every_unmet_condition_is_named() -> None:
-    state = gate(PLAN, 0, NOW, OutcomeCounts(committed=2, failed=1), NOW)
+    state = gate(PLAN, 0, NOW, tally(committed=2, failed=1), NOW)
     assert state.reason == (
         "3 of 20 reports needed; success 0.66 < 0.95; soaking until 2024-06-01T13:00:00Z"
     )
 
 
 def test_confirming_plans_wait_for_confirmation_not_for_applied() -> None:
-    state = gate(PLAN, 0, OPENED, OutcomeCounts(applied=25), NOW)
+    state = gate(PLAN, 0, OPENED, tally(applied=25), NOW)
     assert state == GateState(False, "0 of 20 reports needed")
     unconfirming = RolloutPlan(waves=PLAN.waves)
-    assert gate(unconfirming, 0, OPENED, OutcomeCounts(applied=25), NOW).met
+    assert gate(unconfirming, 0, OPENED, tally(applied=25), NOW).met
 
 
 def test_unconfirmed_endpoints_weigh_against_the_ratio() -> None:
-    state = gate(PLAN, 0, OPENED, OutcomeCounts(committed=19, unconfirmed=2), NOW)
+    state = gate(PLAN, 0, OPENED, tally(committed=19, unconfirmed=2), NOW)
     assert state == GateState(False, "success 0.90 < 0.95")
 
 
 def test_a_met_gate_opens_the_next_wave_by_itself_when_automatic() -> None:
-    state = gate(PLAN, 0, OPENED, OutcomeCounts(committed=20, offered=7), NOW)
+    state = gate(PLAN, 0, OPENED, tally(committed=20, offered=7), NOW)
     assert state == GateState(True, "met (20 reports, success 1.00); opening wave 1")
     assert should_advance(PLAN, state, paused=False)
     assert not should_advance(PLAN, state, paused=True)
@@ -264,7 +267,7 @@ def test_a_met_gate_opens_the_next_wave_by_itself_when_automatic() -> None:
 
 def test_a_met_gate_of_a_manual_plan_waits_for_an_operator() -> None:
     manual = RolloutPlan(waves=PLAN.waves, advance=Advance.MANUAL, confirm_seconds=CONFIRM)
-    state = gate(manual, 0, OPENED, OutcomeCounts(committed=20), NOW)
+    state = gate(manual, 0, OPENED, tally(committed=20), NOW)
     assert state == GateState(
         True, "met (20 reports, success 1.00); wave 1 waits for rollout:advance"
     )
@@ -279,7 +282,7 @@ def test_a_time_only_gate_needs_no_reports() -> None:
 
 
 def test_the_last_wave_has_nothing_to_open() -> None:
-    state = gate(PLAN, 2, OPENED, OutcomeCounts(committed=1000), NOW)
+    state = gate(PLAN, 2, OPENED, tally(committed=1000), NOW)
     assert state == GateState(False, "the last wave is open: every eligible endpoint is included")
     assert not should_advance(PLAN, state, paused=False)
 
@@ -288,7 +291,7 @@ def test_the_last_wave_has_nothing_to_open() -> None:
 def test_a_gate_is_met_exactly_when_reports_ratio_and_soak_all_are(
     committed: int, failed: int, unconfirmed: int, soaked: int
 ) -> None:
-    counts = OutcomeCounts(committed=committed, failed=failed, unconfirmed=unconfirmed)
+    counts = tally(committed=committed, failed=failed, unconfirmed=unconfirmed)
     state = gate(PLAN, 0, NOW - timedelta(seconds=soaked), counts, NOW)
     reports = committed + failed + unconfirmed
     expected = reports >= 20 and (reports == 0 or committed / reports >= 0.95) and soaked >= 3600
@@ -356,12 +359,32 @@ def test_the_worked_example_of_the_docs_reads_as_documented() -> None:
         return noon + timedelta(minutes=m)
 
     steps = [
-        (0, noon, OutcomeCounts(offered=40, applied=22, committed=15, failed=1), minutes(20)),
-        (0, noon, OutcomeCounts(5, 3, 83, failed=2, rolled_back=1), minutes(45)),
-        (0, noon, OutcomeCounts(0, 1, 89, 1, 0, 1, 2), minutes(60)),
-        (1, one, OutcomeCounts(0, 1, 89, 1, 0, 1, 2), minutes(60)),
-        (1, one, OutcomeCounts(21, 20, 450, 6, 0, 1, 3), minutes(150)),
-        (1, one, OutcomeCounts(0, 1, 490, 6, 0, 1, 3), minutes(190)),
+        (0, noon, tally(offered=40, applied=22, committed=15, failed=1), minutes(20)),
+        (0, noon, tally(offered=5, applied=3, committed=83, failed=2, rolled_back=1), minutes(45)),
+        (
+            0,
+            noon,
+            tally(applied=1, committed=89, rolled_back=1, unconfirmed=1, failed=2),
+            minutes(60),
+        ),
+        (
+            1,
+            one,
+            tally(applied=1, committed=89, rolled_back=1, unconfirmed=1, failed=2),
+            minutes(60),
+        ),
+        (
+            1,
+            one,
+            tally(offered=21, applied=20, committed=450, rolled_back=6, unconfirmed=1, failed=3),
+            minutes(150),
+        ),
+        (
+            1,
+            one,
+            tally(applied=1, committed=490, rolled_back=6, unconfirmed=1, failed=3),
+            minutes(190),
+        ),
         (2, minutes(190), OutcomeCounts(), minutes(190)),
     ]
     assert [gate(plan, *step).reason for step in steps] == [
