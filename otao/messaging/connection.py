@@ -169,16 +169,21 @@ class NatsConnection:
         """
         shared = [s for s in self._active if s.queue]
         self._active = [s for s in self._active if not s.queue]
-        if not shared or self._client is None or not self._client.is_connected:
+        client = self._client
+        if not shared or client is None or not client.is_connected:
             return
         try:
-            drains = (s.drain() for s in shared)  # type: ignore[no-untyped-call]
-            await asyncio.wait_for(asyncio.gather(*drains), timeout)
+            await asyncio.wait_for(_drain_in_order(client, shared), timeout)
         except (NatsError, TimeoutError) as exc:
             log.warning("leaving the queue groups did not complete: %s", type(exc).__name__)
 
     async def close(self) -> None:
-        """Drain: finish handling received messages, flush what was published, then close."""
+        """Drain: finish handling received messages, flush what was published, then close.
+
+        Only the replica's own subscriptions are left by then (replies, broadcasts): a
+        message the client's drain drops there (see ``_drain_in_order``) was sent to every
+        replica, or answers a question nobody waits for any more.
+        """
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -188,3 +193,22 @@ class NatsConnection:
                 await self._client.drain()
             except (NatsError, TimeoutError):
                 await self._client.close()
+
+
+async def _drain_in_order(client: Client, subscriptions: list[Subscription]) -> None:
+    """Drain ``subscriptions`` with their UNSUBs on the wire before the PING that fences them.
+
+    nats-py's ``Subscription.drain`` (2.16) buffers its UNSUB for the client's flusher task
+    but writes the PING of its round trip straight to the socket, ahead of it. The PONG can
+    then come back before the server has read the UNSUB; the drain ends, the client forgets
+    the subscription, and a request the server handed this replica in between is dropped as
+    one for no subscription: nobody answers it, and core NATS never redelivers. So the UNSUBs
+    are sent first and flushed (a forced flush returns once the flusher wrote them); drain's
+    own UNSUB then finds nothing left at the server, and its PONG comes after every message
+    the server sent this replica, each of which is handled before the drain ends.
+    """
+    for subscription in subscriptions:
+        await client._send_unsubscribe(subscription._id)
+    await client._flush_pending(force_flush=True)
+    drains = (s.drain() for s in subscriptions)  # type: ignore[no-untyped-call]
+    await asyncio.gather(*drains)
