@@ -5,7 +5,9 @@ Health says NOT_SERVING first (a Watch stream sees it before any in-flight call 
 every in-flight RPC and CDTP request completes with its right answer (one still running when the
 grace period ends would be cancelled), new RPCs are refused, and the process exits cleanly. With a
 second replica in the queue group, no CDTP request sent during the shutdown is lost: the
-stopping replica stops taking new ones and the other one answers them.
+stopping replica stops taking new ones and the other one answers them. The step that hands
+them over (leaving the queue group) is also driven alone, at full speed, where a message lost
+in it shows in every run rather than in one of many.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -26,6 +28,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from otao.messaging.avro import AvroCodec
+from otao.messaging.connection import NatsConnection
 from otao.messaging.records import EndpointFiltersRequest, EndpointFiltersResponse
 from otao.messaging.subjects import efmp_request_subject
 from tests.reliability.harness import (
@@ -239,3 +242,79 @@ async def test_no_cdtp_request_is_lost_when_one_of_two_replicas_stops(
     )
     answered = [r for r in results if not isinstance(r, BaseException)]
     assert {(status, version) for _, status, version in answered} == {(200, "0.9.0")}
+
+
+ROUNDS = 10
+
+
+async def test_a_member_leaving_its_queue_group_leaves_every_message_to_a_handler(
+    nats_server: NatsServer,
+) -> None:
+    """The step of the stop above that hands the CDTP requests over, with the window made
+    wide: messages are published as fast as the client can while one of two members leaves
+    the queue group, again and again. Each must reach the handler of one of them; a message
+    the server handed the leaving member after the PONG its drain waited for, but before it
+    read the UNSUB, was dropped by the client (for a subscription it had forgotten)."""
+    subject, group = f"shutdown.{uuid.uuid4().hex}", "replicas"
+    handled = {"staying": 0, "leaving": 0}
+    staying = NatsConnection(nats_server.url, "staying")
+    staying.subscribe(subject, _counter(handled, "staying"), queue=group)
+    staying.start()
+    publisher = await nats.connect(nats_server.url)
+    sent = 0
+    try:
+        await eventually(lambda: staying.connected, 5, "the staying member connected")
+        for _ in range(ROUNDS):
+            sent += await _publish_while_one_leaves(
+                nats_server.url, publisher, subject, group, handled
+            )
+        await publisher.flush()
+        with contextlib.suppress(AssertionError):
+            await eventually(lambda: sum(handled.values()) == sent, 5, "every message handled")
+    finally:
+        await close_quietly(publisher)
+        await staying.close()
+
+    assert sum(handled.values()) == sent, (
+        f"{sent - sum(handled.values())} of {sent} messages handled by no member ({handled})"
+    )
+
+
+def _counter(handled: dict[str, int], member: str) -> Callable[[Msg], Awaitable[None]]:
+    async def handle(msg: Msg) -> None:
+        handled[member] += 1
+
+    return handle
+
+
+async def _publish_while_one_leaves(
+    url: str, publisher: Client, subject: str, group: str, handled: dict[str, int]
+) -> int:
+    """A member joins, takes messages, and leaves while they flow on; how many were sent."""
+    leaving = NatsConnection(url, "leaving")
+    leaving.subscribe(subject, _counter(handled, "leaving"), queue=group)
+    leaving.start()
+    await eventually(lambda: leaving.connected, 5, "the leaving member connected")
+    stop = asyncio.Event()
+    sent = 0
+
+    async def publish() -> None:
+        nonlocal sent
+        while not stop.is_set():
+            for _ in range(20):
+                await publisher.publish(subject, b"%d" % sent)
+                sent += 1
+            await asyncio.sleep(0)  # the members' reads run between the batches
+
+    flow = asyncio.create_task(publish())
+    try:
+        taken = handled["leaving"]
+        await eventually(lambda: handled["leaving"] > taken, 5, "messages to the leaving one")
+        await leaving.leave_queue_groups(5)
+        left_at = handled["staying"]
+        await eventually(lambda: handled["staying"] > left_at + 100, 5, "messages after it left")
+    finally:
+        stop.set()
+        await flow
+        await leaving.close()
+    return sent
