@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from otao.messaging.connection import NatsConnection
@@ -27,83 +27,73 @@ class Worker:
     run: Callable[[], Coroutine[Any, Any, None]]
 
 
+@dataclass(eq=False, slots=True)
 class Readiness:
     """Health follows the dependencies: MongoDB (indexes made) and NATS."""
 
-    def __init__(self, mongo: Mongo, nats: NatsConnection, health: Health) -> None:
-        self._mongo = mongo
-        self._nats = nats
-        self._health = health
-        self._indexes_ready = False
+    mongo: Mongo
+    nats: NatsConnection
+    health: Health
+    indexes_ready: bool = field(init=False, default=False)
 
     async def run(self) -> None:
         while True:
-            database_ok = await self._mongo.ping()
-            if database_ok and not self._indexes_ready:
+            database_ok = await self.mongo.ping()
+            if database_ok and not self.indexes_ready:
                 try:
-                    await self._mongo.ensure_indexes()
-                    self._indexes_ready = True
+                    await self.mongo.ensure_indexes()
+                    self.indexes_ready = True
                 except Exception:
                     log.exception("index creation failed; retrying")
-            self._health.set(database_ok and self._indexes_ready and self._nats.connected)
+            self.health.set(database_ok and self.indexes_ready and self.nats.connected)
             await asyncio.sleep(0.5)
 
 
+@dataclass(eq=False, slots=True)
 class Lifecycle:
     """start: ``starts`` in order, then readiness and the workers. stop (graceful): readiness
     first (it would say SERVING again), ``stop_serving``, ``drains`` together within the
     grace period, workers cancelled, ``flush``, then ``closes`` in order."""
 
-    def __init__(
-        self,
-        *,
-        grace_seconds: float,
-        starts: Sequence[Step],
-        readiness: Readiness,
-        workers: Sequence[Worker],
-        stop_serving: Step,
-        drains: Sequence[Drain],
-        flush: Step,
-        closes: Sequence[Step],
-    ) -> None:
-        self._grace = grace_seconds
-        self._starts = starts
-        self._readiness = readiness
-        self._workers = workers
-        self._stop_serving = stop_serving
-        self._drains = drains
-        self._flush = flush
-        self._closes = closes
-        self._readiness_task: asyncio.Task[None] | None = None
-        self._worker_tasks: list[asyncio.Task[None]] = []
+    _: KW_ONLY
+    grace_seconds: float
+    starts: Sequence[Step]
+    readiness: Readiness
+    workers: Sequence[Worker]
+    stop_serving: Step
+    drains: Sequence[Drain]
+    flush: Step
+    closes: Sequence[Step]
+    readiness_task: asyncio.Task[None] | None = field(init=False, default=None)
+    worker_tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
         """Every background task started (tests check that none died)."""
-        started = [self._readiness_task] if self._readiness_task is not None else []
-        return [*started, *self._worker_tasks]
+        started = [self.readiness_task] if self.readiness_task is not None else []
+        return [*started, *self.worker_tasks]
 
     async def start(self) -> None:
-        for step in self._starts:
+        for step in self.starts:
             await step()
-        self._readiness_task = asyncio.create_task(self._readiness.run(), name="readiness")
-        self._worker_tasks = [
-            asyncio.create_task(worker.run(), name=worker.name) for worker in self._workers
+        self.readiness_task = asyncio.create_task(self.readiness.run(), name="readiness")
+        self.worker_tasks = [
+            asyncio.create_task(worker.run(), name=worker.name) for worker in self.workers
         ]
 
     async def stop(self) -> None:
-        grace = self._grace
-        if self._readiness_task is not None:
-            self._readiness_task.cancel()
-        await self._stop_serving()
-        await asyncio.gather(*(drain(grace) for drain in self._drains))
+        grace = self.grace_seconds
+        if self.readiness_task is not None:
+            self.readiness_task.cancel()
+        await self.stop_serving()
+        await asyncio.gather(*(drain(grace) for drain in self.drains))
         tasks = self.tasks
         for task in tasks:
             task.cancel()
         failures = await _finish(tasks, grace)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._flush(), timeout=grace)
-        for close in self._closes:
+            await asyncio.wait_for(self.flush(), timeout=grace)
+        for close in self.closes:
             await close()
         if failures:
             # Closed everything first; a background task that died still fails the stop.
