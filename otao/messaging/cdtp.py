@@ -134,7 +134,12 @@ class CdtpProvider:
     async def drain(self, timeout: float) -> None:
         """Let requests already being answered finish (graceful shutdown)."""
         if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=timeout)
+            _, unfinished = await asyncio.wait(set(self._in_flight), timeout=timeout)
+            if unfinished:
+                # The connection closes under them: their consumers get no answer.
+                log.warning(
+                    "%d ConfigRequests unanswered at the grace period's end", len(unfinished)
+                )
 
     @tracing.traced("cdtp ConfigRequest resolve", "INTERNAL")
     async def _answer(self, reply: str, request: ConfigRequest, started: float) -> None:

@@ -126,6 +126,8 @@ class NatsConnection:
             return
 
     async def _disconnected(self) -> None:
+        if self._client is not None and self._client.is_closed:
+            return  # closed by ``close`` (a graceful stop): nothing reconnects
         log.warning("disconnected from NATS; reconnecting")
 
     async def _reconnected(self) -> None:
