@@ -200,7 +200,7 @@ class NatsConnection:
 async def _drain_in_order(client: Client, subscriptions: list[Subscription]) -> None:
     """Drain ``subscriptions`` with their UNSUBs on the wire before the PING that fences them.
 
-    nats-py's ``Subscription.drain`` (2.16) buffers its UNSUB for the client's flusher task
+    nats-py's ``Subscription.drain`` (2.10 to 2.16) buffers its UNSUB for the client's flusher task
     but writes the PING of its round trip straight to the socket, ahead of it. The PONG can
     then come back before the server has read the UNSUB; the drain ends, the client forgets
     the subscription, and a request the server handed this replica in between is dropped as
