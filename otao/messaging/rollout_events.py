@@ -1,11 +1,14 @@
 """Rollout changes for watch streams, carried between replicas (``services/watch.py``).
 
-A change is delivered to this replica's watchers and broadcast (no queue group: every
-replica's watchers may care) on ``kaa.v1.events.{otao}.rollout.changed``, otao's own
-namespace like the catalog announcements. Changes are coalesced before they are sent: a
-burst of reports for one rollout is one message per ``interval`` per replica, not one per
-report. A replica ignores its own broadcasts (delivered locally already), and after a
-reconnect tells every watcher to resync (what was broadcast meanwhile is lost).
+A change is delivered to this replica's watchers at once, and broadcast (no queue group:
+every replica's watchers may care) on ``kaa.v1.events.{otao}.rollout.changed``, otao's own
+namespace like the catalog announcements. At once, because a write's reply must come after
+its event reached local watchers: a watch opened after a create returned shows the create
+in its first status, and a late "definition" event would otherwise pass for a later change.
+Broadcasts are coalesced: a burst of reports for one rollout is one message per
+``interval`` per replica, not one per report. A replica ignores its own broadcasts
+(delivered locally already), and after a reconnect tells every watcher to resync (what
+was broadcast meanwhile is lost).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ Key = tuple[str, str, str, EventKind]
 
 
 class RolloutEventBroadcaster:
-    """The ``RolloutEvents`` port: ``changed`` only records; ``run`` sends every interval."""
+    """The ``RolloutEvents`` port: ``changed`` delivers locally and records the change for
+    the other replicas; ``run`` broadcasts what was recorded, every interval."""
 
     def __init__(
         self,
@@ -49,6 +53,7 @@ class RolloutEventBroadcaster:
         self._wake = asyncio.Event()
 
     def changed(self, tenant_id: str, application: str, version: str, kind: EventKind) -> None:
+        self._hub.deliver(tenant_id, application, version, kind)
         self._pending[(tenant_id, application, version, kind)] = None
         self._wake.set()
 
@@ -61,8 +66,6 @@ class RolloutEventBroadcaster:
 
     async def flush(self) -> None:
         changes, self._pending = list(self._pending), {}
-        for tenant_id, application, version, kind in changes:
-            self._hub.deliver(tenant_id, application, version, kind)
         for start in range(0, len(changes), _BATCH):
             batch = [
                 {"tenantId": t, "application": a, "version": v, "kind": k.value}

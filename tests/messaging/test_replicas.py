@@ -12,6 +12,7 @@ import pytest
 
 from otao.messaging.connection import NatsConnection
 from otao.messaging.replicas import ReplicaChannel
+from tests.support.connections import connected
 from tests.support.eventually import eventually
 from tests.support.stack import NatsServer
 
@@ -35,14 +36,8 @@ class Replica:
 async def pair(nats_server: NatsServer) -> AsyncIterator[tuple[Replica, Replica]]:
     topic = f"test.{secrets.token_hex(4)}"
     replicas = (Replica(nats_server, topic, "a"), Replica(nats_server, topic, "b"))
-    for replica in replicas:
-        replica.connection.start()
-    try:
-        await eventually(lambda: all(r.connection.connected for r in replicas), "connected", 10)
+    async with connected(*(r.connection for r in replicas)):
         yield replicas
-    finally:
-        for replica in replicas:
-            await replica.connection.close()
 
 
 async def test_a_broadcast_reaches_the_other_replica_and_not_its_sender(

@@ -92,7 +92,11 @@ async def test_a_first_wave_of_ten_percent_offers_to_the_same_tenth_and_opens_th
     await settled(otao, cmx)
 
     first = await poll_all(cmx, app_version, FLEET, "1.0.0")
-    assert 70 <= len(first) <= 130  # 10% +/- 3%
+    # About a tenth. The application's name is new each run, so the count is binomial
+    # (1000, 0.1; sd 9.5): +/- 60 cannot fail by chance (6 sd), an all-or-nothing bucketing
+    # still does. The exact shares are the domain tests' (fixed names); the next line checks
+    # the door offers exactly the plan's wave 0.
+    assert 40 <= len(first) <= 160
     assert first == {e for e in FLEET if wave_of(application.name, e, (10, 100)) == 0}
     assert await poll_all(cmx, app_version, FLEET, "1.0.0") == first  # the same on a repoll
     later = sorted(set(FLEET) - first)
