@@ -34,7 +34,8 @@ from pymongo import AsyncMongoClient
 
 from bench import seed
 from otao.domain.models import AppliedReport, EndpointKey
-from otao.store.endpoints import EndpointStore, endpoint_doc_id
+from otao.store.endpoint_documents import endpoint_doc_id
+from otao.store.endpoints import EndpointStore
 from otao.store.mongo import ENDPOINTS, SOFTWARE, Mongo
 
 FLEET = seed.FLEET  # configured in otao by bench/stack.py; the baselines name it the same way

@@ -1,7 +1,8 @@
 """What the bench puts in the database: applications, definitions and known endpoints.
 
 Documents have exactly the shape otao's stores write (``otao.store.software.to_document`` for
-definitions; the endpoint shape of ``otao.store.endpoints``), inserted with ``insert_many``.
+definitions; the endpoint shape of ``otao.store.endpoint_documents``), inserted with
+``insert_many``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import time
 from collections.abc import AsyncGenerator
 
 from otao.domain.models import EndpointKey
-from otao.store.endpoints import EndpointBatch, EndpointStore, endpoint_doc_id
+from otao.store.endpoint_documents import endpoint_doc_id
+from otao.store.endpoints import EndpointBatch, EndpointStore
 
 # Batches read ahead of the one being sent.
 READ_AHEAD = 2

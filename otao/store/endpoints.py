@@ -1,8 +1,7 @@
-"""What otao holds about endpoints: one document per (tenant, application, endpoint).
+"""What otao holds about endpoints: the collection of endpoint documents, read and written.
 
-One document keyed by the natural ``_id`` holds the current version, the last report,
-failed and applied versions, consents and filter membership, so resolving an endpoint's
-update costs one ``_id`` read and forgetting an unregistered endpoint is one delete.
+The document itself (its id, its fields, its conversions to domain values and the changes a
+write makes to it) is ``store/endpoint_documents.py``.
 
 Writes are read-modify-replace with a revision check (optimistic concurrency): a whole
 document replaced only if nobody changed it meanwhile. This keeps every write atomic on
@@ -22,44 +21,27 @@ from typing import TypeVar
 from pymongo.errors import DuplicateKeyError
 
 from otao.domain.errors import Aborted
-from otao.domain.models import (
-    AppliedReport,
-    Consent,
-    EndpointKey,
-    EndpointState,
-    FilterBelief,
-    FilterSource,
-)
+from otao.domain.models import AppliedReport, Consent, EndpointKey, EndpointState, FilterSource
 from otao.domain.push import Walked
-from otao.domain.rollout_state import InstallRecord
+from otao.store.endpoint_documents import (
+    KNOWN,
+    add_value,
+    endpoint_doc_id,
+    endpoint_scope,
+    filter_fact,
+    from_document,
+    mark_seen,
+    mark_unseen_if_new,
+    push_state,
+    record_install,
+    remove_value,
+    settle_installs,
+)
 from otao.store.mongo import ENDPOINTS, Document, Mongo, id_range
 
 _T = TypeVar("_T")
 
 Change = Callable[[Document], bool]
-
-# An endpoint an operator pre-granted consent for before it ever connected, or that EPR named
-# in a filter event before it ever polled, has a document (the fact must apply once it
-# connects) marked UNSEEN: it is not a known endpoint (not listed, counted nor pushed to)
-# until it polls or reports.
-UNSEEN = "unseen"
-KNOWN: Document = {UNSEEN: {"$ne": True}}
-
-
-def endpoint_doc_id(key: EndpointKey) -> str:
-    return f"{key.tenant_id}/{key.application}/{key.endpoint_id}"
-
-
-def endpoint_scope(key: EndpointKey) -> Document:
-    """The fields naming the endpoint in its documents (and in its offers)."""
-    return {
-        "tenantId": key.tenant_id,
-        "application": key.application,
-        "endpointId": key.endpoint_id,
-    }
-
-
-_NONE: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,183 +50,6 @@ class EndpointBatch:
 
     states: list[Walked]
     cursor: str
-
-
-def from_document(doc: Document) -> EndpointState:
-    # Read on every poll that needs state and for every endpoint a push walks: kept lean.
-    get = doc.get
-    report = get("lastReport")
-    failed = get("failedVersions")
-    consents = get("consents")
-    return EndpointState(
-        tenant_id=doc["tenantId"],
-        application=doc["application"],
-        endpoint_id=doc["endpointId"],
-        current_version=get("currentVersion"),
-        last_report=(
-            AppliedReport(
-                report["configId"],
-                int(report["statusCode"]),
-                report.get("reasonPhrase"),
-                report["reportedAt"],
-            )
-            if report
-            else None
-        ),
-        failed_versions=frozenset(failed) if failed else _NONE,
-        consents=(
-            tuple(
-                Consent(c.get("version"), bool(c.get("allVersions")), c["grantedAt"])
-                for c in consents
-            )
-            if consents
-            else ()
-        ),
-        # Any fact counts (an ep-matched event alone included), not only a learned membership.
-        filters=(
-            frozenset(get("filters") or ())
-            if get("filtersKnown") or get("filters") or get("filterFacts")
-            else None
-        ),
-        updated_at=get("updatedAt"),
-        app_version=get("appVersionName"),
-        seen=not get(UNSEEN),
-        filters_known=bool(get("filtersKnown")),
-        filter_beliefs=tuple(
-            FilterBelief(f["filterId"], FilterSource(f["source"]), f["at"])
-            for f in get("filterFacts") or ()
-            if f["matched"]
-        ),
-        installs=tuple(install_record(i) for i in get("installs") or ()),
-    )
-
-
-def push_state(doc: Document) -> Walked:
-    """What ``otao.domain.push.deliveries`` decides by and the push sends to: the versions,
-    consents, filters and app version name; none of the history (last report, install
-    records, where each filter belief came from), which only polls, reports and explanations
-    read. A push walks every endpoint: the full state was 18% of its time."""
-    get = doc.get
-    failed = get("failedVersions")
-    consents = get("consents")
-    filters = get("filters")
-    return Walked(
-        doc["endpointId"],
-        get("currentVersion"),
-        frozenset(failed) if failed else _NONE,
-        (
-            tuple(
-                Consent(c.get("version"), bool(c.get("allVersions")), c["grantedAt"])
-                for c in consents
-            )
-            if consents
-            else ()
-        ),
-        # As from_document: any fact counts.
-        (
-            frozenset(filters or ())
-            if filters or get("filtersKnown") or get("filterFacts")
-            else None
-        ),
-        get("appVersionName"),
-    )
-
-
-# Install records kept per endpoint (the newest versions it reported on): enough for every
-# rollout still judged, bounded so the document stays small.
-MAX_INSTALLS = 8
-
-
-def install_record(doc: Document) -> InstallRecord:
-    return InstallRecord(
-        version=doc["version"],
-        succeeded=bool(doc["succeeded"]),
-        reported_at=doc["reportedAt"],
-        previous_version=doc.get("previousVersion"),
-        poll_config_id=doc.get("pollConfigId"),
-        poll_at=doc.get("pollAt"),
-    )
-
-
-def _record_install(doc: Document, report: AppliedReport) -> None:
-    """The report's install record: the version the endpoint ran before (its current one,
-    unless it already names this version), the report, and no settling poll yet."""
-    version = report.config_id
-    installs = [i for i in doc.get("installs") or [] if i["version"] != version]
-    earlier = next((i for i in doc.get("installs") or [] if i["version"] == version), None)
-    current = doc.get("currentVersion")
-    previous = current if current and current != version else None
-    if previous is None and earlier is not None:
-        previous = earlier.get("previousVersion")
-    installs.append(
-        {
-            "version": version,
-            "succeeded": report.succeeded,
-            "reportedAt": report.reported_at,
-            "previousVersion": previous,
-            "pollConfigId": None,
-            "pollAt": None,
-        }
-    )
-    doc["installs"] = installs[-MAX_INSTALLS:]
-
-
-def _settle_installs(doc: Document, config_id: str | None, now: datetime) -> bool:
-    """A poll naming ``config_id``: the first such poll after a success report settles it.
-    Naming the version it ran before is an A/B fallback: the version counts as failed (not
-    offered again until an operator clears it) and the endpoint runs its old version."""
-    if config_id is None:
-        return False
-    changed = False
-    for install in doc.get("installs") or []:
-        record = install_record(install)
-        if not record.settles(config_id) or now < record.reported_at:
-            continue
-        install["pollConfigId"] = config_id
-        install["pollAt"] = now
-        changed = True
-        if config_id == record.previous_version and config_id != record.version:
-            _add(doc, "failedVersions", record.version)
-            _remove(doc, "appliedVersions", record.version)
-            doc["currentVersion"] = config_id
-    return changed
-
-
-def _filter_fact(
-    doc: Document, filter_id: str, matched: bool, source: FilterSource, at: datetime
-) -> bool:
-    """Record one membership fact (``filterFacts``: per filter, the latest word and its
-    source) and keep ``filters``, the matched ids the members query reads, in step."""
-    facts = [f for f in doc.get("filterFacts") or [] if f["filterId"] != filter_id]
-    facts.append({"filterId": filter_id, "matched": matched, "source": source.value, "at": at})
-    doc["filterFacts"] = facts
-    return (_add if matched else _remove)(doc, "filters", filter_id)
-
-
-def _seen(doc: Document) -> bool:
-    """Mark the endpoint as seen; True when it was not before."""
-    return doc.pop(UNSEEN, None) is not None
-
-
-def _unseen_if_new(doc: Document) -> None:
-    if "rev" not in doc:  # a new document: the endpoint itself has not been heard from
-        doc[UNSEEN] = True
-
-
-def _add(doc: Document, field: str, value: str) -> bool:
-    values: list[str] = doc.setdefault(field, [])
-    if value in values:
-        return False
-    values.append(value)
-    return True
-
-
-def _remove(doc: Document, field: str, value: str) -> bool:
-    values: list[str] = doc.get(field) or []
-    if value not in values:
-        return False
-    doc[field] = [v for v in values if v != value]
-    return True
 
 
 class EndpointStore:
@@ -296,9 +101,9 @@ class EndpointStore:
         """Record a consumer-known version when otao has none, and the app version name."""
 
         def change(doc: Document) -> bool:
-            changed = _seen(doc) | (doc.get("appVersionName") != app_version)
+            changed = mark_seen(doc) | (doc.get("appVersionName") != app_version)
             doc["appVersionName"] = app_version
-            changed |= _settle_installs(doc, version, now)
+            changed |= settle_installs(doc, version, now)
             if version is not None and not doc.get("currentVersion"):
                 doc["currentVersion"] = version
                 changed = True
@@ -322,26 +127,26 @@ class EndpointStore:
                 "reportedAt": report.reported_at,
             }
             changed = doc.get("lastReport") != last or doc.get("appVersionName") != app_version
-            changed |= _seen(doc)
+            changed |= mark_seen(doc)
             if changed or not any(i["version"] == version for i in doc.get("installs") or []):
-                _record_install(doc, report)
+                record_install(doc, report)
                 changed = True
             doc["lastReport"] = last
             doc["appVersionName"] = app_version
             if report.succeeded:
                 changed |= doc.get("currentVersion") != version
                 doc["currentVersion"] = version
-                changed |= _remove(doc, "failedVersions", version)
-                changed |= _add(doc, "appliedVersions", version)
+                changed |= remove_value(doc, "failedVersions", version)
+                changed |= add_value(doc, "appliedVersions", version)
             elif report.failed:
-                changed |= _add(doc, "failedVersions", version)
+                changed |= add_value(doc, "failedVersions", version)
             return changed
 
         return await self._mutate(key, change, report.reported_at)
 
     async def clear_failure(self, key: EndpointKey, version: str, now: datetime) -> bool:
         return await self._mutate(
-            key, lambda doc: _remove(doc, "failedVersions", version), now, create=False
+            key, lambda doc: remove_value(doc, "failedVersions", version), now, create=False
         )
 
     async def add_consent(self, key: EndpointKey, consent: Consent, now: datetime) -> None:
@@ -361,7 +166,7 @@ class EndpointStore:
                 }
             )
             doc["consents"] = kept
-            _unseen_if_new(doc)
+            mark_unseen_if_new(doc)
             return True
 
         await self._mutate(key, change, now)
@@ -418,7 +223,7 @@ class EndpointStore:
             doc["filtersKnown"] = True
             merged.clear()
             merged.update(doc["filters"])
-            _unseen_if_new(doc)
+            mark_unseen_if_new(doc)
             return True
 
         await self._mutate(key, change, now)
@@ -428,8 +233,8 @@ class EndpointStore:
         """The endpoint joined a filter (an ep-matched event); True when that is news."""
 
         def change(doc: Document) -> bool:
-            _unseen_if_new(doc)
-            return _filter_fact(doc, filter_id, True, FilterSource.EFE, now)
+            mark_unseen_if_new(doc)
+            return filter_fact(doc, filter_id, True, FilterSource.EFE, now)
 
         return await self._mutate(key, change, now)
 
@@ -437,7 +242,7 @@ class EndpointStore:
         """The endpoint left a filter (ep-unmatched, or the filter was deleted)."""
         return await self._mutate(
             key,
-            lambda doc: _filter_fact(doc, filter_id, False, FilterSource.EFE, now),
+            lambda doc: filter_fact(doc, filter_id, False, FilterSource.EFE, now),
             now,
             create=False,
         )

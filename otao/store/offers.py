@@ -8,7 +8,7 @@ from datetime import datetime
 from pymongo.errors import BulkWriteError
 
 from otao.domain.models import EndpointKey
-from otao.store.endpoints import endpoint_doc_id, endpoint_scope
+from otao.store.endpoint_documents import endpoint_doc_id, endpoint_scope
 from otao.store.mongo import OFFERS, Mongo
 
 

@@ -7,7 +7,7 @@ ranges, or ``_id`` lookups), one bounded database call per page, so a count of 1
 endpoints is never one call outlasting the database bound; between pages the reader rests
 as long as the page took, so a count competes with a push walk for at most half the
 database's time. (Plain totals, such as the offered count, are counted by the database:
-``store.endpoints.counted``.)
+``store.mongo.Mongo.count``.)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from otao.domain.models import EndpointState
 from otao.domain.rollout_state import InstallRecord
-from otao.store.endpoints import KNOWN, from_document, install_record
+from otao.store.endpoint_documents import KNOWN, from_document, install_record
 from otao.store.mongo import ENDPOINTS, OFFERS, Document, Mongo, id_range
 
 PAGE = 2_000

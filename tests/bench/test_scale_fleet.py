@@ -9,7 +9,8 @@ import pytest
 from bench import scale_fleet as fleet
 from bench.seed import TENANT
 from otao.domain.models import AppliedReport, EndpointKey
-from otao.store.endpoints import EndpointStore, endpoint_doc_id, from_document
+from otao.store.endpoint_documents import endpoint_doc_id, from_document
+from otao.store.endpoints import EndpointStore
 from otao.store.mongo import ENDPOINTS
 from tests.support.database import fresh_database
 from tests.support.stack import MongoServer
