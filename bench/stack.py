@@ -18,16 +18,9 @@ import yaml
 
 from bench import baselines
 from bench.seed import BASIC, FLEET, TENANT, Application, definitions_app
-from otao.devstack.envoy import EnvoyProcess, start_envoy
-from otao.devstack.processes import (
-    MongoProcess,
-    NatsProcess,
-    OtaoProcess,
-    checkout_root,
-    free_port,
-    start_mongo,
-    start_nats,
-)
+from otao.devstack.envoy import EnvoyProcess, checkout_root, start_envoy
+from otao.devstack.processes import free_port
+from otao.devstack.servers import MongoProcess, NatsProcess, OtaoProcess, start_mongo, start_nats
 
 OTAO_NAME = "otao"
 DATABASE = "otao_bench"

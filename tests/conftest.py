@@ -29,7 +29,7 @@ from tests.support.stack import (
 )
 
 # The local stack's files (deploy/envoy.yaml, gen/otao.pb) come from this checkout, wherever
-# pytest was started from (otao.devstack.processes.checkout_root).
+# pytest was started from (otao.devstack.envoy.checkout_root).
 os.environ.setdefault("OTAO_DEV_ROOT", str(Path(__file__).resolve().parents[1]))
 
 # otao itself, REST through Envoy, gRPC and a CMX peer: see tests/support/fixtures.py.

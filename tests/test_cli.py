@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from otao.devstack.processes import free_port, start_nats
+from otao.devstack.processes import free_port
+from otao.devstack.servers import start_nats
 from tests.support.eventually import eventually_sync
 from tests.support.stack import NatsServer
 

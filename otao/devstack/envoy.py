@@ -4,12 +4,17 @@ The committed config is never edited: it is loaded, its listener/admin/cluster p
 and descriptor path are patched in the loaded YAML (not by string templating), and the copy is
 what Envoy runs (docs/gateway.md). The descriptor set is gen/otao.pb, written by
 ``tools/gen.py`` only.
+
+Envoy needs files of an otao checkout (``deploy/envoy.yaml``, ``gen/otao.pb``, the console's
+static files): the checkout is the ``root`` argument when given, else ``$OTAO_DEV_ROOT``, else
+the current directory (``make run`` runs from the checkout; see ``checkout_root``).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
@@ -17,16 +22,33 @@ from typing import Any, TypedDict, Unpack
 import yaml
 
 from otao.devstack.processes import (
-    DESCRIPTOR_SET,
-    ENVOY_TEMPLATE,
     LOOPBACK,
     ProcessError,
     ServerProcess,
-    checkout_root,
     find_binary,
     free_port,
     http_status,
 )
+
+ROOT_VARIABLE = "OTAO_DEV_ROOT"
+# Inside a checkout: the Envoy template, and the descriptor set only tools/gen.py writes.
+ENVOY_TEMPLATE = Path("deploy") / "envoy.yaml"
+DESCRIPTOR_SET = Path("gen") / "otao.pb"
+
+
+def checkout_root(root: Path | None = None) -> Path:
+    """The otao checkout the stack's files come from: ``root``, else ``$OTAO_DEV_ROOT``, else
+    the current directory; ``ProcessError`` unless it holds the Envoy template and gen/."""
+    chosen = root or Path(os.environ.get(ROOT_VARIABLE) or Path.cwd())
+    chosen = chosen.resolve()
+    for needed in (ENVOY_TEMPLATE, DESCRIPTOR_SET):
+        if not (chosen / needed).is_file():
+            raise ProcessError(
+                f"{chosen} is not an otao checkout (no {needed}): run from the checkout, "
+                f"set {ROOT_VARIABLE}, or pass root="
+            )
+    return chosen
+
 
 # Routes of the operator console in deploy/envoy.yaml (direct responses from otao/console/static).
 CONSOLE_ROUTE_PREFIX = "console-"

@@ -8,7 +8,7 @@ stops everything in reverse order on Ctrl-C or SIGTERM (or when one of them dies
 Ports, each overridable by environment: ``OTAO_DEV_REST_PORT`` (8080), ``OTAO_GRPC_PORT``
 (50051), ``OTAO_DEV_NATS_PORT`` (4222), ``OTAO_DEV_MONGO_PORT`` (27017),
 ``OTAO_DEV_ENVOY_ADMIN_PORT`` (9901). Logs go to ``var/log/``. Envoy's files come from the
-checkout: the current directory unless ``OTAO_DEV_ROOT`` names it (``processes.checkout_root``).
+checkout: the current directory unless ``OTAO_DEV_ROOT`` names it (``envoy.checkout_root``).
 """
 
 from __future__ import annotations
@@ -27,14 +27,8 @@ from typing import Any, TextIO
 import yaml
 
 from otao.devstack.envoy import start_envoy
-from otao.devstack.processes import (
-    LOOPBACK,
-    ManagedProcess,
-    ProcessError,
-    start_mongo,
-    start_nats,
-    start_otao,
-)
+from otao.devstack.processes import LOOPBACK, ManagedProcess, ProcessError
+from otao.devstack.servers import start_mongo, start_nats, start_otao
 
 EXAMPLE_APPLICATION: dict[str, Any] = {
     "name": "smart-kettle",

@@ -37,7 +37,8 @@ from kaa.otao.v1 import (
     software_pb2_grpc,
 )
 
-from otao.devstack.processes import DESCRIPTOR_SET, ENVOY_TEMPLATE, checkout_root, find_binary
+from otao.devstack.envoy import DESCRIPTOR_SET, ENVOY_TEMPLATE, checkout_root
+from otao.devstack.processes import find_binary
 from otao.devstack.processes import free_port as free_tcp_port
 from otao.rpc.strict_json import fill_from_json_body
 from tests.support.eventually import eventually

@@ -15,13 +15,8 @@ import httpx
 import pymongo
 import pytest
 
-from otao.devstack.processes import (
-    ManagedProcess,
-    ProcessError,
-    checkout_root,
-    free_port,
-    tcp_accepting,
-)
+from otao.devstack.envoy import checkout_root
+from otao.devstack.processes import ManagedProcess, ProcessError, free_port, tcp_accepting
 from tests.support.eventually import eventually_sync
 from tests.support.stack import MongoServer, NatsServer, render_sample_envoy_config
 
@@ -135,7 +130,7 @@ def test_children_do_not_outlive_a_parent_that_was_killed(tmp_path: Path) -> Non
         f"""
         import time
         from pathlib import Path
-        from otao.devstack.processes import start_nats
+        from otao.devstack.servers import start_nats
         start_nats({port}, Path({str(tmp_path)!r}))
         print("up", flush=True)
         time.sleep(60)

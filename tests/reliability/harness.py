@@ -24,7 +24,8 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import AsyncMongoClient
 
-from otao.devstack.processes import OtaoProcess, free_port, start_otao, tcp_accepting
+from otao.devstack.processes import free_port, tcp_accepting
+from otao.devstack.servers import OtaoProcess, start_otao
 from otao.messaging.records import ConfigApplied
 from tests.support.cmx import CmxPeer
 from tests.support.eventually import eventually as shared_eventually

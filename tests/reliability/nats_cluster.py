@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otao.devstack.processes import LOOPBACK, NatsProcess, free_port, start_nats
+from otao.devstack.processes import LOOPBACK, free_port
+from otao.devstack.servers import NatsProcess, start_nats
 
 
 @dataclass

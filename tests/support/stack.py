@@ -23,13 +23,8 @@ import pytest
 import yaml
 
 from otao.devstack.envoy import EnvoyProcess, render_envoy_config, start_envoy
-from otao.devstack.processes import (
-    MongoProcess,
-    NatsProcess,
-    free_port,
-    start_mongo,
-    start_nats,
-)
+from otao.devstack.processes import free_port
+from otao.devstack.servers import MongoProcess, NatsProcess, start_mongo, start_nats
 
 TEST_MONGODB_URI_ENV = "OTAO_TEST_MONGODB_URI"
 
