@@ -209,8 +209,13 @@ async def _drain_in_order(client: Client, subscriptions: list[Subscription]) -> 
     own UNSUB then finds nothing left at the server, and its PONG comes after every message
     the server sent this replica, each of which is handled before the drain ends.
     """
-    for subscription in subscriptions:
-        await client._send_unsubscribe(subscription._id)
-    await client._flush_pending(force_flush=True)
+    unsubscribe = getattr(client, "_send_unsubscribe", None)
+    flush_pending = getattr(client, "_flush_pending", None)
+    if unsubscribe is not None and flush_pending is not None:
+        for subscription in subscriptions:
+            await unsubscribe(subscription._id)
+        await flush_pending(force_flush=True)
+    else:  # a nats-py without these: its own order, rather than no graceful stop at all
+        log.warning("nats-py changed: queue groups are left in its own (lossy) order")
     drains = (s.drain() for s in subscriptions)  # type: ignore[no-untyped-call]
     await asyncio.gather(*drains)
