@@ -14,7 +14,8 @@ from otao.rpc.interception import Context
 from otao.rpc.interceptors import current_caller
 from otao.services.audit import AuditLog
 from otao.services.rollout import RolloutService, RolloutStatus
-from otao.services.waves import Progress, WaveService
+from otao.services.wave_progress import Progress
+from otao.services.waves import WaveService
 
 WaveAction = Callable[[Caller, str, str], Awaitable[Software]]
 # Seconds a wave action's reply waits for a recount before answering with the last counts.

@@ -13,7 +13,8 @@ from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
 from otao.services.ports import Clock, Halt
 from otao.services.rollout_counts import FleetCounts
-from otao.services.waves import Progress, WaveService, halt_reason
+from otao.services.wave_progress import Progress, halt_reason
+from otao.services.waves import WaveService
 from otao.services.workers import attempt, when_woken
 from otao.store.endpoints import EndpointStore
 from otao.store.offers import OfferStore
