@@ -40,6 +40,13 @@ def software_path(tenant: TenantUnderTest) -> str:
     return f"/api/v1/applications/{tenant.application}/software"
 
 
+async def list_software(channel: grpc.aio.Channel, tenant: TenantUnderTest, token: str) -> None:
+    """ListSoftware of ``tenant``'s application over ``channel`` with ``token`` as the bearer."""
+    stub = software_pb2_grpc.SoftwareServiceStub(channel)
+    request = software_pb2.ListSoftwareRequest(application_name=tenant.application)
+    await stub.ListSoftware(request, metadata=(("authorization", f"Bearer {token}"),), timeout=10)
+
+
 def test_the_large_token_is_about_13_kb(secured: Secured) -> None:
     assert 12_500 <= len(large_token(secured.a)) <= 16_000
 
@@ -56,22 +63,18 @@ async def test_a_13_kb_token_works_on_every_rest_request(secured: Secured) -> No
 
 
 async def test_a_13_kb_token_works_on_every_grpc_request(secured: Secured) -> None:
-    metadata = (("authorization", f"Bearer {large_token(secured.a)}"),)
-    stub = software_pb2_grpc.SoftwareServiceStub(secured.channel)
-    request = software_pb2.ListSoftwareRequest(application_name=secured.a.application)
+    token = large_token(secured.a)
 
     for _ in range(REPEATS):
-        await stub.ListSoftware(request, metadata=metadata, timeout=10)
+        await list_software(secured.channel, secured.a, token)
 
 
 async def test_a_13_kb_token_works_on_every_grpc_request_through_envoy(secured: Secured) -> None:
-    metadata = (("authorization", f"Bearer {large_token(secured.a)}"),)
+    token = large_token(secured.a)
     target = secured.rest.base_url.netloc.decode()
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = software_pb2_grpc.SoftwareServiceStub(channel)
-        request = software_pb2.ListSoftwareRequest(application_name=secured.a.application)
         for _ in range(REPEATS):
-            await stub.ListSoftware(request, metadata=metadata, timeout=10)
+            await list_software(channel, secured.a, token)
 
 
 async def test_headers_over_64_kib_are_a_431_over_rest(secured: Secured) -> None:
@@ -91,12 +94,8 @@ async def test_headers_over_64_kib_are_a_431_over_rest(secured: Secured) -> None
 async def test_metadata_over_64_kib_is_refused_cleanly_over_grpc(
     secured: Secured, kib: int
 ) -> None:
-    metadata = (("authorization", f"Bearer {'a' * (kib * 1024)}"),)
-    stub = software_pb2_grpc.SoftwareServiceStub(secured.channel)
-    request = software_pb2.ListSoftwareRequest(application_name=secured.a.application)
-
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await stub.ListSoftware(request, metadata=metadata, timeout=10)
+        await list_software(secured.channel, secured.a, "a" * (kib * 1024))
 
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert refused.value.details() == "the request metadata exceeds 64 KiB"
@@ -106,12 +105,8 @@ async def test_metadata_just_under_64_kib_reaches_authentication_over_grpc(
     secured: Secured,
 ) -> None:
     # The control of the case above: refused as a token, not for its size.
-    metadata = (("authorization", f"Bearer {'a' * (63 * 1024)}"),)
-    stub = software_pb2_grpc.SoftwareServiceStub(secured.channel)
-    request = software_pb2.ListSoftwareRequest(application_name=secured.a.application)
-
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await stub.ListSoftware(request, metadata=metadata, timeout=10)
+        await list_software(secured.channel, secured.a, "a" * (63 * 1024))
 
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
