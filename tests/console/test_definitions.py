@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 
@@ -12,12 +13,23 @@ from tests.support.operator import create_software
 from tests.support.rest import definition, ok
 
 
+async def open_definitions(console: Console, application: ApplicationConfig) -> Any:
+    """The Definitions page of ``application``, opened: its page."""
+    await console.open(f"#/apps/{application.name}/definitions")
+    return console.page
+
+
+async def new_version_form(console: Console, application: ApplicationConfig) -> Any:
+    """The "New version" form on ``application``'s Definitions page, opened."""
+    page = await open_definitions(console, application)
+    return page.get_by_role("form", name="New version")
+
+
 async def test_a_version_created_through_the_form_appears_in_the_table(
     console: Console, application: ApplicationConfig, api: httpx.AsyncClient
 ) -> None:
     await create_software(api, application.name, "1.0.0", [])
-    await console.open(f"#/apps/{application.name}/definitions")
-    page = console.page
+    page = await open_definitions(console, application)
     form = page.get_by_role("form", name="New version")
     await form.get_by_label("Version", exact=True).fill("1.1.0")
     await form.get_by_role("button", name="Add 1.0.0 to Upgradable from").click()
@@ -42,8 +54,7 @@ async def test_a_version_created_through_the_form_appears_in_the_table(
 async def test_a_bad_version_shows_the_servers_violation_next_to_the_version_field(
     console: Console, application: ApplicationConfig, api: httpx.AsyncClient
 ) -> None:
-    await console.open(f"#/apps/{application.name}/definitions")
-    form = console.page.get_by_role("form", name="New version")
+    form = await new_version_form(console, application)
     await form.get_by_label("Version", exact=True).fill("not-a-version")
     await form.get_by_role("button", name="Create").click()
     version_field = form.locator("[data-field='version']")
@@ -58,8 +69,7 @@ async def test_a_bad_version_shows_the_servers_violation_next_to_the_version_fie
 async def test_json_editors_show_parse_errors_while_typing(
     console: Console, application: ApplicationConfig
 ) -> None:
-    await console.open(f"#/apps/{application.name}/definitions")
-    form = console.page.get_by_role("form", name="New version")
+    form = await new_version_form(console, application)
     await form.get_by_label("Specification").fill('{"url": ')
     await expect(form.locator("[data-field='specification'] .parse-error")).to_contain_text(
         "Not valid JSON"
@@ -89,8 +99,7 @@ async def test_delete_asks_first_and_then_removes_the_row(
     console: Console, application: ApplicationConfig, api: httpx.AsyncClient
 ) -> None:
     await create_software(api, application.name, "1.0.0", [])
-    await console.open(f"#/apps/{application.name}/definitions")
-    page = console.page
+    page = await open_definitions(console, application)
     await page.get_by_role("button", name="Delete 1.0.0").click()
     dialog = page.get_by_role("dialog", name="Delete definition 1.0.0?")
     await dialog.get_by_role("button", name="Delete").click()
@@ -104,8 +113,7 @@ async def test_suspend_and_resume_from_the_table(
 ) -> None:
     base = f"/api/v1/applications/{application.name}/software"
     ok(await api.post(base, json=definition("1.0.0", [])))
-    await console.open(f"#/apps/{application.name}/definitions")
-    page = console.page
+    page = await open_definitions(console, application)
     row = page.get_by_role("table", name="Definitions").locator("tr[data-version='1.0.0']")
     await page.get_by_role("button", name="Suspend 1.0.0").click()
     await expect(row.get_by_label("strategy suspended")).to_be_visible()
@@ -117,11 +125,11 @@ async def test_suspend_and_resume_from_the_table(
 async def test_the_consent_setting_is_changed_from_the_page(
     console: Console, application: ApplicationConfig, api: httpx.AsyncClient
 ) -> None:
-    await console.open(f"#/apps/{application.name}/definitions")
-    box = console.page.get_by_role("checkbox", name="Consent required")
+    page = await open_definitions(console, application)
+    box = page.get_by_role("checkbox", name="Consent required")
     await expect(box).not_to_be_checked()
     await box.check()
-    await expect(console.page.get_by_text("Endpoints need consent.")).to_be_visible()
+    await expect(page.get_by_text("Endpoints need consent.")).to_be_visible()
     settings = ok(await api.get(f"/api/v1/applications/{application.name}/settings"))
     assert settings == {"consentRequired": True}
 
@@ -133,8 +141,8 @@ async def test_a_definition_with_a_plan_shows_a_bar_per_wave_in_the_table(
     plan = {"waves": [{"percent": 10}, {"percent": 50}, {"percent": 100}], "advance": "manual"}
     ok(await api.post(base, json=definition("1.1.0", ["1.0.0"], rolloutPlan=plan)))
     ok(await api.post(base, json=definition("1.2.0", ["1.0.0"])))
-    await console.open(f"#/apps/{application.name}/definitions")
-    table = console.page.get_by_role("table", name="Definitions")
+    page = await open_definitions(console, application)
+    table = page.get_by_role("table", name="Definitions")
     waves = table.locator("tr[data-version='1.1.0']").get_by_role("listitem")
     await expect(waves).to_have_count(3)
     await expect(waves.get_by_test_id("wave-state")).to_have_text(["open", "pending", "pending"])
@@ -148,8 +156,7 @@ async def test_a_definition_with_a_plan_shows_a_bar_per_wave_in_the_table(
 async def test_a_rollout_plan_typed_into_the_form_is_stored(
     console: Console, application: ApplicationConfig, api: httpx.AsyncClient
 ) -> None:
-    await console.open(f"#/apps/{application.name}/definitions")
-    form = console.page.get_by_role("form", name="New version")
+    form = await new_version_form(console, application)
     plan_editor = form.get_by_label("Rollout plan")
     await form.get_by_label("Version", exact=True).fill("1.1.0")
     await form.get_by_label("Specification").fill('{"url": "https://fw.example.com/1.1.0.bin"}')
@@ -175,8 +182,7 @@ async def test_a_rollout_plan_typed_into_the_form_is_stored(
 async def test_a_bad_rollout_plan_shows_the_servers_violation_next_to_rollout_plan(
     console: Console, application: ApplicationConfig, api: httpx.AsyncClient
 ) -> None:
-    await console.open(f"#/apps/{application.name}/definitions")
-    form = console.page.get_by_role("form", name="New version")
+    form = await new_version_form(console, application)
     await form.get_by_label("Version", exact=True).fill("1.1.0")
     await form.get_by_label("Rollout plan").fill('{"waves": [{"percent": 50}, {"percent": 40}]}')
     await form.get_by_role("button", name="Create").click()

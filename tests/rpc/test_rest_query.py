@@ -7,12 +7,14 @@ proto type names; the accepted ones work in both spellings; an escaped slash in 
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
 from otao.domain.applications import ApplicationConfig
 from tests.support.operator import create_software
-from tests.support.rest import INVALID_ARGUMENT, definition, error, ok
+from tests.support.rest import INVALID_ARGUMENT, error, ok
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,17 +29,26 @@ def clean_error(response: httpx.Response, status: int = 400) -> dict[str, object
     return body
 
 
-async def test_an_unknown_query_parameter_is_named_with_the_accepted_ones(
-    rest: httpx.AsyncClient, application: ApplicationConfig
-) -> None:
-    ok(await rest.post(f"{APPS}/{application.name}/software", json=definition("1.1.0", [])))
+def stored_path(application: ApplicationConfig) -> str:
+    """The path of the ``stored`` definition."""
+    return f"{APPS}/{application.name}/software/1.1.0"
 
-    get = await rest.get(f"{APPS}/{application.name}/software/1.1.0", params={"etag": "x"})
-    delete = await rest.delete(f"{APPS}/{application.name}/software/1.1.0", params={"etg": "x"})
+
+@pytest.fixture
+async def stored(rest: httpx.AsyncClient, application: ApplicationConfig) -> dict[str, Any]:
+    """Definition 1.1.0 of the test's application, as created."""
+    return await create_software(rest, application.name, "1.1.0", [])
+
+
+async def test_an_unknown_query_parameter_is_named_with_the_accepted_ones(
+    rest: httpx.AsyncClient, application: ApplicationConfig, stored: dict[str, Any]
+) -> None:
+    get = await rest.get(stored_path(application), params={"etag": "x"})
+    delete = await rest.delete(stored_path(application), params={"etg": "x"})
 
     assert clean_error(get)["message"] == "unknown query parameter etag (accepted: none)"
     assert clean_error(delete)["message"] == "unknown query parameter etg (accepted: etag)"
-    ok(await rest.get(f"{APPS}/{application.name}/software/1.1.0"))  # still there
+    ok(await rest.get(stored_path(application)))  # still there
 
 
 async def test_a_misspelt_query_parameter_gets_a_hint(
@@ -55,29 +66,24 @@ async def test_a_misspelt_query_parameter_gets_a_hint(
 
 
 async def test_a_query_parameter_may_not_reach_into_the_body(
-    rest: httpx.AsyncClient, application: ApplicationConfig
+    rest: httpx.AsyncClient, application: ApplicationConfig, stored: dict[str, Any]
 ) -> None:
-    path = f"{APPS}/{application.name}/software/1.1.0"
-    stored = await create_software(rest, application.name, "1.1.0", [])
-
     response = await rest.patch(
-        f"{path}?software.version=3.0.0", json={"rolloutStrategy": "suspended"}
+        f"{stored_path(application)}?software.version=3.0.0",
+        json={"rolloutStrategy": "suspended"},
     )
 
     assert clean_error(response)["message"] == (
         "unknown query parameter software.version (accepted: updateMask, etag)"
     )
-    assert ok(await rest.get(path)) == stored
+    assert ok(await rest.get(stored_path(application))) == stored
 
 
 async def test_accepted_query_parameters_work_in_both_spellings(
-    rest: httpx.AsyncClient, application: ApplicationConfig
+    rest: httpx.AsyncClient, application: ApplicationConfig, stored: dict[str, Any]
 ) -> None:
-    path = f"{APPS}/{application.name}/software/1.1.0"
-    stored = await create_software(rest, application.name, "1.1.0", [])
-
     updated = await rest.patch(
-        path,
+        stored_path(application),
         params={"update_mask": "rolloutStrategy", "etag": stored["etag"]},
         json={"rolloutStrategy": "suspended"},
     )
