@@ -14,7 +14,7 @@ from otao.observability.rollouts import GaugeRefresher
 from otao.observability.server import MetricsServer
 from otao.services.meters import NO_CDTP_METER, CdtpMeter, DoorMeter
 from otao.services.ports import Halt
-from otao.services.push import ConfigPublisher
+from otao.services.push_sender import ConfigPublisher
 from otao.settings import Settings
 from otao.store.monitoring import Listener
 from otao.store.monitoring import database_listeners as store_listeners

@@ -17,33 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from otao.domain import resolution
-from otao.domain.catalog import Catalog
 from otao.domain.errors import OtaoError
-from otao.domain.models import Change, EndpointKey, EndpointState, Software
-from otao.domain.push import (
-    LeaseLost,
-    PushJob,
-    PushProgress,
-    Walked,
-    catalog_before,
-    deliveries,
-)
+from otao.domain.models import Change, EndpointKey, Software
+from otao.domain.push import LeaseLost, PushJob, Walked, catalog_before, deliveries
 from otao.domain.resolution import EndpointFacts
 from otao.services import push_walk
 from otao.services.applications import ApplicationDirectory
 from otao.services.catalogs import CatalogCache
-from otao.services.offer_budget import OfferBudget, capped
+from otao.services.offer_budget import OfferBudget
 from otao.services.ports import Clock
-from otao.services.push_walk import RateLimiter
+from otao.services.push_run import PushRun
+from otao.services.push_sender import ConfigPublisher, PushSender
 from otao.store.endpoints import EndpointBatch, EndpointStore
 from otao.store.offers import OfferStore
 from otao.store.push_jobs import PushJobStore
@@ -65,64 +57,6 @@ OFFERS_PENDING_MAX = 2_000_000
 OFFER_CHUNK = 5_000  # offers per write at most
 
 
-@dataclass(slots=True)
-class _Sent:
-    """The offers of one walked batch, sent but not yet recorded: endpoint ids joined by
-    newlines, per version offered, and the cursor the batch ends at."""
-
-    cursor: str
-    offers: dict[str, str]
-    count: int
-
-
-@dataclass
-class _Run:
-    """A job being worked: its catalogs, its progress, and the offers sent but not yet
-    recorded (a queue of batches in walk order, drained by the recorder task)."""
-
-    job: PushJob
-    before: Catalog
-    after: Catalog
-    progress: PushProgress
-    renewed: float  # time.monotonic() of the last lease renewal
-    unrecorded: deque[_Sent] = field(default_factory=deque)
-    pending: int = 0
-    walked: bool = False  # nothing more will be queued
-    abandoned: bool = False  # the run failed: record nothing more
-    recorder: asyncio.Task[None] | None = None
-    queued: asyncio.Event = field(default_factory=asyncio.Event)
-    room: asyncio.Event = field(default_factory=asyncio.Event)
-    # One database request of the job at a time: its reads, its progress writes (each of the
-    # progress as it is when written) and its offer writes. nx-27017 answers requests in
-    # threads of one Python process: two at once slow each other down (the GIL), so that the
-    # walk's read and the batch's progress write overlapping took 30-45 ms each where one
-    # alone takes 25 and 3 (measured). The read still overlaps the sending.
-    database: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def queue(self, cursor: str, offered: list[tuple[Walked, Software]]) -> None:
-        ids: dict[str, list[str]] = {}
-        for state, software in offered:
-            ids.setdefault(software.version, []).append(state.endpoint_id)
-        joined = {version: "\n".join(endpoints) for version, endpoints in ids.items()}
-        self.unrecorded.append(_Sent(cursor, joined, len(offered)))
-        self.pending += len(offered)
-        self.queued.set()
-
-
-class ConfigPublisher(Protocol):
-    async def config_updated(
-        self, app_version: str, endpoint_id: str, version: str, content: bytes
-    ) -> None: ...
-
-    async def config_updated_many(
-        self, version: str, content: bytes, targets: Sequence[tuple[str, str]]
-    ) -> None:
-        """``config_updated`` of ``version`` to each (app version name, endpoint id)."""
-        ...
-
-    async def flush(self) -> None: ...
-
-
 @dataclass(eq=False)
 class PushService:
     jobs: PushJobStore
@@ -140,7 +74,7 @@ class PushService:
     budget: OfferBudget | None = None
     offers_record_from: int = OFFERS_RECORD_FROM
     offers_pending_max: int = OFFERS_PENDING_MAX
-    _limiter: RateLimiter = field(init=False)
+    _sender: PushSender = field(init=False)
     _lease: timedelta = field(init=False)
     _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     # Read by the metrics (otao/observability/metrics.Sampled).
@@ -148,7 +82,9 @@ class PushService:
     endpoints_walked: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        self._limiter = RateLimiter(self.rate_per_second)
+        self._sender = PushSender(
+            self.publisher, self.applications, self.budget, self.rate_per_second
+        )
         self._lease = timedelta(seconds=self.lease_seconds)
 
     async def prepare(self, change: Change) -> None:
@@ -175,7 +111,7 @@ class PushService:
         if state is None or not state.seen:
             return False  # never pushed to an endpoint nobody has seen
         selected = resolution.select(catalog, EndpointFacts.of(state, None), self.clock())
-        if selected is None or not await self._send(state, selected):
+        if selected is None or not await self._sender.send(state, selected):
             return False
         await self.publisher.flush()
         await self.offers.mark_offered([key], selected.version, self.clock())
@@ -221,7 +157,7 @@ class PushService:
 
     async def _process(self, job: PushJob) -> None:
         after = await self.catalogs.get(job.tenant_id, job.application)
-        run = _Run(job, catalog_before(job, after), after, job.progress, time.monotonic())
+        run = PushRun(job, catalog_before(job, after), after, job.progress, time.monotonic())
         started = time.monotonic()
         try:
             if job.progress.sent_through:
@@ -249,7 +185,7 @@ class PushService:
         )
 
     def _walk(
-        self, run: _Run, after: str, through: str | None
+        self, run: PushRun, after: str, through: str | None
     ) -> contextlib.aclosing[AsyncGenerator[EndpointBatch, None]]:
         job = run.job
         batches = push_walk.walk(
@@ -263,7 +199,7 @@ class PushService:
         )
         return contextlib.aclosing(batches)
 
-    async def _recover_offers(self, run: _Run) -> None:
+    async def _recover_offers(self, run: PushRun) -> None:
         """First pass: queue (to be recorded) the offers of the endpoints an earlier run sent
         to but whose offers it did not record; nothing is sent."""
         progress = run.progress
@@ -273,8 +209,9 @@ class PushService:
                 await self._renew_if_due(run)
                 await self._make_room(run)
 
-    async def _send_all(self, run: _Run) -> None:
+    async def _send_all(self, run: PushRun) -> None:
         """Second pass: send to every endpoint after the send cursor, saving it per batch."""
+        job, keep_alive = run.job, functools.partial(self._renew_if_due, run)
         async with self._walk(run, run.progress.sent_through, None) as batches:
             async for batch in batches:
                 self.endpoints_walked += len(batch.states)
@@ -285,10 +222,7 @@ class PushService:
                 # write per 100 notifications instead of one per batch cost a third of the
                 # process' time (py-spy).
                 await asyncio.sleep(0)
-                if self._limiter.limited or self._paced(offers):
-                    await self._send_each(run, offers)
-                else:
-                    await self._send_grouped(run, offers)
+                await self._sender.send_batch(job.tenant_id, job.application, offers, keep_alive)
                 await self.publisher.flush()
                 run.progress = replace(
                     run.progress,
@@ -299,67 +233,25 @@ class PushService:
                 run.queue(batch.cursor, offers)  # only now: an offer is never recorded unsent
                 await self._make_room(run)
 
-    def _paced(self, offers: list[tuple[Walked, Software]]) -> bool:
-        """Whether a rollout plan's maxOffersPerMinute paces any of these (its pushes too)."""
-        budget = self.budget
-        return budget is not None and any(capped(offered) for _, offered in offers)
-
-    async def _send_grouped(self, run: _Run, offers: list[tuple[Walked, Software]]) -> None:
-        """An unpaced batch: per version offered, its endpoints in one call, the publisher
-        encoding once what their messages share (the content, the version...)."""
-        groups: dict[str, tuple[Software, list[tuple[str, str]]]] = {}
-        default = self._default_app_version(run.job.tenant_id, run.job.application)
-        for state, offered in offers:
-            group = groups.get(offered.version)
-            if group is None:
-                group = groups[offered.version] = (offered, [])
-            app_version = state.app_version or default
-            assert app_version is not None  # _deliveries leaves out those without
-            group[1].append((app_version, state.endpoint_id))
-        for offered, targets in groups.values():
-            content = offered.spec.specification_json.encode()
-            await self.publisher.config_updated_many(offered.version, content, targets)
-
-    async def _send_each(self, run: _Run, offers: list[tuple[Walked, Software]]) -> None:
-        """A batch paced by the rate limit or a rollout plan's budget: one at a time."""
-        # Per endpoint only what differs: the content is the same for every endpoint offered
-        # a version.
-        contents: dict[str, bytes] = {}
-        default = self._default_app_version(run.job.tenant_id, run.job.application)
-        publish, limited = self.publisher.config_updated, self._limiter.limited
-        for state, offered in offers:
-            if limited:
-                await self._limiter.take()
-            if self.budget is not None and capped(offered):
-                key = EndpointKey(run.job.tenant_id, run.job.application, state.endpoint_id)
-                await self.budget.wait(key, offered, lambda: self._renew_if_due(run))
-            content = contents.get(offered.version)
-            if content is None:
-                content = offered.spec.specification_json.encode()
-                contents[offered.version] = content
-            app_version = state.app_version or default
-            assert app_version is not None  # _deliveries leaves out those without
-            await publish(app_version, state.endpoint_id, offered.version, content)
-
-    def _deliveries(self, run: _Run, states: list[Walked]) -> list[tuple[Walked, Software]]:
+    def _deliveries(self, run: PushRun, states: list[Walked]) -> list[tuple[Walked, Software]]:
         """Who gets what in this batch; an endpoint without an app version name cannot be
         sent to, so it is not offered anything either."""
         offers = deliveries(run.before, run.after, states, self.clock())
-        if self._default_app_version(run.job.tenant_id, run.job.application) is not None:
+        if self._sender.default_app_version(run.job.tenant_id, run.job.application) is not None:
             return offers
         return [(state, offered) for state, offered in offers if state.app_version]
 
-    async def _save(self, run: _Run) -> None:
+    async def _save(self, run: PushRun) -> None:
         """Save the progress, renewing the lease; LeaseLost when another replica has it."""
         async with run.database:
             await self.jobs.advance(run.job.id, self.replica_id, run.progress, self._lease_end())
             run.renewed = time.monotonic()
 
-    async def _renew_if_due(self, run: _Run) -> None:
+    async def _renew_if_due(self, run: PushRun) -> None:
         if time.monotonic() - run.renewed >= self._lease.total_seconds() / 3:
             await self._save(run)
 
-    async def _make_room(self, run: _Run) -> None:
+    async def _make_room(self, run: PushRun) -> None:
         """Start the recorder once OFFERS_RECORD_FROM offers are pending; wait while
         OFFERS_PENDING_MAX are (the recorder renews the lease meanwhile)."""
         if run.pending >= self.offers_record_from and run.recorder is None:
@@ -374,7 +266,7 @@ class PushService:
         if run.recorder is not None and run.recorder.done():
             run.recorder.result()
 
-    async def _recorded(self, run: _Run) -> None:
+    async def _recorded(self, run: PushRun) -> None:
         """The walk is over: record what is still pending, then save how far offers are
         recorded (everything sent)."""
         run.walked = True
@@ -384,7 +276,7 @@ class PushService:
         await run.recorder
         await self._save(run)
 
-    async def _recorder(self, run: _Run) -> None:
+    async def _recorder(self, run: PushRun) -> None:
         """Record the queued offers in walk order, one write in flight, moving the recorded
         cursor past each batch once its offers are all written (saved with the next progress
         write: the sender's, a lease renewal, or the end's)."""
@@ -412,24 +304,3 @@ class PushService:
                 run.room.set()
         finally:
             run.room.set()  # a sender waiting for room learns of the end (or the failure)
-
-    def _app_version(self, state: EndpointState) -> str | None:
-        return state.app_version or self._default_app_version(state.tenant_id, state.application)
-
-    async def _send(self, state: EndpointState, offered: Software) -> bool:
-        app_version = self._app_version(state)
-        if app_version is None:
-            return False
-        await self.publisher.config_updated(
-            app_version,
-            state.endpoint_id,
-            offered.version,
-            offered.spec.specification_json.encode(),
-        )
-        return True
-
-    def _default_app_version(self, tenant_id: str, application_name: str) -> str | None:
-        application = self.applications.find(tenant_id, application_name)
-        if application is None or not application.app_versions:
-            return None
-        return application.app_versions[0]
