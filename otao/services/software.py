@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,20 +15,19 @@ from otao.domain.models import (
     ApplicationSettings,
     Caller,
     Change,
-    JsonValue,
     RolloutHalt,
     RolloutStrategy,
     Software,
     SoftwareSpec,
 )
 from otao.domain.retry import LostRace, until_written
-from otao.domain.rollout_plan import input_of
 from otao.domain.rollout_state import RolloutState
 from otao.domain.validation import SoftwareField, SoftwareInput
 from otao.services.applications import ApplicationDirectory
 from otao.services.audit import AuditLog, changes, settings_fields, software_fields
 from otao.services.catalogs import CatalogCache
 from otao.services.ports import ChangeHandler, Clock
+from otao.services.software_merge import fields_given, merged
 from otao.store.software import SoftwareStore
 
 log = logging.getLogger(__name__)
@@ -42,29 +40,6 @@ def _new_etag() -> str:
     return uuid.uuid4().hex
 
 
-def _as_input(software: Software) -> SoftwareInput:
-    spec = software.spec
-    return SoftwareInput(
-        version=spec.version,
-        upgradable_from=list(spec.upgradable_from),
-        specification=_loads(spec.specification_json),
-        has_specification=True,
-        metadata=_loads(spec.metadata_json),
-        has_metadata=True,
-        rollout_strategy=spec.rollout_strategy.value,
-        filters=[
-            (f.filter_id, validation.format_utc_date(f.rollout_date) if f.rollout_date else "")
-            for f in spec.filters
-        ],
-        rollout_policy=(
-            (spec.rollout_policy.max_failure_ratio, spec.rollout_policy.min_reports)
-            if spec.rollout_policy
-            else None
-        ),
-        rollout_plan=input_of(spec.rollout_plan) if spec.rollout_plan else None,
-    )
-
-
 def rollout_after(
     spec: SoftwareSpec, existing: RolloutState | None, now: datetime
 ) -> RolloutState | None:
@@ -75,11 +50,6 @@ def rollout_after(
     if existing is None:
         return RolloutState.started(now)
     return existing.fitted(len(spec.rollout_plan.waves))
-
-
-def _loads(text: str) -> JsonValue:
-    value: JsonValue = json.loads(text)
-    return value
 
 
 @dataclass(eq=False)
@@ -165,24 +135,15 @@ class SoftwareService:
     ) -> Software:
         """Change ``fields`` of the definition (None: the fields ``submitted`` gives)."""
         self._check_target(caller, application, version, submitted)
-        named = _present(submitted) if fields is None else list(fields)
-
-        def merged(existing: Software) -> SoftwareSpec:
-            merged_input = _as_input(existing)
-            for name in named:
-                _copy_field(name, submitted, merged_input)
-            # Leaving "targeted" without naming filters drops them, rather than failing on
-            # filters the operator did not mention.
-            if (
-                SoftwareField.ROLLOUT_STRATEGY in named
-                and SoftwareField.FILTERS not in named
-                and merged_input.rollout_strategy != RolloutStrategy.TARGETED.value
-            ):
-                merged_input.filters = []
-            return validation.software(merged_input)
-
+        named = fields_given(submitted) if fields is None else list(fields)
         return await self._write(
-            caller, application, version, etag, merged, "software.update", False
+            caller,
+            application,
+            version,
+            etag,
+            lambda existing: merged(existing, submitted, named),
+            "software.update",
+            False,
         )
 
     def _check_target(
@@ -333,36 +294,3 @@ class SoftwareService:
     async def _changed(self, caller: Caller, change: Change) -> None:
         await self.catalogs.changed(change.tenant_id, change.application)
         await self.on_change(change)
-
-
-def _present(submitted: SoftwareInput) -> list[SoftwareField]:
-    """The fields an update without a mask changes: those the body gives."""
-    present = {
-        SoftwareField.UPGRADABLE_FROM: bool(submitted.upgradable_from),
-        SoftwareField.SPECIFICATION: submitted.has_specification,
-        SoftwareField.METADATA: submitted.has_metadata,
-        SoftwareField.ROLLOUT_STRATEGY: bool(submitted.rollout_strategy),
-        SoftwareField.FILTERS: bool(submitted.filters),
-        SoftwareField.ROLLOUT_POLICY: submitted.rollout_policy is not None,
-        SoftwareField.ROLLOUT_PLAN: submitted.rollout_plan is not None,
-    }
-    return [name for name, here in present.items() if here]
-
-
-def _copy_field(name: SoftwareField, source: SoftwareInput, target: SoftwareInput) -> None:
-    if name is SoftwareField.UPGRADABLE_FROM:
-        target.upgradable_from = list(source.upgradable_from)
-    elif name is SoftwareField.SPECIFICATION:
-        target.specification = source.specification
-        target.has_specification = source.has_specification
-    elif name is SoftwareField.METADATA:
-        target.metadata = source.metadata if source.has_metadata else {}
-        target.has_metadata = True
-    elif name is SoftwareField.ROLLOUT_STRATEGY:
-        target.rollout_strategy = source.rollout_strategy
-    elif name is SoftwareField.FILTERS:
-        target.filters = list(source.filters)
-    elif name is SoftwareField.ROLLOUT_POLICY:
-        target.rollout_policy = source.rollout_policy
-    elif name is SoftwareField.ROLLOUT_PLAN:
-        target.rollout_plan = source.rollout_plan
