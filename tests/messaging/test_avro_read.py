@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Callable
 from typing import Any
 
 import fastavro
@@ -79,13 +80,29 @@ def with_appended_fields(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "fields": [*schema["fields"], *extra]}
 
 
-@settings(max_examples=40, deadline=None)
-@pytest.mark.parametrize("record_type", RECORD_TYPES, ids=lambda t: FULL_NAMES[t])
-@given(data=st.data())
+PropertyTest = Callable[..., None]
+
+
+def each_record_type(max_examples: int) -> Callable[[PropertyTest], PropertyTest]:
+    """The property test runs for each record type with its RFC schema (ids: the schema's full
+    name), on ``max_examples`` draws of ``data`` each."""
+    per_type = pytest.mark.parametrize(
+        ("record_type", "schema"),
+        [(record_type, load_schema(FULL_NAMES[record_type])) for record_type in RECORD_TYPES],
+        ids=[FULL_NAMES[record_type] for record_type in RECORD_TYPES],
+    )
+
+    def decorate(test: PropertyTest) -> PropertyTest:
+        drawn: PropertyTest = per_type(given(data=st.data())(test))
+        return settings(max_examples=max_examples, deadline=None)(drawn)
+
+    return decorate
+
+
+@each_record_type(max_examples=40)
 def test_reader_agrees_with_fastavro_on_what_the_rfc_schema_writes(
-    record_type: type[Record], data: st.DataObject
+    record_type: type[Record], schema: dict[str, Any], data: st.DataObject
 ) -> None:
-    schema = load_schema(FULL_NAMES[record_type])
     datum = data.draw(datum_of(schema))
     payload = fastavro_write(schema, datum)
     record = AvroCodec().decode(record_type, payload)
@@ -94,13 +111,10 @@ def test_reader_agrees_with_fastavro_on_what_the_rfc_schema_writes(
     assert AvroCodec().encode(record) == payload
 
 
-@settings(max_examples=30, deadline=None)
-@pytest.mark.parametrize("record_type", RECORD_TYPES, ids=lambda t: FULL_NAMES[t])
-@given(data=st.data())
+@each_record_type(max_examples=30)
 def test_an_older_writer_without_the_trailing_defaulted_fields_reads_as_the_defaults(
-    record_type: type[Record], data: st.DataObject
+    record_type: type[Record], schema: dict[str, Any], data: st.DataObject
 ) -> None:
-    schema = load_schema(FULL_NAMES[record_type])
     older = without_trailing_defaults(schema)
     payload = fastavro_write(older, data.draw(datum_of(older)))
     record = AvroCodec().decode(record_type, payload)
@@ -111,13 +125,10 @@ def test_an_older_writer_without_the_trailing_defaulted_fields_reads_as_the_defa
     assert as_datum(record, schema) == expected
 
 
-@settings(max_examples=30, deadline=None)
-@pytest.mark.parametrize("record_type", RECORD_TYPES, ids=lambda t: FULL_NAMES[t])
-@given(data=st.data())
+@each_record_type(max_examples=30)
 def test_a_newer_writer_with_appended_fields_reads_as_the_known_fields(
-    record_type: type[Record], data: st.DataObject
+    record_type: type[Record], schema: dict[str, Any], data: st.DataObject
 ) -> None:
-    schema = load_schema(FULL_NAMES[record_type])
     newer = with_appended_fields(schema)
     datum = data.draw(datum_of(newer))
     payload = fastavro_write(newer, datum)

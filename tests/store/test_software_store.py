@@ -184,6 +184,14 @@ async def test_a_specification_with_any_keys_is_stored_as_text_and_read_back_who
 # replace: compare-and-set on the etag
 
 
+@pytest.fixture
+async def current(store: SoftwareStore) -> Software:
+    """Definition 1.1.0 as stored under etag-2: a writer holding etag-1 is stale."""
+    stored = software(etag="etag-2")
+    await store.insert(stored)
+    return stored
+
+
 async def test_replace_with_the_stored_etag_writes_the_new_definition(
     store: SoftwareStore,
 ) -> None:
@@ -201,11 +209,8 @@ async def test_replace_with_the_stored_etag_writes_the_new_definition(
 
 
 async def test_replace_with_a_stale_etag_is_aborted_and_changes_nothing(
-    store: SoftwareStore,
+    store: SoftwareStore, current: Software
 ) -> None:
-    current = software(etag="etag-2")
-    await store.insert(current)
-
     with pytest.raises(Aborted):
         await store.replace(software(specification={"image": "lost.bin"}, etag="etag-3"), "etag-1")
 
@@ -256,11 +261,8 @@ async def test_delete_with_the_stored_etag_removes_the_definition(store: Softwar
 
 
 async def test_delete_with_a_stale_etag_is_aborted_and_keeps_the_definition(
-    store: SoftwareStore,
+    store: SoftwareStore, current: Software
 ) -> None:
-    current = software(etag="etag-2")
-    await store.insert(current)
-
     with pytest.raises(Aborted):
         await store.delete(TENANT, APP, "1.1.0", "etag-1")
 
