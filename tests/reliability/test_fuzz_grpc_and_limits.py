@@ -31,6 +31,7 @@ from otao.settings import Settings
 from tests.reliability.harness import software_message
 from tests.support.cmx import CmxPeer
 from tests.support.otao import RunningOtao
+from tests.support.rest import definition
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -200,14 +201,7 @@ def test_the_limits_agree_and_are_documented() -> None:
 async def test_a_rest_body_over_1_mib_is_413_before_otao(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
-    body = json.dumps(
-        {
-            "version": "2.0.0",
-            "upgradableFrom": ["1.0.0"],
-            "specification": {"blob": "x" * (MIB + 10)},
-            "rolloutStrategy": "general",
-        }
-    )
+    body = json.dumps(definition("2.0.0", specification={"blob": "x" * (MIB + 10)}))
     response = await rest.post(
         f"/api/v1/applications/{application.name}/software",
         content=body,
@@ -221,12 +215,7 @@ async def test_a_rest_body_over_1_mib_is_413_before_otao(
 async def test_a_rest_body_under_1_mib_but_over_the_specification_limit_is_400(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
-    body = {
-        "version": "2.0.0",
-        "upgradableFrom": ["1.0.0"],
-        "specification": {"blob": "x" * (MIB - 1000)},
-        "rolloutStrategy": "general",
-    }
+    body = definition("2.0.0", specification={"blob": "x" * (MIB - 1000)})
     response = await rest.post(f"/api/v1/applications/{application.name}/software", json=body)
     assert response.status_code == 400, response.text
     fields = {v["field"] for d in response.json()["details"] for v in d.get("fieldViolations", [])}

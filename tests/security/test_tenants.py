@@ -48,6 +48,13 @@ async def directory(
     await directory.stop()
 
 
+@pytest.fixture
+async def refreshed(directory: TenantDirectory) -> TenantDirectory:
+    """The directory after its first refresh."""
+    await directory.refresh()
+    return directory
+
+
 async def test_tenants_are_listed_with_their_realm_issuer(
     client: TenantManagerClient, tenant_manager: FakeTenantManager
 ) -> None:
@@ -92,25 +99,21 @@ async def test_a_refreshed_directory_finds_tenants_by_issuer_and_by_id(
 
 
 async def test_looking_up_an_unknown_issuer_makes_no_request(
-    directory: TenantDirectory, tenant_manager: FakeTenantManager
+    refreshed: TenantDirectory, tenant_manager: FakeTenantManager
 ) -> None:
-    await directory.refresh()
-
-    assert directory.by_issuer(f"{KEYCLOAK}/realms/unknown") is None
-    assert directory.by_issuer("https://attacker.example/realms/x") is None
+    assert refreshed.by_issuer(f"{KEYCLOAK}/realms/unknown") is None
+    assert refreshed.by_issuer("https://attacker.example/realms/x") is None
     assert tenant_manager.count(TENANTS_PATH) == 1
 
 
-async def test_a_removed_tenant_is_gone_immediately(directory: TenantDirectory) -> None:
-    await directory.refresh()
-
-    removed = directory.remove("t1")
+async def test_a_removed_tenant_is_gone_immediately(refreshed: TenantDirectory) -> None:
+    removed = refreshed.remove("t1")
 
     assert removed == Tenant("t1", "realm-one", f"{KEYCLOAK}/realms/realm-one")
-    assert directory.by_id("t1") is None
-    assert directory.by_issuer(f"{KEYCLOAK}/realms/realm-one") is None
-    assert directory.remove("t1") is None
-    assert directory.by_id("t2") is not None
+    assert refreshed.by_id("t1") is None
+    assert refreshed.by_issuer(f"{KEYCLOAK}/realms/realm-one") is None
+    assert refreshed.remove("t1") is None
+    assert refreshed.by_id("t2") is not None
 
 
 class GatedSource:
@@ -151,26 +154,24 @@ async def test_a_refresh_requested_before_a_removal_does_not_bring_the_tenant_ba
 
 
 async def test_a_tenant_registered_again_comes_back_with_a_later_refresh(
-    directory: TenantDirectory, clock: ManualClock
+    refreshed: TenantDirectory, clock: ManualClock
 ) -> None:
-    await directory.refresh()
-    directory.remove("t1")
+    refreshed.remove("t1")
     clock.now += 1
 
-    await directory.refresh()
+    await refreshed.refresh()
 
-    assert directory.by_id("t1") is not None
+    assert refreshed.by_id("t1") is not None
 
 
 async def test_a_failed_refresh_keeps_the_previous_tenants(
-    directory: TenantDirectory, tenant_manager: FakeTenantManager
+    refreshed: TenantDirectory, tenant_manager: FakeTenantManager
 ) -> None:
-    await directory.refresh()
     tenant_manager.fail_mode = "error"
 
     with pytest.raises(Unavailable):
-        await directory.refresh()
-    assert directory.by_id("t1") is not None
+        await refreshed.refresh()
+    assert refreshed.by_id("t1") is not None
 
 
 async def test_tenants_sharing_one_issuer_are_not_served(
@@ -187,21 +188,20 @@ async def test_tenants_sharing_one_issuer_are_not_served(
 
 
 async def test_the_refresh_loop_picks_up_new_tenants_and_survives_failures(
-    directory: TenantDirectory, tenant_manager: FakeTenantManager
+    refreshed: TenantDirectory, tenant_manager: FakeTenantManager
 ) -> None:
-    await directory.refresh()
     tenant_manager.fail_mode = "error"
-    refreshed = tenant_manager.count(TENANTS_PATH)
-    directory.start()
+    listings = tenant_manager.count(TENANTS_PATH)
+    refreshed.start()
     await eventually(
-        lambda: tenant_manager.count(TENANTS_PATH) >= refreshed + 2, "a couple of failed refreshes"
+        lambda: tenant_manager.count(TENANTS_PATH) >= listings + 2, "a couple of failed refreshes"
     )
 
     tenant_manager.fail_mode = None
     tenant_manager.add_tenant("t9", "realm-nine")
-    await eventually(lambda: directory.by_id("t9") is not None, "the new tenant picked up")
+    await eventually(lambda: refreshed.by_id("t9") is not None, "the new tenant picked up")
 
-    await directory.stop()
+    await refreshed.stop()
     calls = tenant_manager.count(TENANTS_PATH)
     # Nothing can refresh any more: the loop's task (named by the directory) is gone.
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "tenant-directory"]

@@ -31,6 +31,7 @@ from tests.support.operator import (
     until,
 )
 from tests.support.otao import RunningOtao, start_otao
+from tests.support.rest import definition
 from tests.support.software import define_targeted
 from tests.support.stack import MongoServer, NatsServer
 
@@ -45,13 +46,7 @@ FLEET_SETTLES = 45.0
 async def create_planned(
     rest: httpx.AsyncClient, application: str, plan: dict[str, Any], version: str = "1.1.0"
 ) -> dict[str, Any]:
-    body = {
-        "version": version,
-        "upgradableFrom": ["1.0.0"],
-        "specification": {"image": f"fw-{version}.bin"},
-        "rolloutStrategy": "general",
-        "rolloutPlan": plan,
-    }
+    body = definition(version, rolloutPlan=plan)
     created: dict[str, Any] = ok(await rest.post(f"{APPS}/{application}/software", json=body))
     return created
 
@@ -239,13 +234,8 @@ async def test_an_offered_endpoint_without_a_report_in_time_has_timed_out(
 async def test_a_bad_plan_is_refused_naming_the_field(
     rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
-    body = {
-        "version": "1.1.0",
-        "upgradableFrom": ["1.0.0"],
-        "specification": {},
-        "rolloutStrategy": "general",
-        "rolloutPlan": {"waves": [{"percent": 50}, {"percent": 40}, {"percent": 100}]},
-    }
+    plan = {"waves": [{"percent": 50}, {"percent": 40}, {"percent": 100}]}
+    body = definition("1.1.0", specification={}, rolloutPlan=plan)
     refused = await rest.post(f"{APPS}/{application.name}/software", json=body)
     assert refused.status_code == 400
     fields = [v["field"] for d in refused.json()["details"] for v in d["fieldViolations"]]
