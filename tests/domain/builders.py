@@ -14,6 +14,8 @@ from otao.domain.models import (
 )
 
 CREATED = datetime(2024, 1, 1, tzinfo=UTC)
+# The moment the domain tests resolve, push and judge rollouts at (after CREATED).
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def software(

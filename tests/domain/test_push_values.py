@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from otao.domain.catalog import Catalog
 from otao.domain.models import (
@@ -17,8 +17,8 @@ from otao.domain.models import (
     SoftwareSpec,
 )
 from otao.domain.push import PushJob, catalog_before, deliveries
+from tests.domain.builders import NOW
 
-NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 TENANT, APP = "t", "kettle"
 
 

@@ -3,7 +3,7 @@ gets, and why."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,9 +26,8 @@ from otao.domain.resolution import (
     select,
 )
 from tests.domain import builders
-from tests.domain.builders import catalog
+from tests.domain.builders import NOW, catalog
 
-NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 PAST = NOW - timedelta(days=1)
 FUTURE = NOW + timedelta(days=1)
 GENERAL = RolloutStrategy.GENERAL

@@ -24,8 +24,8 @@ from otao.domain.rollout_progress import (
     rollout_paused_reason,
     should_advance,
 )
+from tests.domain.builders import NOW
 
-NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 OFFERED = NOW - timedelta(hours=2)
 REPORTED = OFFERED + timedelta(minutes=10)
 CONFIRM = 900

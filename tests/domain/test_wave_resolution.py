@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from otao.domain.models import EndpointState, Software
 from otao.domain.push import deliveries
@@ -11,9 +10,8 @@ from otao.domain.resolution import EndpointFacts, VerdictKind, explain, select
 from otao.domain.rollout_plan import RolloutPlan, Wave, wave_for
 from otao.domain.rollout_progress import GateState
 from otao.domain.rollout_state import RolloutState
-from tests.domain.builders import catalog, software
+from tests.domain.builders import NOW, catalog, software
 
-NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 PLAN = RolloutPlan(waves=(Wave(10, min_reports=5), Wave(100)))
 ENDPOINTS = [f"ep-{n:04d}" for n in range(1000)]
 

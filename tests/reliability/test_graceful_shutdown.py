@@ -88,18 +88,23 @@ class SlowEpr:
         await self.client.publish(msg.reply, CODEC.encode(response))
 
 
-def _process(nats_url: str, mongo_uri: str, run_dir: Path, names: KaaNames) -> OtaoSubprocess:
-    return OtaoSubprocess(
-        nats_url,
-        mongo_uri,
+async def _started(
+    nats_server: NatsServer, mongo_server: MongoServer, run_dir: Path
+) -> OtaoSubprocess:
+    """A started ``python -m otao`` serving "fleet", under fresh Kaa names (``.names``)."""
+    otao = OtaoSubprocess(
+        nats_server.url,
+        mongo_server.uri,
         run_dir,
-        names,
+        KaaNames.fresh(),
         applications=[{"name": "fleet", "tenant_id": "default", "app_versions": ["fleet-v1"]}],
         env_overrides={
             "OTAO_GRACE_PERIOD_SECONDS": str(GRACE),
             "OTAO_KAA__EFMP_TIMEOUT_SECONDS": "4",
         },
     )
+    await otao.start()
+    return otao
 
 
 async def _watch(channel: grpc.aio.Channel, seen: list[tuple[float, int]]) -> None:
@@ -130,9 +135,8 @@ async def _poll(cmx: CmxPeer, endpoint: str) -> tuple[float, int, str | None]:
 async def test_sigterm_finishes_in_flight_work_after_saying_not_serving(
     nats_server: NatsServer, mongo_server: MongoServer, tmp_path: Path
 ) -> None:
-    names = KaaNames.fresh()
-    otao = _process(nats_server.url, mongo_server.uri, tmp_path / "otao", names)
-    await otao.start()
+    otao = await _started(nats_server, mongo_server, tmp_path / "otao")
+    names = otao.names
     cmx = await connect_cmx(nats_server.url, names)
     seen: list[tuple[float, int]] = []
     try:
@@ -187,9 +191,8 @@ async def test_sigterm_finishes_in_flight_work_after_saying_not_serving(
 async def test_no_cdtp_request_is_lost_when_one_of_two_replicas_stops(
     nats_server: NatsServer, mongo_server: MongoServer, tmp_path: Path
 ) -> None:
-    names = KaaNames.fresh()
-    stopping = _process(nats_server.url, mongo_server.uri, tmp_path / "otao", names)
-    await stopping.start()
+    stopping = await _started(nats_server, mongo_server, tmp_path / "otao")
+    names = stopping.names
     staying = await start_otao_in_process(
         nats_server.url,
         mongo_server.uri,
