@@ -12,7 +12,7 @@ import base64
 import json
 import re
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,12 +90,16 @@ def bad_request_status() -> grpc.Status:
     return rpc_status.to_status(status)
 
 
-class Software(software_pb2_grpc.SoftwareServiceServicer):
+@dataclass(eq=False)
+class Recording:
+    """What the fake servicers below share: every call they get goes to ``recorder``."""
+
+    recorder: Recorder
+
+
+class Software(Recording, software_pb2_grpc.SoftwareServiceServicer):
     """GetSoftware fails on demand: version ``fail-<grpc code name>`` aborts with that code,
     ``invalid`` with INVALID_ARGUMENT and google.rpc.BadRequest details."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
 
     async def GetSoftware(
         self, request: software_pb2.GetSoftwareRequest, context: Context
@@ -146,10 +150,7 @@ class Software(software_pb2_grpc.SoftwareServiceServicer):
         return software_pb2.ApplicationSettings(consent_required=False)
 
 
-class Resolution(resolution_pb2_grpc.ResolutionServiceServicer):
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
+class Resolution(Recording, resolution_pb2_grpc.ResolutionServiceServicer):
     async def ResolveUpdate(
         self, request: resolution_pb2.ResolveUpdateRequest, context: Context
     ) -> resolution_pb2.ResolveUpdateResponse:
@@ -165,10 +166,7 @@ class Resolution(resolution_pb2_grpc.ResolutionServiceServicer):
         )
 
 
-class Endpoints(endpoint_pb2_grpc.EndpointServiceServicer):
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
+class Endpoints(Recording, endpoint_pb2_grpc.EndpointServiceServicer):
     async def ListEndpoints(
         self, request: endpoint_pb2.ListEndpointsRequest, context: Context
     ) -> endpoint_pb2.ListEndpointsResponse:
@@ -225,6 +223,31 @@ def assert_json_error(response: httpx.Response, status: int, grpc_code: int) -> 
     return body
 
 
+def json_ok(response: httpx.Response) -> Any:
+    """The JSON of a 200 answer whose content type is exactly application/json."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    return response.json()
+
+
+async def answered_by_envoy(
+    upstream: Upstream, request: Awaitable[httpx.Response]
+) -> httpx.Response:
+    """The answer to ``request`` (sent here), given by Envoy itself: no call reached otao."""
+    calls = len(upstream.recorder.calls)
+    response = await request
+    assert len(upstream.recorder.calls) == calls
+    return response
+
+
+async def refused_by_envoy(
+    client: httpx.AsyncClient, upstream: Upstream, url: str
+) -> dict[str, Any]:
+    """GET ``url``: Envoy's own 400 INVALID_ARGUMENT, no call reached otao; the error body."""
+    response = await answered_by_envoy(upstream, client.get(url))
+    return assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
+
+
 # ---------------------------------------------------------------------------------------------
 # The config as committed
 
@@ -264,13 +287,11 @@ async def test_a_get_route_reaches_the_rpc_with_its_path_parameters(
 ) -> None:
     response = await client.get(f"{APP}/smart-kettle/software/1.2.0")
 
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "application/json"
+    assert json_ok(response)["version"] == "1.2.0"
     assert upstream.recorder.last == (
         "GetSoftware",
         {"application_name": "smart-kettle", "version": "1.2.0"},
     )
-    assert response.json()["version"] == "1.2.0"
 
 
 async def test_a_path_parameter_keeps_semver_build_metadata(
@@ -323,11 +344,8 @@ async def test_primitive_fields_with_default_values_are_printed(
 async def test_list_software_json_comes_out_as_the_bare_http_body_with_its_content_type(
     client: httpx.AsyncClient, upstream: Upstream
 ) -> None:
-    response = await client.get(f"{APP}/smart-kettle/software")
+    body = json_ok(await client.get(f"{APP}/smart-kettle/software"))
 
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
     assert isinstance(body, list)
     assert [item["version"] for item in body] == ["1.1.0", "1.0.0"]
     assert upstream.recorder.last == ("ListSoftwareJson", {"application_name": "smart-kettle"})
@@ -494,13 +512,9 @@ async def test_a_query_parameter_cannot_override_a_path_parameter(
 ) -> None:
     # Left alone, Envoy 1.40's transcoder binds query parameters after the path variables,
     # so the query value would win; the guard routes in deploy/envoy.yaml refuse instead.
-    calls = len(upstream.recorder.calls)
+    body = await refused_by_envoy(client, upstream, f"{APP}/smart-kettle/software/1.2.0?{query}")
 
-    response = await client.get(f"{APP}/smart-kettle/software/1.2.0?{query}")
-
-    body = assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
     assert "path parameter" in body["message"]
-    assert len(upstream.recorder.calls) == calls
 
 
 @pytest.mark.parametrize(
@@ -515,12 +529,7 @@ async def test_a_query_parameter_cannot_override_a_path_parameter(
 async def test_the_override_guard_covers_every_route(
     client: httpx.AsyncClient, upstream: Upstream, path: str
 ) -> None:
-    calls = len(upstream.recorder.calls)
-
-    response = await client.get(path)
-
-    assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
-    assert len(upstream.recorder.calls) == calls
+    await refused_by_envoy(client, upstream, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -618,28 +627,25 @@ WRONG_METHODS = [
 async def test_a_route_asked_with_another_method_is_a_405_with_allow(
     client: httpx.AsyncClient, upstream: Upstream, verb: str, template: str, allowed: set[str]
 ) -> None:
-    calls = len(upstream.recorder.calls)
     path = re.sub(r"\{[^}]+\}", "x1", template)
+    request = client.request(verb, path, json={} if verb != "GET" else None)
 
-    response = await client.request(verb, path, json={} if verb != "GET" else None)
+    response = await answered_by_envoy(upstream, request)
 
     body = assert_json_error(response, 405, code_pb2.UNIMPLEMENTED)
     assert set(response.headers["allow"].split(", ")) == allowed
     assert body["message"].startswith("method not allowed here; allowed: ")
-    assert len(upstream.recorder.calls) == calls
 
 
 @pytest.mark.parametrize("value", ["abc", "--1", "1-2", "-", "1.5", "", "9999999999"])
 async def test_a_page_size_that_is_no_whole_number_is_a_clear_400(
     client: httpx.AsyncClient, upstream: Upstream, value: str
 ) -> None:
-    calls = len(upstream.recorder.calls)
+    body = await refused_by_envoy(
+        client, upstream, f"{APP}/smart-kettle/endpoints?pageSize={value}"
+    )
 
-    response = await client.get(f"{APP}/smart-kettle/endpoints?pageSize={value}")
-
-    body = assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
     assert body["message"] == "pageSize must be a whole number of at most 9 digits"
-    assert len(upstream.recorder.calls) == calls
 
 
 @pytest.mark.parametrize(
@@ -685,17 +691,16 @@ async def test_a_body_reaches_otao_byte_for_byte_unknown_fields_and_bad_json_inc
 async def test_a_body_over_one_mebibyte_is_a_413_json_error(
     client: httpx.AsyncClient, upstream: Upstream
 ) -> None:
-    calls = len(upstream.recorder.calls)
     body = json.dumps({"version": "1.0.0", "metadata": {"blob": "x" * MIB}}).encode()
-
-    response = await client.post(
+    request = client.post(
         f"{APP}/smart-kettle/software",
         content=body,
         headers={"content-type": "application/json"},
     )
 
+    response = await answered_by_envoy(upstream, request)
+
     assert_json_error(response, 413, code_pb2.RESOURCE_EXHAUSTED)
-    assert len(upstream.recorder.calls) == calls
 
 
 async def test_a_body_just_under_one_mebibyte_passes(client: httpx.AsyncClient) -> None:
@@ -714,12 +719,7 @@ async def test_a_body_just_under_one_mebibyte_passes(client: httpx.AsyncClient) 
 async def test_an_escaped_slash_in_a_path_parameter_is_refused(
     client: httpx.AsyncClient, upstream: Upstream
 ) -> None:
-    calls = len(upstream.recorder.calls)
-
-    response = await client.get(f"{APP}/smart%2Fkettle/software/1.2.0")
-
-    assert_json_error(response, 400, code_pb2.INVALID_ARGUMENT)
-    assert len(upstream.recorder.calls) == calls
+    await refused_by_envoy(client, upstream, f"{APP}/smart%2Fkettle/software/1.2.0")
 
 
 async def test_an_upstream_that_is_down_gives_a_503_json_error(

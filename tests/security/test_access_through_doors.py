@@ -62,6 +62,11 @@ def create_fields(version: str) -> dict[str, object]:
     return {**KETTLE, "software": definition(version)}
 
 
+def fresh_version(major: int) -> str:
+    """A random version of kettle: not one another test (or door) is likely to have created."""
+    return f"{major}.{uuid.uuid4().int % 10_000}.0"
+
+
 async def read(stack: Secured, door: Door, token: str | None) -> Result:
     return await stack.call(door, GET_SETTINGS, KETTLE, token)
 
@@ -219,7 +224,7 @@ async def test_a_read_only_token_reads_but_can_neither_create_nor_delete(
     secured: Secured, door: Door
 ) -> None:
     tenant = secured.a
-    version = f"1.{uuid.uuid4().int % 10_000}.0"
+    version = fresh_version(1)
     assert_ok(await secured.call(door, CREATE, create_fields(version), tenant.token()), door)
     read_only = tenant.token(f"reader-{door}", scopes=(READ,))
     uma_before = len(secured.keycloak.uma_requests)
@@ -265,7 +270,7 @@ async def test_without_a_permissions_claim_the_tenant_realms_uma_decision_decide
     tenant.realm.grant(subject, "application-kettle", READ)
     token = tenant.token(subject, scopes=None)
     uma_before = len(secured.keycloak.uma_requests)
-    version = f"2.{uuid.uuid4().int % 10_000}.0"
+    version = fresh_version(2)
 
     assert_ok(await read(secured, door, token), door)
     assert_denied(await secured.call(door, CREATE, create_fields(version), token), door)
@@ -290,7 +295,7 @@ async def test_without_a_permissions_claim_the_tenant_realms_uma_decision_decide
 @pytest.mark.parametrize("door", DOORS)
 async def test_a_uma_grant_of_delete_allows_the_delete(secured: Secured, door: Door) -> None:
     tenant = secured.a
-    version = f"3.{uuid.uuid4().int % 10_000}.0"
+    version = fresh_version(3)
     assert_ok(await secured.call(door, CREATE, create_fields(version), tenant.token()), door)
     subject = f"uma-deleter-{door}"
     tenant.realm.grant(subject, "application-kettle", DELETE)
