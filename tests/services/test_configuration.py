@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -23,6 +23,7 @@ import pytest
 from otao.messaging.avro import AvroCodec
 from otao.messaging.records import (
     BroadcastConfigurationUpdateEvent,
+    Record,
     ServiceSpecificConfigurationUpdateEvent,
 )
 from otao.messaging.subjects import ScmpAction, scmp_broadcast_subject, scmp_targeted_subject
@@ -94,16 +95,15 @@ class Platform:
         version: str | None = None,
         action: ScmpAction = ScmpAction.UPSERT,
     ) -> None:
-        event = BroadcastConfigurationUpdateEvent(
-            correlation_id=uuid.uuid4().hex,
-            timestamp=int(time.time() * 1000),
-            originator_replica_id="tekton-1",
-            tenant_id=tenant and tenant_id(tenant, self.stack.suffix),
-            app_name=app,
-            app_ver_name=version,
-        )
         subject = scmp_broadcast_subject(f"tekton-{self.stack.suffix}", action)
-        await self._publish(subject, self.codec.encode(event))
+        await self._scmp(
+            subject,
+            BroadcastConfigurationUpdateEvent,
+            tenant,
+            app,
+            version,
+            originator_replica_id="tekton-1",
+        )
 
     async def targeted(
         self,
@@ -112,14 +112,27 @@ class Platform:
         version: str | None = None,
         action: ScmpAction = ScmpAction.UPSERT,
     ) -> None:
-        event = ServiceSpecificConfigurationUpdateEvent(
+        subject = scmp_targeted_subject(f"otao-{self.stack.suffix}", action)
+        await self._scmp(subject, ServiceSpecificConfigurationUpdateEvent, tenant, app, version)
+
+    async def _scmp(
+        self,
+        subject: str,
+        record: Callable[..., Record],
+        tenant: str | None,
+        app: str | None,
+        version: str | None,
+        **extra: str,
+    ) -> None:
+        """An SCMP update event of either kind: the scope both share, then ``extra``."""
+        event = record(
             correlation_id=uuid.uuid4().hex,
             timestamp=int(time.time() * 1000),
-            tenant_id=tenant_id(tenant, self.stack.suffix),
+            tenant_id=tenant and tenant_id(tenant, self.stack.suffix),
             app_name=app,
             app_ver_name=version,
+            **extra,
         )
-        subject = scmp_targeted_subject(f"otao-{self.stack.suffix}", action)
         await self._publish(subject, self.codec.encode(event))
 
     async def _publish(self, subject: str, payload: bytes) -> None:
