@@ -51,6 +51,11 @@ async def create_planned(
     return created
 
 
+def one_wave(**settings: int) -> dict[str, Any]:
+    """A plan of one wave of everyone (the gates not in play), with these plan settings."""
+    return {"waves": [{"percent": 100}], **settings}
+
+
 async def poll_all(
     cmx: CmxPeer, app_version: str, endpoints: list[str], config_id: str
 ) -> set[str]:
@@ -181,7 +186,7 @@ async def test_success_then_a_poll_with_the_old_version_is_a_rollback_never_offe
     otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
     app_version = application.app_versions[0]
-    await create_planned(rest, application.name, {"waves": [{"percent": 100}]})
+    await create_planned(rest, application.name, one_wave())
     assert (await cmx.request(app_version, "kettle-1", "1.0.0")).config_id == "1.1.0"
     await settled(otao, cmx)
     await cmx.applied(app_version, "kettle-1", "1.1.0")
@@ -203,7 +208,7 @@ async def test_a_report_from_an_endpoint_whose_offer_went_unrecorded_still_count
     otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
     app_version = application.app_versions[0]
-    await create_planned(rest, application.name, {"waves": [{"percent": 100}]})
+    await create_planned(rest, application.name, one_wave())
     await settled(otao, cmx)
     # It reports 1.1.0 without otao having recorded an offer of it (lost in a crash).
     await cmx.applied(app_version, "stray-1", "1.1.0")
@@ -219,8 +224,7 @@ async def test_an_offered_endpoint_without_a_report_in_time_has_timed_out(
     otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
     app_version = application.app_versions[0]
-    plan = {"waves": [{"percent": 100}], "applyTimeoutSeconds": 1}
-    await create_planned(rest, application.name, plan)
+    await create_planned(rest, application.name, one_wave(applyTimeoutSeconds=1))
     assert (await cmx.request(app_version, "stuck-1", "1.0.0")).config_id == "1.1.0"
     await settled(otao, cmx)
 
@@ -295,8 +299,7 @@ async def test_the_offer_budget_caps_first_offers_per_minute_and_repeats_are_fre
     otao: RunningOtao, cmx: CmxPeer, rest: httpx.AsyncClient, application: ApplicationConfig
 ) -> None:
     app_version = application.app_versions[0]
-    plan = {"waves": [{"percent": 100}], "maxOffersPerMinute": 3}
-    await create_planned(rest, application.name, plan)
+    await create_planned(rest, application.name, one_wave(maxOffersPerMinute=3))
     # The create's own push done first: worked late (a busy worker), it would push the
     # endpoints polled so far and spend the minute's budget the polls are counted against.
     await settled(otao, cmx)
