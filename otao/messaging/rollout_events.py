@@ -1,14 +1,16 @@
 """Rollout changes for watch streams, carried between replicas (``services/watch.py``).
 
-A change is delivered to this replica's watchers at once, and broadcast (no queue group:
-every replica's watchers may care) on ``kaa.v1.events.{otao}.rollout.changed``, otao's own
-namespace like the catalog announcements. At once, because a write's reply must come after
-its event reached local watchers: a watch opened after a create returned shows the create
-in its first status, and a late "definition" event would otherwise pass for a later change.
-Broadcasts are coalesced: a burst of reports for one rollout is one message per
-``interval`` per replica, not one per report. A replica ignores its own broadcasts
-(delivered locally already), and after a reconnect tells every watcher to resync (what
-was broadcast meanwhile is lost).
+A write (a definition written, halted, resumed, deleted, a wave opened, a pause) reaches
+this replica's watchers at once, together with everything recorded before it, in order: a
+write's reply must come after its event reached local watchers, or a watch opened after a
+create returned would get the create later as if it were a new change. Report counts wait
+for the next flush, every ``interval``: a burst of reports is one change per rollout there,
+so all watchers of it share one status read (``SharedReads``). Every change is also
+broadcast (no queue group: every replica's watchers may care) on
+``kaa.v1.events.{otao}.rollout.changed``, otao's own namespace like the catalog
+announcements, coalesced the same way: one message per ``interval`` per replica, not one
+per report. A replica ignores its own broadcasts (delivered locally already), and after a
+reconnect tells every watcher to resync (what was broadcast meanwhile is lost).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ Key = tuple[str, str, str, EventKind]
 
 
 class RolloutEventBroadcaster:
-    """The ``RolloutEvents`` port: ``changed`` delivers locally and records the change for
-    the other replicas; ``run`` broadcasts what was recorded, every interval."""
+    """The ``RolloutEvents`` port: ``changed`` records (and delivers a write locally at
+    once); ``run`` delivers and broadcasts what was recorded, every interval."""
 
     def __init__(
         self,
@@ -48,14 +50,24 @@ class RolloutEventBroadcaster:
         self._channel = ReplicaChannel(connection, otao, ROLLOUT_CHANGED, replica)
         self._hub = hub
         self._interval = interval_seconds
-        # A dict as an ordered set: bounded by the rollouts changed within one interval.
+        # Dicts as ordered sets, bounded by the rollouts changed within one interval: what
+        # this replica's watchers have yet to get, and what the other replicas' have.
+        self._local: dict[Key, None] = {}
         self._pending: dict[Key, None] = {}
         self._wake = asyncio.Event()
 
     def changed(self, tenant_id: str, application: str, version: str, kind: EventKind) -> None:
-        self._hub.deliver(tenant_id, application, version, kind)
-        self._pending[(tenant_id, application, version, kind)] = None
+        key = (tenant_id, application, version, kind)
+        self._local[key] = None
+        self._pending[key] = None
+        if kind is not EventKind.COUNTS:
+            self._deliver_local()
         self._wake.set()
+
+    def _deliver_local(self) -> None:
+        changes, self._local = list(self._local), {}
+        for tenant_id, application, version, kind in changes:
+            self._hub.deliver(tenant_id, application, version, kind)
 
     async def run(self) -> None:
         while True:
@@ -65,6 +77,7 @@ class RolloutEventBroadcaster:
             await asyncio.sleep(self._interval)
 
     async def flush(self) -> None:
+        self._deliver_local()
         changes, self._pending = list(self._pending), {}
         for start in range(0, len(changes), _BATCH):
             batch = [
