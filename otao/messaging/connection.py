@@ -157,8 +157,11 @@ class NatsConnection:
             raise Unavailable("the message broker is unavailable") from exc
 
     async def flush(self, timeout: int = 5) -> None:
+        """Returns once the server has everything published before (a PING/PONG fence)."""
+        client = self.client
         try:
-            await self.client.flush(timeout=timeout)
+            await _written(client)
+            await client.flush(timeout=timeout)
         except (NatsError, TimeoutError) as exc:
             raise Unavailable("the message broker is unavailable") from exc
 
@@ -197,25 +200,37 @@ class NatsConnection:
                 await self._client.close()
 
 
+async def _written(client: Client) -> bool:
+    """Returns once nats-py wrote what it buffered; False when this nats-py cannot say.
+
+    nats-py (2.10 to 2.16) buffers commands (PUB, SUB, UNSUB) for its flusher task, but writes
+    a PING straight to the socket, ahead of them: its PONG fences only what was written. So a
+    fence writes the buffer first (a forced flush returns once the flusher wrote it).
+    """
+    flush_pending = getattr(client, "_flush_pending", None)
+    if flush_pending is None:
+        return False
+    await flush_pending(force_flush=True)
+    return True
+
+
 async def _drain_in_order(client: Client, subscriptions: list[Subscription]) -> None:
     """Drain ``subscriptions`` with their UNSUBs on the wire before the PING that fences them.
 
-    nats-py's ``Subscription.drain`` (2.10 to 2.16) buffers its UNSUB for the client's flusher task
-    but writes the PING of its round trip straight to the socket, ahead of it. The PONG can
-    then come back before the server has read the UNSUB; the drain ends, the client forgets
-    the subscription, and a request the server handed this replica in between is dropped as
-    one for no subscription: nobody answers it, and core NATS never redelivers. So the UNSUBs
-    are sent first and flushed (a forced flush returns once the flusher wrote them); drain's
-    own UNSUB then finds nothing left at the server, and its PONG comes after every message
-    the server sent this replica, each of which is handled before the drain ends.
+    ``Subscription.drain`` buffers its UNSUB but sends its PING at once (see ``_written``). The
+    PONG can then come back before the server has read the UNSUB; the drain ends, the client
+    forgets the subscription, and a request the server handed this replica in between is
+    dropped as one for no subscription: nobody answers it, and core NATS never redelivers. So
+    the UNSUBs are sent and written first; drain's own UNSUB then finds nothing left at the
+    server, and its PONG comes after every message the server sent this replica, each of
+    which is handled before the drain ends.
     """
     unsubscribe = getattr(client, "_send_unsubscribe", None)
-    flush_pending = getattr(client, "_flush_pending", None)
-    if unsubscribe is not None and flush_pending is not None:
+    if unsubscribe is not None:
         for subscription in subscriptions:
             await unsubscribe(subscription._id)
-        await flush_pending(force_flush=True)
-    else:  # a nats-py without these: its own order, rather than no graceful stop at all
+    if unsubscribe is None or not await _written(client):
+        # A nats-py without these: its own order, rather than no graceful stop at all.
         log.warning("nats-py changed: queue groups are left in its own (lossy) order")
     drains = (s.drain() for s in subscriptions)  # type: ignore[no-untyped-call]
     await asyncio.gather(*drains)

@@ -11,11 +11,14 @@ from tests.support.eventually import eventually
 
 @asynccontextmanager
 async def connected(*connections: NatsConnection) -> AsyncIterator[None]:
-    """Each connection started and connected inside; all closed on the way out."""
+    """Each connection started, connected and its subscriptions made at the server inside;
+    all closed on the way out."""
     for connection in connections:
         connection.start()
     try:
         await eventually(lambda: all(c.connected for c in connections), "connected", 10)
+        for connection in connections:
+            await connection.flush()  # their subscriptions are at the server, not only sent
         yield
     finally:
         for connection in connections:
