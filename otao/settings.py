@@ -52,7 +52,9 @@ class SecuritySettings(BaseModel):
     service_realm: str = "kaa"
     tenant_manager_url: str = "http://127.0.0.1:8280"
     client_id: str = "otao"
-    client_secret: str = ""
+    # Never in a repr: settings are held by dataclasses (the gRPC door, components) whose
+    # generated repr would print it into a log or a traceback.
+    client_secret: str = Field(default="", repr=False)
     token_audience: str | None = None
     leeway_seconds: int = 30
     tenant_refresh_seconds: float = 300.0
@@ -105,7 +107,7 @@ class Settings(BaseSettings):
     # max_request_headers_kb in deploy/envoy.yaml is the same 64 KiB (docs/gateway.md).
     max_metadata_bytes: int = 64 * 1024
 
-    mongodb_uri: str = "mongodb://127.0.0.1:27017"
+    mongodb_uri: str = Field(default="mongodb://127.0.0.1:27017", repr=False)  # may hold a password
     mongodb_database: str = "otao"
     mongodb_timeout_ms: int = 3000
 
