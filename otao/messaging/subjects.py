@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, overload
 
 ANY: Final = "*"
 """Stands for any originator instance (or any filter id) in a subscription."""
@@ -113,7 +113,13 @@ class _Subject:
         self._build = build
         self._name = name
 
-    def __get__(self, subjects: Subjects, owner: type[Subjects]) -> str:
+    @overload
+    def __get__(self, subjects: None, owner: type[Subjects]) -> _Subject: ...
+    @overload
+    def __get__(self, subjects: Subjects, owner: type[Subjects]) -> str: ...
+    def __get__(self, subjects: Subjects | None, owner: type[Subjects]) -> str | _Subject:
+        if subjects is None:  # read on the class (help(), introspection): the descriptor
+            return self
         return self._build(getattr(subjects, self._name))
 
 

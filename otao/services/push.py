@@ -82,6 +82,7 @@ class PushService:
     endpoints_walked: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
+        # The sender and the lease are made once from these fields: set them at construction.
         self._sender = PushSender(
             self.publisher, self.applications, self.budget, self.rate_per_second
         )
