@@ -11,7 +11,7 @@ import pytest
 from otao.messaging.connection import NatsConnection
 from otao.messaging.rollout_events import RolloutEventBroadcaster, RolloutEventListener
 from otao.services.ports import EventKind
-from otao.services.watch import WatchHub
+from otao.services.watch import Watcher, WatchHub
 from tests.support.connections import connected
 from tests.support.eventually import eventually
 from tests.support.stack import NatsServer
@@ -34,11 +34,17 @@ def two_replicas(nats_server: NatsServer) -> tuple[Replica, Replica]:
     return Replica(nats_server, otao, "a"), Replica(nats_server, otao, "b")
 
 
-async def test_a_change_reaches_this_replicas_watchers_before_it_is_broadcast(
-    nats_server: NatsServer,
-) -> None:
+@pytest.fixture
+def watched(nats_server: NatsServer) -> tuple[Replica, Watcher]:
+    """Replica a, not connected, and a watcher of version 1.1.0 on it."""
     a, _ = two_replicas(nats_server)
-    watcher = a.hub.open("t1", "app", "1.1.0")
+    return a, a.hub.open("t1", "app", "1.1.0")
+
+
+async def test_a_change_reaches_this_replicas_watchers_before_it_is_broadcast(
+    watched: tuple[Replica, Watcher],
+) -> None:
+    a, watcher = watched
     a.events.changed("t1", "app", "1.1.0", EventKind.DEFINITION)
     # No flush ran, no connection is even up: a write's reply (which follows ``changed``)
     # comes after its event reached this replica's watchers.
@@ -46,10 +52,9 @@ async def test_a_change_reaches_this_replicas_watchers_before_it_is_broadcast(
 
 
 async def test_report_counts_wait_for_the_flush_and_a_write_carries_them_along_in_order(
-    nats_server: NatsServer,
+    watched: tuple[Replica, Watcher],
 ) -> None:
-    a, _ = two_replicas(nats_server)
-    watcher = a.hub.open("t1", "app", "1.1.0")
+    a, watcher = watched
     a.events.changed("t1", "app", "1.1.0", EventKind.COUNTS)
     a.events.changed("t1", "app", "1.1.0", EventKind.COUNTS)
     # Coalesced until the flush: all watchers of the rollout then share one status read.
