@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
-from otao.messaging.avro_read import array_items, nullable, primitive_statements
+from otao.messaging.avro_read import array_items, primitive_statements
 
 __all__ = ["Encoder", "compile_encoder", "long_bytes", "string_bytes"]
 
@@ -64,10 +64,7 @@ def string_bytes(value: str) -> bytes:
 
 
 def _write_string(value: Any, out: list[bytes]) -> None:
-    encoded = value.encode()  # AttributeError unless a str
-    size = len(encoded)
-    out.append(_ONE_BYTE[size << 1] if size < 64 else long_bytes(size))
-    out.append(encoded)
+    out.append(string_bytes(value))  # AttributeError unless a str
 
 
 def _write_bytes(value: Any, out: list[bytes]) -> None:
@@ -112,19 +109,6 @@ _PRIMITIVES: Final[MappingProxyType[str, _Writer]] = MappingProxyType(
 )
 
 
-def _optional(write_some: _Writer) -> _Writer:
-    """``["null", T]``: branch index 0 for None, else 1 and the value."""
-
-    def write(value: Any, out: list[bytes]) -> None:
-        if value is None:
-            out.append(b"\x00")
-        else:
-            out.append(b"\x02")
-            write_some(value, out)
-
-    return write
-
-
 def _array(write_item: _Writer) -> _Writer:
     """One block holding every item (as fastavro writes it), then the empty end block."""
 
@@ -140,16 +124,12 @@ def _array(write_item: _Writer) -> _Writer:
     return write
 
 
-def _field_writer(declared: Any) -> _Writer:
-    if isinstance(declared, str) and declared in _PRIMITIVES:
-        return _PRIMITIVES[declared]
-    inner = nullable(declared, _PRIMITIVES)
-    if inner is not None:
-        return _optional(_PRIMITIVES[inner])
+def _array_writer(declared: Any) -> _Writer:
+    """An array of a primitive (every other field is compiled to statements, below)."""
     items = array_items(declared, _PRIMITIVES)
-    if items is not None:
-        return _array(_PRIMITIVES[items])
-    raise TypeError(f"unsupported Avro type {declared!r}")
+    if items is None:
+        raise TypeError(f"unsupported Avro type {declared!r}")
+    return _array(_PRIMITIVES[items])
 
 
 # Statements writing one primitive value ``x`` with ``o`` (the output's append); ``e`` and
@@ -183,7 +163,7 @@ def _field_statements(declared: Any, index: int, namespace: dict[str, Any]) -> l
     if primitive is not None:
         return primitive
     # Arrays (rare, never on the CDTP path) keep their writer function.
-    namespace[f"W{index}"] = _field_writer(declared)
+    namespace[f"W{index}"] = _array_writer(declared)
     return [f"W{index}(x, out)"]
 
 
