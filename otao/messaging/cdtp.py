@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
 
 from otao.domain.errors import OtaoError, Unavailable
 from otao.messaging.avro import AvroCodec, MalformedPayload
@@ -305,24 +304,15 @@ class ConfigUpdatedPublisher:
     async def config_updated(
         self, app_version: str, endpoint_id: str, version: str, content: bytes
     ) -> None:
-        event = ConfigUpdated(
-            correlation_id=f"{self._id_prefix}{next(self._sequence) & _SEQUENCE_MASK:016x}",
-            timestamp=_now_ms(),
-            app_version_name=app_version,
-            endpoint_id=endpoint_id,
-            config_id=version,
-            content=content,
-            originator_replica_id=self._replica,
-        )
-        await self._connection.publish(self._subject, self._codec.encode(event))
+        await self.config_updated_many(version, content, ((app_version, endpoint_id),))
 
     async def config_updated_many(
         self, version: str, content: bytes, targets: Sequence[tuple[str, str]]
     ) -> None:
-        """A ConfigUpdated of ``version`` to each (app version name, endpoint id), the bytes
-        ``config_updated`` would publish, from what the messages share encoded once: a push
-        publishes 10,000s a second, and building and encoding each record was an eighth of the
-        process (py-spy). One timestamp for the batch: it is published in one go."""
+        """A ConfigUpdated of ``version`` to each (app version name, endpoint id), from what
+        the messages share encoded once: a push publishes 10,000s a second, and building and
+        encoding each record was an eighth of the process (py-spy). One timestamp for the
+        batch: it is published in one go."""
         # Every field but the correlation id, the app version and the endpoint id is the
         # same in each message; its encoding is cut from the codec's own (so it cannot drift
         # from the schema): with those three and the timestamp empty, they encode as zeros.
@@ -341,16 +331,14 @@ class ConfigUpdatedPublisher:
         tail = template[len(_FIVE_EMPTY) :]
         stamp = long_bytes(_now_ms()) + b"\x00"  # and the timeout, 0
         names: dict[str, bytes] = {}
-        ids, sequence, subject = self._id_head, self._sequence, self._subject
-        connection = self._connection
-        # The connection's publish only when tracing (its span); else straight to the client.
-        publish = connection.publish if tracing.enabled() else connection.client.publish
-        try:
+        ids, sequence = self._id_head, self._sequence
+
+        def payloads() -> Iterator[bytes]:
             for app_version, endpoint_id in targets:
                 name = names.get(app_version)
                 if name is None:
                     name = names[app_version] = string_bytes(app_version)
-                payload = b"".join(
+                yield b"".join(
                     (
                         ids,
                         b"%016x" % (next(sequence) & _SEQUENCE_MASK),
@@ -360,9 +348,8 @@ class ConfigUpdatedPublisher:
                         tail,
                     )
                 )
-                await publish(subject, payload)
-        except NatsError as exc:
-            raise Unavailable("the message broker is unavailable") from exc
+
+        await self._connection.publish_many(self._subject, payloads())
 
     async def flush(self) -> None:
         await self._connection.flush()

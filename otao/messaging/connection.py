@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import ParamSpec
 
 import nats
@@ -153,6 +153,20 @@ class NatsConnection:
                     await client.publish(subject, payload, reply=reply)
             else:
                 await client.publish(subject, payload, reply=reply)
+        except NatsError as exc:
+            raise Unavailable("the message broker is unavailable") from exc
+
+    async def publish_many(self, subject: str, payloads: Iterable[bytes]) -> None:
+        """``publish`` of each payload, in order (a push's batch, 10,000s a second): with
+        tracing off, the client is looked up once and no per-message call is added."""
+        if tracing.enabled():
+            for payload in payloads:
+                await self.publish(subject, payload)  # a span each
+            return
+        publish = self.client.publish
+        try:
+            for payload in payloads:
+                await publish(subject, payload)
         except NatsError as exc:
             raise Unavailable("the message broker is unavailable") from exc
 
