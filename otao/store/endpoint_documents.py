@@ -50,12 +50,30 @@ def endpoint_scope(key: EndpointKey) -> Document:
 _NONE: frozenset[str] = frozenset()
 
 
+def _consents(doc: Document) -> tuple[Consent, ...]:
+    consents = doc.get("consents")
+    if not consents:
+        return ()
+    return tuple(
+        Consent(c.get("version"), bool(c.get("allVersions")), c["grantedAt"]) for c in consents
+    )
+
+
+def _filters(doc: Document) -> frozenset[str] | None:
+    """The filters it matches; None while nothing is known. Any fact counts (an ep-matched
+    event alone included), not only a learned membership."""
+    get = doc.get
+    filters = get("filters")
+    if filters or get("filtersKnown") or get("filterFacts"):
+        return frozenset(filters or ())
+    return None
+
+
 def from_document(doc: Document) -> EndpointState:
     # Read on every poll that needs state and for every endpoint a push walks: kept lean.
     get = doc.get
     report = get("lastReport")
     failed = get("failedVersions")
-    consents = get("consents")
     return EndpointState(
         tenant_id=doc["tenantId"],
         application=doc["application"],
@@ -72,20 +90,8 @@ def from_document(doc: Document) -> EndpointState:
             else None
         ),
         failed_versions=frozenset(failed) if failed else _NONE,
-        consents=(
-            tuple(
-                Consent(c.get("version"), bool(c.get("allVersions")), c["grantedAt"])
-                for c in consents
-            )
-            if consents
-            else ()
-        ),
-        # Any fact counts (an ep-matched event alone included), not only a learned membership.
-        filters=(
-            frozenset(get("filters") or ())
-            if get("filtersKnown") or get("filters") or get("filterFacts")
-            else None
-        ),
+        consents=_consents(doc),
+        filters=_filters(doc),
         updated_at=get("updatedAt"),
         app_version=get("appVersionName"),
         seen=not get(UNSEEN),
@@ -106,26 +112,12 @@ def push_state(doc: Document) -> Walked:
     read. A push walks every endpoint: the full state was 18% of its time."""
     get = doc.get
     failed = get("failedVersions")
-    consents = get("consents")
-    filters = get("filters")
     return Walked(
         doc["endpointId"],
         get("currentVersion"),
         frozenset(failed) if failed else _NONE,
-        (
-            tuple(
-                Consent(c.get("version"), bool(c.get("allVersions")), c["grantedAt"])
-                for c in consents
-            )
-            if consents
-            else ()
-        ),
-        # As from_document: any fact counts.
-        (
-            frozenset(filters or ())
-            if filters or get("filtersKnown") or get("filterFacts")
-            else None
-        ),
+        _consents(doc),
+        _filters(doc),
         get("appVersionName"),
     )
 
