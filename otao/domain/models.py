@@ -96,6 +96,13 @@ class Software:
     def upgradable_from(self) -> tuple[str, ...]:
         return self.spec.upgradable_from
 
+    @property
+    def waves_pending(self) -> bool:
+        """Whether its rollout plan still holds endpoints back by wave (a wave not open yet):
+        only then does an endpoint's wave, a hash of its id, matter."""
+        plan, state = self.spec.rollout_plan, self.rollout
+        return plan is not None and state is not None and state.current_wave < plan.last_wave
+
 
 @frozen
 class ApplicationSettings:

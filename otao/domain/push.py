@@ -245,13 +245,14 @@ def deliveries(
     decided: dict[_Signature, Software | None] = {}
     pushed: list[tuple[E, Software]] = []
     # A rollout plan places each endpoint by its id, in a wave: the endpoint's waves under
-    # every plan are part of its facts (a wave opening: two kinds of endpoint, not 100,000).
+    # every plan still holding some back are part of its facts (a wave opening: two kinds of
+    # endpoint, not 100,000). A plan with every wave open, before and after, places nobody.
     plans = list(
         dict.fromkeys(  # once each: before and after mostly hold the same plan
             (d.spec.rollout_plan, d.application, d.version)
             for c in (before, after)
             for d in c.definitions
-            if d.spec.rollout_plan is not None
+            if d.waves_pending and d.spec.rollout_plan is not None
         )
     )
     for state in states:

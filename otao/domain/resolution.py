@@ -113,7 +113,7 @@ def wave_blocker(
             VerdictKind.ROLLOUT_PAUSED,
             rollout_progress.rollout_paused_reason(state.changed_at, state.changed_by),
         )
-    if state.current_wave >= plan.last_wave:
+    if not definition.waves_pending:
         return None  # every wave is open: no need to place the endpoint (no hash)
     if facts.endpoint_id is None:
         wave = plan.last_wave

@@ -7,7 +7,7 @@ from dataclasses import replace
 from otao.domain.models import EndpointState, Software
 from otao.domain.push import deliveries
 from otao.domain.resolution import EndpointFacts, VerdictKind, explain, select
-from otao.domain.rollout_plan import RolloutPlan, Wave, wave_for
+from otao.domain.rollout_plan import RolloutPlan, Wave, bucket, wave_for
 from otao.domain.rollout_progress import GateState
 from otao.domain.rollout_state import RolloutState
 from tests.domain.builders import NOW, catalog, software
@@ -76,3 +76,16 @@ def test_a_wave_opening_pushes_exactly_the_endpoints_it_newly_includes() -> None
     assert {s.endpoint_id for s, _ in pushed} == {
         e for e in ENDPOINTS if wave_for(PLAN, "app", e, "2.0.0") == 1
     }
+
+
+def test_a_push_under_a_plan_with_every_wave_open_places_no_endpoint_in_a_wave() -> None:
+    # Every wave open before and after (a new version beside it): waves decide nothing, so
+    # no endpoint id is hashed, and every endpoint is one kind of endpoint.
+    everyone = RolloutState.started(NOW).advanced("alice", NOW)
+    other = software("2.1.0", "1.0.0")
+    states = [EndpointState("t", "app", f"open-{e}", current_version="1.0.0") for e in ENDPOINTS]
+    hashed = bucket.cache_info().misses
+    pushed = deliveries(catalog(planned(everyone)), catalog(planned(everyone), other), states, NOW)
+    assert bucket.cache_info().misses == hashed
+    assert {s.endpoint_id for s, _ in pushed} == {s.endpoint_id for s in states}
+    assert {o.version for _, o in pushed} == {"2.1.0"}
