@@ -82,15 +82,15 @@ class WaveService:
         application: str,
         version: str,
         wait: float | None = None,
-        fleet: Counted[FleetCounts] | None = None,
     ) -> Progress | None:
-        """The rollout's waves and gate; ``wait`` bounds the wait for a recount (then the
-        last count is used), ``fleet`` gives the eligible counts (the status's)."""
+        """The rollout's waves and gate, as the gate worker and the actions judge them
+        (without eligible counts: the status adds those, see ``assemble``); ``wait`` bounds
+        the wait for a recount (then the last count is used)."""
         catalog = await self.catalogs.get(tenant_id, application)
         definition = catalog.get(version)
         if definition is None:
             return None
-        return self.assemble(definition, await self.outcomes(definition, wait), fleet)
+        return self.assemble(definition, await self.outcomes(definition, wait), None)
 
     def assemble(
         self,
