@@ -105,11 +105,11 @@ def tle_subject(originator: str, event_type: TleEventType | str) -> str:
 
 
 class _Subject:
-    """A subject of ``Subjects`` that ``build`` makes from its instance name ``name``."""
+    """A subject of ``Subjects`` that ``build`` makes from the instance name ``name`` reads."""
 
     __slots__ = ("_build", "_name")
 
-    def __init__(self, build: Callable[[str], str], name: str) -> None:
+    def __init__(self, build: Callable[[str], str], name: Callable[[Subjects], str]) -> None:
         self._build = build
         self._name = name
 
@@ -120,7 +120,7 @@ class _Subject:
     def __get__(self, subjects: Subjects | None, owner: type[Subjects]) -> str | _Subject:
         if subjects is None:  # read on the class (help(), introspection): the descriptor
             return self
-        return self._build(getattr(subjects, self._name))
+        return self._build(self._name(subjects))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,12 +151,12 @@ class Subjects:
         """3/ISM: replicas of one instance share targeted messages in a group named after it."""
         return self.otao
 
-    cdtp_request = _Subject(cdtp_request_subject, "otao")
-    config_updated = _Subject(config_updated_subject, "otao")
-    config_applied = _Subject(config_applied_subject, "consumer")
-    elce_unregistered = _Subject(elce_unregistered_subject, "epr")
-    efmp_request = _Subject(efmp_request_subject, "epr")
-    efmp_reply = _Subject(efmp_reply_subject, "replica")
+    cdtp_request = _Subject(cdtp_request_subject, lambda s: s.otao)
+    config_updated = _Subject(config_updated_subject, lambda s: s.otao)
+    config_applied = _Subject(config_applied_subject, lambda s: s.consumer)
+    elce_unregistered = _Subject(elce_unregistered_subject, lambda s: s.epr)
+    efmp_request = _Subject(efmp_request_subject, lambda s: s.epr)
+    efmp_reply = _Subject(efmp_reply_subject, lambda s: s.replica)
 
     def efe(self, event_type: EfeEventType) -> str:
         """Events of ``event_type`` for every filter."""
