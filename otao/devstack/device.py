@@ -21,6 +21,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from otao.messaging.avro import AvroCodec, MalformedPayload
+from otao.messaging.connection import write_buffered
 from otao.messaging.records import ConfigApplied, ConfigRequest, ConfigResponse, ConfigUpdated
 from otao.messaging.subjects import (
     cdtp_request_subject,
@@ -144,6 +145,7 @@ async def applied(args: argparse.Namespace) -> int:
     )
     await client.publish(config_applied_subject(args.consumer), codec.encode(event))
     try:
+        await write_buffered(client)  # nats-py's flush alone fences only what was written
         await client.flush(timeout=max(int(args.timeout), 1))
     except (nats.errors.Error, TimeoutError):
         raise Unreachable(f"NATS at {args.nats} did not confirm the report") from None

@@ -174,7 +174,7 @@ class NatsConnection:
         """Returns once the server has everything published before (a PING/PONG fence)."""
         client = self.client
         try:
-            await _written(client)
+            await write_buffered(client)
             await client.flush(timeout=timeout)
         except (NatsError, TimeoutError) as exc:
             raise Unavailable("the message broker is unavailable") from exc
@@ -214,7 +214,7 @@ class NatsConnection:
                 await self._client.close()
 
 
-async def _written(client: Client) -> bool:
+async def write_buffered(client: Client) -> bool:
     """Returns once nats-py wrote what it buffered; False when this nats-py cannot say.
 
     nats-py (2.10 to 2.16) buffers commands (PUB, SUB, UNSUB) for its flusher task, but writes
@@ -231,19 +231,19 @@ async def _written(client: Client) -> bool:
 async def _drain_in_order(client: Client, subscriptions: list[Subscription]) -> None:
     """Drain ``subscriptions`` with their UNSUBs on the wire before the PING that fences them.
 
-    ``Subscription.drain`` buffers its UNSUB but sends its PING at once (see ``_written``). The
-    PONG can then come back before the server has read the UNSUB; the drain ends, the client
-    forgets the subscription, and a request the server handed this replica in between is
-    dropped as one for no subscription: nobody answers it, and core NATS never redelivers. So
-    the UNSUBs are sent and written first; drain's own UNSUB then finds nothing left at the
-    server, and its PONG comes after every message the server sent this replica, each of
-    which is handled before the drain ends.
+    ``Subscription.drain`` buffers its UNSUB but sends its PING at once (see
+    ``write_buffered``). The PONG can then come back before the server has read the UNSUB;
+    the drain ends, the client forgets the subscription, and a request the server handed
+    this replica in between is dropped as one for no subscription: nobody answers it, and
+    core NATS never redelivers. So the UNSUBs are sent and written first; drain's own UNSUB
+    then finds nothing left at the server, and its PONG comes after every message the server
+    sent this replica, each of which is handled before the drain ends.
     """
     unsubscribe = getattr(client, "_send_unsubscribe", None)
     if unsubscribe is not None:
         for subscription in subscriptions:
             await unsubscribe(subscription._id)
-    if unsubscribe is None or not await _written(client):
+    if unsubscribe is None or not await write_buffered(client):
         # A nats-py without these: its own order, rather than no graceful stop at all.
         log.warning("nats-py changed: queue groups are left in its own (lossy) order")
     drains = (s.drain() for s in subscriptions)  # type: ignore[no-untyped-call]
